@@ -1,0 +1,134 @@
+"""The codec driver: image -> levels -> one ANS chunk per level -> .hc container, and back.
+
+Data flows one way (DESIGN.md): a family builds the levels, each level codes itself on its own
+stack coder, the container frames the chunks. This module never sees a probability and the
+container never sees torch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hiercodec import container
+from hiercodec.coding.ans import CODER_ID, CODER_VERSION, StackCoder
+from hiercodec.errors import FormatError, HiercodecError, IntegrityError, ModelNotFoundError
+from hiercodec.families.base import Geometry
+from hiercodec.tiling import TileLayout
+from hiercodec.zoo import Model, load
+
+Progress = Callable[[int], None]  # called with the number of symbols just coded
+
+
+@dataclass
+class LevelReport:
+    name: str
+    bound_bits: float  # the exact model's -log2 p of the level's symbols
+    written_bytes: int  # the chunk's length
+    symbols: int
+
+    @property
+    def written_bits(self) -> int:
+        return 8 * self.written_bytes
+
+    @property
+    def overhead_percent(self) -> float:
+        return 100.0 * (self.written_bits / self.bound_bits - 1) if self.bound_bits > 0 else 0.0
+
+
+@dataclass
+class Report:
+    model_id: str
+    geometry: Geometry
+    file_bytes: int
+    levels: list[LevelReport] = field(default_factory=list)
+
+    @property
+    def bound_bits(self) -> float:
+        return sum(level.bound_bits for level in self.levels)
+
+    @property
+    def bits_per_dim(self) -> float:
+        return 8 * self.file_bytes / self.geometry.dims
+
+    @property
+    def bound_bits_per_dim(self) -> float:
+        return self.bound_bits / self.geometry.dims
+
+
+def _values_crc(values: np.ndarray) -> int:
+    return container.crc32(np.ascontiguousarray(values).tobytes())
+
+
+def encode_image(model: Model, image: np.ndarray, progress: Progress | None = None) -> tuple[bytes, Report]:
+    """Losslessly code a uint8 image (H, W, C), C in 1..4."""
+    geometry = Geometry(*image.shape)
+    layout = model.family.layout(geometry)
+    levels = model.family.levels(geometry, layout)
+    above: dict[str, np.ndarray] = {}
+    chunks, reports = [], []
+    for index, level in enumerate(levels):
+        values = level.analyze(image, above)
+        coder = StackCoder()
+        stats = level.encode(values, above, coder)
+        data = coder.to_bytes()
+        chunks.append(container.ChunkEntry(index, data, _values_crc(values), math.ceil(stats.bound_bits)))
+        reports.append(LevelReport(level.name, stats.bound_bits, len(data), stats.symbols))
+        above[level.name] = values
+        if progress:
+            progress(stats.symbols)
+    header = container.Header(
+        model_id=model.id, model_hash=model.hash, coder_id=CODER_ID, coder_version=CODER_VERSION,
+        height=geometry.height, width=geometry.width, channels=geometry.channels, bit_depth=8,
+        tile_height=layout.tile_h, tile_width=layout.tile_w, lossy=False, levels_total=len(levels))
+    data = container.write(container.Container(header, tuple(chunks)))
+    return data, Report(model.id, geometry, len(data), reports)
+
+
+def model_for(header: container.Header, loader: Callable[[str], Model] = load) -> Model:
+    """The installed model a file was written with, or a HiercodecError that says what is missing."""
+    if (header.coder_id, header.coder_version) != (CODER_ID, CODER_VERSION):
+        raise FormatError(f"file was coded with {header.coder_id} {header.coder_version}; this hiercodec "
+                          f"reads {CODER_ID} {CODER_VERSION} (install the hiercodec version that wrote it)")
+    try:
+        model = loader(header.model_id)
+    except ModelNotFoundError:
+        raise ModelNotFoundError(f"file needs model '{header.model_id}', which is not installed; install "
+                                 f"the hiercodec release that ships it or export it with that id") from None
+    if model.hash != header.model_hash:
+        raise ModelNotFoundError(f"file was written with other weights for model '{header.model_id}' "
+                                 f"(hash {header.model_hash.hex()[:12]}, installed {model.hash.hex()[:12]})")
+    return model
+
+
+def decode_image(data: bytes, loader: Callable[[str], Model] = load,
+                 progress: Progress | None = None) -> tuple[np.ndarray, Report]:
+    """Decode a .hc file; every CRC is checked and a damaged file raises, never returns pixels."""
+    box = container.read(data)
+    h = box.header
+    model = model_for(h, loader)
+    geometry = Geometry(h.height, h.width, h.channels)
+    layout = TileLayout(h.height, h.width, h.tile_height, h.tile_width)
+    if layout.tile_h > h.height or layout.tile_w > h.width or layout.count > h.height * h.width:
+        raise FormatError("tile size in the header does not fit the image; the file is damaged")
+    levels = model.family.levels(geometry, layout)
+    if h.levels_total != len(levels):
+        raise FormatError(f"file has {h.levels_total} levels, model '{model.id}' codes this image in {len(levels)}")
+    if box.levels_present != len(levels):
+        raise HiercodecError("this file was cut after a level and this model has no lossy reconstruction")
+    above: dict[str, np.ndarray] = {}
+    reports = []
+    for level, chunk in zip(levels, box.chunks):
+        coder = StackCoder(chunk.data)
+        values = level.decode(above, coder, progress)
+        coder.assert_consumed(f"level {chunk.level} ({level.name})")
+        if _values_crc(values) != chunk.values_crc:
+            raise IntegrityError(f"level {chunk.level} ({level.name}) decoded to values whose CRC32 "
+                                 "does not match: the file is damaged")
+        above[level.name] = values
+        reports.append(LevelReport(level.name, float(chunk.bound_bits), len(chunk.data), values.size))
+    image = model.family.reconstruct(above, geometry)
+    return image, Report(model.id, geometry, len(data), reports)

@@ -1,0 +1,92 @@
+"""Exact layers: integer convolutions by unfold + matrix product (never FFT or Winograd, which are
+not exact in any arithmetic) and lookup-table nonlinearities. The same weights serve the whole-tile
+pass of the encoder (`conv`) and the one-position steps of the decoder (`dense`): both compute the
+same integer sums, so their outputs agree bit for bit (DESIGN.md, "Decode speed").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from hiercodec.exact.quant import ACT_MAX, ACT_MIN, DTYPE, EXACT_LIMIT, GATE_FRAC, accumulator_bound
+
+
+def _t(a) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(a), dtype=DTYPE)
+
+
+@dataclass
+class QConv:
+    """A quantized convolution: y = clamp(floor((W a + b) * 2^-shift)) per output channel.
+
+    weight: (Cout, Cin*kh*kw) integers, columns in F.unfold order (cin, dy, dx); bias holds the
+    rounding offset; scale = 2^-shift. `clamp=False` leaves the sum unclamped, for terms that are
+    added to others before the clamp."""
+
+    weight: torch.Tensor
+    bias: torch.Tensor
+    scale: torch.Tensor
+    kernel: tuple[int, int]
+    lo: torch.Tensor | float = ACT_MIN
+    hi: torch.Tensor | float = ACT_MAX
+
+    @classmethod
+    def from_ints(cls, w_int: np.ndarray, bias_int: np.ndarray, shift: np.ndarray,
+                  kernel: tuple[int, int], lo=None, hi=None, in_max: float = -ACT_MIN) -> "QConv":
+        bound = accumulator_bound(w_int, bias_int, np.zeros(1), in_max)
+        if bound >= EXACT_LIMIT:
+            raise ValueError(f"accumulator bound {bound:.3g} reaches 2^53: not exact")
+        lo = ACT_MIN if lo is None else _t(lo).reshape(-1)
+        hi = ACT_MAX if hi is None else _t(hi).reshape(-1)
+        return cls(_t(w_int).reshape(w_int.shape[0], -1), _t(bias_int),
+                   _t(np.exp2(-np.asarray(shift, dtype=np.float64))), kernel, lo, hi)
+
+    def acc_conv(self, x: torch.Tensor) -> torch.Tensor:
+        """Accumulators of a valid convolution of padded x (B, Cin, H, W) -> (B, Cout, H', W')."""
+        kh, kw = self.kernel
+        b, _, h, w = x.shape
+        ho, wo = h - kh + 1, w - kw + 1
+        cols = x if (kh, kw) == (1, 1) else F.unfold(x, (kh, kw))
+        cols = cols.reshape(b, cols.shape[1] if (kh, kw) != (1, 1) else x.shape[1], -1)
+        acc = torch.matmul(self.weight, cols) + self.bias[:, None]
+        return acc.reshape(b, -1, ho, wo)
+
+    def conv(self, x: torch.Tensor, clamp: bool = True) -> torch.Tensor:
+        acc = self.acc_conv(x) * self.scale[:, None, None]
+        acc = torch.floor(acc)
+        return _clamp(acc, self.lo, self.hi, (1, -1, 1, 1)) if clamp else acc
+
+    def dense(self, cols: torch.Tensor, clamp: bool = True) -> torch.Tensor:
+        """One output position per row: cols (N, Cin*kh*kw) in unfold order -> (N, Cout)."""
+        acc = torch.floor((torch.matmul(cols, self.weight.T) + self.bias) * self.scale)
+        return _clamp(acc, self.lo, self.hi, (1, -1)) if clamp else acc
+
+
+def _clamp(x: torch.Tensor, lo, hi, shape) -> torch.Tensor:
+    if isinstance(lo, torch.Tensor):
+        return torch.maximum(torch.minimum(x, hi.reshape(shape)), lo.reshape(shape))
+    return x.clamp_(lo, hi)
+
+
+@dataclass
+class Gate:
+    """Gated activation tanh(a) * sigmoid(b) by lookup: a, b are the two halves of the channels
+    (dim 1); the result has GATE_FRAC fractional bits, rounded, in [-2^11, 2^11 - 1]."""
+
+    tanh: torch.Tensor
+    sig: torch.Tensor
+
+    def __call__(self, pre: torch.Tensor) -> torch.Tensor:
+        a, b = pre.chunk(2, dim=1)
+        t = self.tanh[(a - ACT_MIN).long()]
+        s = self.sig[(b - ACT_MIN).long()]
+        return torch.floor((t * s + (1 << (GATE_FRAC - 1))) * 2.0 ** -GATE_FRAC).clamp_(ACT_MIN, ACT_MAX)
+
+
+def lookup(lut: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """lut[x - ACT_MIN] for activation integers x."""
+    return lut[(x - ACT_MIN).long()]

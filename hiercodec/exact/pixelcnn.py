@@ -1,0 +1,123 @@
+"""Exact gated PixelCNN: the integer twin of hiercodec.nn.gated.GatedPixelCNN.
+
+`forward` is the encoder's one pass over whole tiles. `Decoder` is the decoder's incremental form
+(Ramachandran et al. 2017's caching, made safe by exact arithmetic): at the start of row i it computes
+the vertical stack of row i for every layer (it depends only on rows above), then for each position
+only the horizontal stack of that position, from the cached current row of each layer. The two agree
+bit for bit because both compute the same integer sums (tests/test_exact.py checks it).
+
+Stored tensors (names as in `ExactPixelCNN.LAYERS`): `<layer>.w` (Cout, Cin*kh*kw) int16,
+`<layer>.b` int64 (bias at accumulator scale plus rounding offset), `<layer>.shift` int32; `out2.lo`,
+`out2.hi` per-channel clamps; `lut.gate.<stack><l>.tanh|sig`, `lut.elu`, and the mixture's luts.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from hiercodec.exact.layers import Gate, QConv, lookup
+from hiercodec.exact.quant import ACT_MAX, ACT_MIN, DTYPE, GATE_FRAC
+from hiercodec.nn.gated import H_IN, H_K, V_IN, V_K, causal_pad
+
+
+class ExactPixelCNN:
+    def __init__(self, tensors: dict[str, torch.Tensor], channels: int, layers: int, h_frac: int):
+        self.channels, self.layers = channels, layers
+
+        def conv(name: str, kernel: tuple[int, int], in_max: float = -ACT_MIN) -> QConv:
+            lo = tensors.get(f"{name}.lo")
+            hi = tensors.get(f"{name}.hi")
+            return QConv.from_ints(tensors[f"{name}.w"].numpy(), tensors[f"{name}.b"].numpy(),
+                                   tensors[f"{name}.shift"].numpy(), kernel,
+                                   None if lo is None else lo.numpy(), None if hi is None else hi.numpy(),
+                                   in_max)
+
+        def gate(name: str) -> Gate:
+            return Gate(tensors[f"lut.gate.{name}.tanh"].to(DTYPE), tensors[f"lut.gate.{name}.sig"].to(DTYPE))
+
+        self.v_in = conv("v_in", V_IN, in_max=128)
+        self.h_in = conv("h_in", H_IN, in_max=128)
+        self.link_in = conv("link_in", (1, 1))
+        self.v = [conv(f"v.{i}", V_K) for i in range(layers)]
+        self.h = [conv(f"h.{i}", H_K) for i in range(layers)]
+        self.link = [conv(f"link.{i}", (1, 1)) for i in range(layers)]
+        self.res = [conv(f"res.{i}", (1, 1)) for i in range(layers)]
+        self.out1 = conv("out1", (1, 1))
+        self.out2 = conv("out2", (1, 1))
+        self.gate_v = [gate(f"v{i}") for i in range(layers + 1)]
+        self.gate_h = [gate(f"h{i}") for i in range(layers + 1)]
+        self.elu = tensors["lut.elu"].to(DTYPE)
+        # the input layer's gated output (GATE_FRAC bits) joins the residual stream at h_frac bits
+        self.h0_scale = 2.0 ** -(GATE_FRAC - h_frac)
+        self.h0_offset = float(1 << (GATE_FRAC - h_frac - 1)) if GATE_FRAC > h_frac else 0.0
+
+    def _h0(self, g: torch.Tensor) -> torch.Tensor:
+        return torch.floor((g + self.h0_offset) * self.h0_scale)
+
+    def _head(self, h: torch.Tensor, dense: bool) -> torch.Tensor:
+        if dense:
+            return self.out2.dense(lookup(self.elu, self.out1.dense(h)))
+        return self.out2.conv(lookup(self.elu, self.out1.conv(h)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, 3, H, W) integers pixel - 128 (float64) -> parameters (B, 10K, H, W) integers."""
+        vp = self.v_in.conv(causal_pad(x, "v_in"))
+        hp = (self.h_in.conv(causal_pad(x, "h_in"), clamp=False) + self.link_in.conv(vp, clamp=False)).clamp_(ACT_MIN, ACT_MAX)
+        v, h = self.gate_v[0](vp), self._h0(self.gate_h[0](hp))
+        for i in range(self.layers):
+            vp = self.v[i].conv(causal_pad(v, "v"))
+            hp = (self.h[i].conv(causal_pad(h, "h"), clamp=False) + self.link[i].conv(vp, clamp=False)).clamp_(ACT_MIN, ACT_MAX)
+            if i + 1 < self.layers:
+                v = self.gate_v[i + 1](vp)
+            h = (h + self.res[i].conv(self.gate_h[i + 1](hp), clamp=False)).clamp_(ACT_MIN, ACT_MAX)
+        return self._head(h, dense=False)
+
+    def decoder(self, batch: int, height: int, width: int) -> "Decoder":
+        return Decoder(self, batch, height, width)
+
+
+class Decoder:
+    """Incremental decoding state of `batch` tiles of height x width, filled in raster order."""
+
+    def __init__(self, net: ExactPixelCNN, batch: int, height: int, width: int):
+        self.net, self.b, self.hgt, self.wid = net, batch, height, width
+        c, c2 = net.channels, 2 * net.channels
+        # x[i, j] at xp[.., i + 3, j + 3]: the input layer looks 3 rows up and 3 columns each side
+        self.xp = torch.zeros(batch, 3, height + 3, width + 6, dtype=DTYPE)
+        # v_l[i, j] at vcache[l][.., i + 1, j + 1]: gated layers look 1 row up, 1 column each side
+        self.vcache = [torch.zeros(batch, c, height + 1, width + 2, dtype=DTYPE) for _ in range(net.layers)]
+        self.link = [torch.zeros(batch, c2, width, dtype=DTYPE) for _ in range(net.layers + 1)]
+        # current row of h_l at hrow[l][.., j + 1]: gated layers look 1 column left
+        self.hrow = [torch.zeros(batch, c, width + 1, dtype=DTYPE) for _ in range(net.layers + 1)]
+
+    def row(self, i: int) -> None:
+        """Vertical stack of row i (needs rows < i of the image) and its links into the h stack."""
+        n = self.net
+        vp = n.v_in.conv(self.xp[:, :, i : i + 3, :])
+        self.link[0] = n.link_in.conv(vp, clamp=False)[:, :, 0]
+        self.vcache[0][:, :, i + 1, 1:-1] = n.gate_v[0](vp)[:, :, 0]
+        for l in range(n.layers):
+            vp = n.v[l].conv(self.vcache[l][:, :, i : i + 2, :])
+            self.link[l + 1] = n.link[l].conv(vp, clamp=False)[:, :, 0]
+            if l + 1 < n.layers:
+                self.vcache[l + 1][:, :, i + 1, 1:-1] = n.gate_v[l + 1](vp)[:, :, 0]
+        for h in self.hrow:
+            h.zero_()
+
+    def step(self, i: int, j: int) -> torch.Tensor:
+        """Parameters (batch, 10K) of position (i, j); row(i) and every earlier pixel must be set."""
+        n = self.net
+        cols = self.xp[:, :, i + 3, j : j + 3].reshape(self.b, -1)
+        hp = (n.h_in.dense(cols, clamp=False) + self.link[0][:, :, j]).clamp_(ACT_MIN, ACT_MAX)
+        h = n._h0(n.gate_h[0](hp))
+        self.hrow[0][:, :, j + 1] = h
+        for l in range(n.layers):
+            cols = self.hrow[l][:, :, j : j + 2].reshape(self.b, -1)
+            hp = (n.h[l].dense(cols, clamp=False) + self.link[l + 1][:, :, j]).clamp_(ACT_MIN, ACT_MAX)
+            h = (h + n.res[l].dense(n.gate_h[l + 1](hp), clamp=False)).clamp_(ACT_MIN, ACT_MAX)
+            self.hrow[l + 1][:, :, j + 1] = h
+        return n._head(h, dense=True)
+
+    def set_pixel(self, i: int, j: int, values: torch.Tensor) -> None:
+        """values: (batch, 3) pixel values 0..255 of position (i, j)."""
+        self.xp[:, :, i + 3, j + 3] = values.to(DTYPE) - 128

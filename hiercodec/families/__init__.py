@@ -1,0 +1,17 @@
+"""Model families: one module per family of DESIGN.md; `build_family` picks one by name."""
+
+from __future__ import annotations
+
+import torch
+
+from hiercodec.errors import HiercodecError
+
+
+def build_family(config: dict, tensors: dict[str, torch.Tensor]):
+    """The family object of a loaded model (it builds the levels of an image)."""
+    name = config.get("family")
+    if name == "pixelcnn":
+        from hiercodec.families.pixelcnn import PixelCNNFamily
+
+        return PixelCNNFamily(config, tensors)
+    raise HiercodecError(f"model family '{name}' is not known to this version of hiercodec; upgrade hiercodec")

@@ -1,0 +1,59 @@
+"""Alpha as a level of its own (DESIGN.md, "Images of any size"), shared by every family.
+
+Alpha planes are mostly flat (opaque) with thin anti-aliased edges, so a fixed exact model does
+well: one group per row; each pixel's table depends on the three pixels above it (above-left,
+above, above-right; edges replicated; the row above the image counts as opaque 255). When the three
+agree the table is confident in their value, otherwise it spreads mass around the pixel above.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from hiercodec.coding.tables import normalize
+from hiercodec.families.base import Group, GroupDecoder, Level
+
+
+def _tables(raw_by_distance: np.ndarray) -> np.ndarray:
+    """(256, 256) coder tables: row a has weight raw[|v - a|] for symbol v."""
+    d = np.abs(np.arange(256)[:, None] - np.arange(256)[None, :])
+    return normalize(raw_by_distance[d])
+
+
+_D = np.arange(256)
+CONFIDENT = _tables(np.where(_D == 0, 1 << 30, 1 << np.maximum(0, 12 - _D)).astype(np.int64))
+SPREAD = _tables((1 << 20) >> np.minimum(_D // 2, 20))
+
+
+class AlphaLevel(Level):
+    name = "alpha"
+
+    def __init__(self, channel: int, height: int, width: int):
+        self.channel, self.height, self.width = channel, height, width
+
+    def analyze(self, image: np.ndarray, above: dict[str, np.ndarray]) -> np.ndarray:
+        return image[..., self.channel]
+
+    @staticmethod
+    def _row_tables(prev: np.ndarray) -> np.ndarray:
+        p = np.pad(prev.astype(np.int64), 1, mode="edge")
+        left, mid, right = p[:-2], p[1:-1], p[2:]
+        agree = (left == mid) & (mid == right)
+        return np.where(agree[:, None], CONFIDENT[mid], SPREAD[mid])
+
+    def encode_groups(self, values: np.ndarray, above: dict[str, np.ndarray]) -> Iterator[Group]:
+        prev = np.full(values.shape[1], 255, np.uint8)
+        for row in values:
+            yield row.astype(np.int32), self._row_tables(prev)
+            prev = row
+
+    def decode_groups(self, above: dict[str, np.ndarray]) -> GroupDecoder:
+        h, w = self.height, self.width
+        out = np.empty((h, w), np.uint8)
+        prev = np.full(w, 255, np.uint8)
+        for i in range(h):
+            out[i] = yield self._row_tables(prev)
+            prev = out[i]
+        return out

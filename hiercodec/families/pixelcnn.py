@@ -1,0 +1,143 @@
+"""The `pixelcnn` family: one level of pixels coded by a gated PixelCNN with a discretized logistic
+mixture head, the baseline of every paper in ../shared/papers (e.g. Kolesnikov & Lampert 2017,
+Table 1). Autoregression runs over positions in raster order and, within a pixel, over R, G, B
+(the mixture's channel coupling). Tiles are decoded in lockstep: one step serves every tile.
+
+Schedule of the pixel level (bitstreams/FORMAT.md): for each row i and column j of the tile, for
+each coded channel c, one group holding position (i, j) of every tile that covers an image pixel
+there, tiles in row-major grid order. Gray images code channel 0 of a network that sees the gray
+value replicated to R, G and B.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+from hiercodec.coding.ans import StackCoder
+from hiercodec.exact.mixture import ExactMixture
+from hiercodec.exact.pixelcnn import ExactPixelCNN
+from hiercodec.exact.quant import DTYPE
+from hiercodec.families.base import Geometry, Group, GroupDecoder, Level, LevelStats
+from hiercodec.tiling import TileLayout
+
+FILL = 128  # value of padded positions: network input 0, as the zero padding of training
+TILE_BATCH = 8  # tiles per whole-tile pass of the encoder (bounds its memory)
+
+
+def network_input(tiles: np.ndarray) -> torch.Tensor:
+    """(T, C, h, w) uint8, C = 1 or 3 -> (T, 3, h, w) float64 integers pixel - 128."""
+    x = torch.from_numpy(tiles.astype(np.int64)).to(DTYPE) - 128
+    return x.expand(-1, 3, -1, -1).contiguous() if x.shape[1] == 1 else x
+
+
+class PixelLevel(Level):
+    name = "pixels"
+
+    def __init__(self, net: ExactPixelCNN, mixture: ExactMixture, layout: TileLayout, channels: int):
+        self.net, self.mixture, self.layout, self.channels = net, mixture, layout, channels
+
+    def analyze(self, image: np.ndarray, above: dict[str, np.ndarray]) -> np.ndarray:
+        return image[..., : self.channels]
+
+    def params(self, tiles: np.ndarray) -> torch.Tensor:
+        """Whole-tile pass: (T, 10K, h, w) integer parameters, stored as int16 (all fit)."""
+        out = [self.net.forward(network_input(tiles[s : s + TILE_BATCH])).to(torch.int16)
+               for s in range(0, len(tiles), TILE_BATCH)]
+        return torch.cat(out)
+
+    def row_groups(self, params: torch.Tensor, tiles: np.ndarray, valid: np.ndarray, i: int) -> list[Group]:
+        """Groups of tile row i in decode order (column, then channel), tables from the whole-tile
+        pass and the true symbols (for the channel coupling)."""
+        t, w = len(tiles), self.layout.tile_w
+        p = params[:, :, i, :].permute(2, 0, 1).reshape(w * t, -1).to(DTYPE)  # positions (j, tile)
+        sym = torch.from_numpy(tiles[:, :, i, :].transpose(2, 0, 1).reshape(w * t, -1).astype(np.int64))
+        state = self.mixture.begin(p)
+        tables = []
+        for c in range(self.channels):
+            tab, mass = self.mixture.table(state, c, sym[:, :c].to(DTYPE))
+            tables.append(tab.reshape(w, t, -1))
+            if c + 1 < self.channels:
+                self.mixture.update(state, mass, sym[:, c])
+        symbols = sym.numpy().reshape(w, t, -1).astype(np.int32)
+        groups = []
+        for j in range(w):
+            v = valid[:, i, j]
+            groups += [(symbols[j, v, c], tables[c][j, v]) for c in range(self.channels)]
+        return groups
+
+    def encode_groups(self, values: np.ndarray, above: dict[str, np.ndarray]) -> Iterator[Group]:
+        tiles = self.layout.to_tiles(values, FILL)
+        params, valid = self.params(tiles), self.layout.valid()
+        for i in range(self.layout.tile_h):
+            yield from self.row_groups(params, tiles, valid, i)
+
+    def encode(self, values: np.ndarray, above: dict[str, np.ndarray], coder: StackCoder) -> LevelStats:
+        """One coder call per tile row (its groups concatenated in decode order), last row first:
+        on a stack this is the same stream as pushing every group in reverse."""
+        stats = LevelStats(self.name)
+        tiles = self.layout.to_tiles(values, FILL)
+        params, valid = self.params(tiles), self.layout.valid()
+        for i in reversed(range(self.layout.tile_h)):
+            groups = self.row_groups(params, tiles, valid, i)
+            symbols = np.concatenate([g[0] for g in groups])
+            stats.bound_bits += coder.push(symbols, np.concatenate([g[1] for g in groups]))
+            stats.symbols += len(symbols)
+        return stats
+
+    def decode_groups(self, above: dict[str, np.ndarray]) -> GroupDecoder:
+        lay = self.layout
+        t, cc = lay.count, self.channels
+        dec = self.net.decoder(t, lay.tile_h, lay.tile_w)
+        valid = torch.from_numpy(lay.valid())
+        out = np.full((t, cc, lay.tile_h, lay.tile_w), FILL, np.uint8)
+        for i in range(lay.tile_h):
+            dec.row(i)
+            for j in range(lay.tile_w):
+                state = self.mixture.begin(dec.step(i, j))
+                v = valid[:, i, j]
+                vals = torch.full((t, 3), float(FILL), dtype=DTYPE)
+                for c in range(cc):
+                    tab, mass = self.mixture.table(state, c, vals[:, :c])
+                    vals[v, c] = torch.from_numpy((yield tab[v.numpy()]).astype(np.float64))
+                    if c + 1 < cc:
+                        self.mixture.update(state, mass, vals[:, c])
+                if cc == 1:
+                    vals[:, 1:] = vals[:, :1]
+                dec.set_pixel(i, j, vals)
+                out[:, :, i, j] = vals[:, :cc].numpy().astype(np.uint8)
+        return lay.from_tiles(out)
+
+
+class PixelCNNFamily:
+    """Builds the levels of an image for a loaded `pixelcnn` model."""
+
+    family = "pixelcnn"
+
+    def __init__(self, config: dict, tensors: dict[str, torch.Tensor]):
+        net = config["network"]
+        self.tile = int(net["tile"])
+        self.net = ExactPixelCNN(tensors, net["channels"], net["layers"], config["exact"]["h_frac"])
+        self.mixture = ExactMixture(net["mixtures"], {k[4:]: v for k, v in tensors.items()
+                                                      if k.startswith("lut.") and k[4:] in ("exp", "inv_s", "sigmoid_cdf")})
+
+    def layout(self, geometry: Geometry) -> TileLayout:
+        return TileLayout.for_image(geometry.height, geometry.width, self.tile)
+
+    def levels(self, geometry: Geometry, layout: TileLayout) -> list[Level]:
+        from hiercodec.families.alpha import AlphaLevel
+
+        color = 3 if geometry.channels >= 3 else 1
+        levels: list[Level] = [PixelLevel(self.net, self.mixture, layout, color)]
+        if geometry.channels in (2, 4):
+            levels.append(AlphaLevel(geometry.channels - 1, geometry.height, geometry.width))
+        return levels
+
+    def reconstruct(self, decoded: dict[str, np.ndarray], geometry: Geometry) -> np.ndarray:
+        """The image (H, W, C) from the decoded levels (pixels, then alpha if present)."""
+        image = decoded["pixels"]
+        if "alpha" in decoded:
+            image = np.concatenate([image, decoded["alpha"][..., None]], axis=2)
+        return image

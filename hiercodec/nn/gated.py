@@ -1,0 +1,92 @@
+"""Float gated PixelCNN (van den Oord et al. 2016, as used by every paper in ../shared/papers):
+a vertical stack that sees the rows above and a horizontal stack that sees the pixels to the left,
+with gated activations tanh(a) * sigmoid(b) and a vertical-to-horizontal link.
+
+Every convolution is causal by construction (padding and kernel shape, no masks), and the shapes are
+chosen so that the exact integer version (hiercodec.exact.pixelcnn) can decode incrementally:
+- the vertical stack of row i depends only on image rows < i, so it is computed once per row;
+- the horizontal stack at (i, j) depends on row i only through columns < j of the image.
+
+`cond` (optional, one tensor per layer, shape (B, 2C, H, W)) is a per-position bias added to both
+stacks' pre-activations: the hook through which a level is conditioned on the levels above
+(Kolesnikov & Lampert 2017, sec. 3.3; De Fauw et al. 2019, the modulator).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# Kernel geometry shared with the exact implementation. (rows, cols) and the padding that makes
+# each convolution causal: (left, right, top, bottom) for F.pad; negative bottom/right crops.
+V_IN = (3, 7)  # input layer, vertical: rows i-3..i-1, cols j-3..j+3
+H_IN = (1, 3)  # input layer, horizontal: row i, cols j-3..j-1
+V_K = (2, 3)  # gated layers, vertical: rows i-1..i of the previous vertical stack, cols j-1..j+1
+H_K = (1, 2)  # gated layers, horizontal: row i, cols j-1..j of the previous horizontal stack
+
+
+def causal_pad(x: torch.Tensor, kind: str) -> torch.Tensor:
+    """Pad so that a valid convolution of the matching kernel is causal (see kernel table)."""
+    if kind == "v_in":
+        return F.pad(x, (3, 3, 3, 0))[:, :, :-1]
+    if kind == "h_in":
+        return F.pad(x, (3, 0, 0, 0))[:, :, :, :-1]
+    if kind == "v":
+        return F.pad(x, (1, 1, 1, 0))
+    if kind == "h":
+        return F.pad(x, (1, 0, 0, 0))
+    raise ValueError(kind)
+
+
+def gate(x: torch.Tensor) -> torch.Tensor:
+    a, b = x.chunk(2, dim=1)
+    return torch.tanh(a) * torch.sigmoid(b)
+
+
+class GatedPixelCNN(nn.Module):
+    """Input (B, Cin, H, W) scaled to about [-1, 1]; output (B, Cout, H, W) per-pixel parameters that
+    depend on input pixels strictly before each pixel in raster order (all channels of it excluded)."""
+
+    def __init__(self, in_channels: int, out_channels: int, channels: int = 64, layers: int = 6,
+                 head: int = 128):
+        super().__init__()
+        c2 = 2 * channels
+        self.channels, self.layers = channels, layers
+        self.v_in = nn.Conv2d(in_channels, c2, V_IN)
+        self.h_in = nn.Conv2d(in_channels, c2, H_IN)
+        self.link_in = nn.Conv2d(c2, c2, 1, bias=False)
+        self.v = nn.ModuleList(nn.Conv2d(channels, c2, V_K) for _ in range(layers))
+        self.h = nn.ModuleList(nn.Conv2d(channels, c2, H_K) for _ in range(layers))
+        self.link = nn.ModuleList(nn.Conv2d(c2, c2, 1, bias=False) for _ in range(layers))
+        self.res = nn.ModuleList(nn.Conv2d(channels, channels, 1) for _ in range(layers))
+        self.out1 = nn.Conv2d(channels, head, 1)
+        self.out2 = nn.Conv2d(head, out_channels, 1)
+
+    def forward(self, x: torch.Tensor, cond: list[torch.Tensor] | None = None,
+                trace: dict[str, list[torch.Tensor]] | None = None) -> torch.Tensor:
+        """`trace`, when given, collects the tensors whose ranges export calibrates: pre-activations
+        of each layer's stacks ("vp", "hp"), the residual stream ("h") and the head ("o1")."""
+        vp = self.v_in(causal_pad(x, "v_in"))
+        hp = self.h_in(causal_pad(x, "h_in")) + self.link_in(vp)
+        if cond is not None:
+            vp, hp = vp + cond[0], hp + cond[0]
+        v, h = gate(vp), gate(hp)
+        _record(trace, vp=vp, hp=hp, h=h)
+        for i in range(self.layers):
+            vp = self.v[i](causal_pad(v, "v"))
+            hp = self.h[i](causal_pad(h, "h")) + self.link[i](vp)
+            if cond is not None:
+                vp, hp = vp + cond[i + 1], hp + cond[i + 1]
+            v = gate(vp)
+            h = h + self.res[i](gate(hp))
+            _record(trace, vp=vp, hp=hp, h=h)
+        o1 = self.out1(h)
+        _record(trace, o1=o1)
+        return self.out2(F.elu(o1))
+
+
+def _record(trace: dict | None, **tensors: torch.Tensor) -> None:
+    if trace is not None:
+        for k, t in tensors.items():
+            trace.setdefault(k, []).append(t.detach())

@@ -1,0 +1,402 @@
+"""The .hc container against bitstreams/FORMAT.md: layout, round trips, and hostile files."""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+import tracemalloc
+import zlib
+from dataclasses import replace
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hiercodec import container as hc
+from hiercodec.container import ChunkEntry, Container, Header, crc32, cut, read, read_header, write
+from hiercodec.errors import FormatError, HiercodecError, IntegrityError
+
+HASH = hashlib.sha256(b"weights").digest()
+
+
+def make(levels_total=3, present=None, lossy=False, sizes=(8, 12, 4), **fields) -> Container:
+    present = levels_total if present is None else present
+    header = Header(
+        model_id="pixelcnn-test", model_hash=HASH, coder_id="constriction-ans", coder_version="0.5",
+        height=5, width=7, channels=3, bit_depth=8, tile_height=32, tile_width=32, lossy=lossy,
+        levels_total=levels_total)
+    header = replace(header, **fields)
+    chunks = tuple(
+        ChunkEntry(i, bytes((17 * i + j) % 256 for j in range(sizes[i % len(sizes)])),
+                   0x1000 + i, 100 * i + 7)
+        for i in range(present))
+    return Container(header, chunks)
+
+
+SMALL = make()
+SMALL_BYTES = write(SMALL)
+
+
+def layout(c: Container) -> dict[str, int]:
+    """Offsets of the fields of write(c), computed from FORMAT.md, independently of the code."""
+    h = c.header
+    off = {"version": 8, "hlen": 10, "model_id": 14}
+    off["hash"] = 14 + 1 + len(h.model_id)
+    off["coder_id"] = off["hash"] + 32
+    off["coder_version"] = off["coder_id"] + 1 + len(h.coder_id)
+    g = off["coder_version"] + 1 + len(h.coder_version)
+    names = ["height", "width", "channels", "bit_depth", "tile_height", "tile_width", "mode",
+             "levels_total", "levels_present"]
+    for name, delta in zip(names, [0, 4, 8, 9, 10, 12, 14, 15, 16]):
+        off[name] = g + delta
+    off["table"] = g + 17
+    off["header_crc"] = off["table"] + 21 * len(c.chunks)
+    off["payload"] = off["header_crc"] + 4
+    return off
+
+
+OFF = layout(SMALL)
+
+
+def patch(data: bytes, offset: int, fmt: str, value, *, fix_crc: bool = True) -> bytes:
+    """Overwrite one field; recompute the header CRC so that the field check itself is tested."""
+    out = bytearray(data)
+    struct.pack_into(fmt, out, offset, value)
+    if fix_crc:
+        end = 14 + struct.unpack_from("<I", out, 10)[0]
+        struct.pack_into("<I", out, end - 4, zlib.crc32(out[:end - 4]))
+    return bytes(out)
+
+
+def one_line_error(data: bytes, exc=FormatError, match: str | None = None) -> str:
+    with pytest.raises(exc, match=match) as info:
+        read(data)
+    message = str(info.value)
+    assert message and "\n" not in message
+    return message
+
+
+# --- layout -------------------------------------------------------------------------------------
+
+
+def test_crc32_is_zlib_iso_hdlc():
+    assert crc32(b"123456789") == 0xCBF43926
+    assert crc32(b"") == 0
+
+
+def test_bytes_follow_format_md():
+    h = SMALL.header
+    ident = lambda s: bytes([len(s)]) + s.encode()  # noqa: E731
+    body = (ident(h.model_id) + HASH + ident(h.coder_id) + ident(h.coder_version)
+            + struct.pack("<IIBBHHBBB", 5, 7, 3, 8, 32, 32, 0, 3, 3))
+    for c in SMALL.chunks:
+        body += struct.pack("<BIIIQ", c.level, len(c.data), zlib.crc32(c.data), c.values_crc,
+                            c.bound_bits)
+    head = b"\x89HC\r\n\x1a\n\x00" + struct.pack("<HI", 1, len(body) + 4) + body
+    expected = head + struct.pack("<I", zlib.crc32(head)) + b"".join(c.data for c in SMALL.chunks)
+    assert SMALL_BYTES == expected
+    assert OFF["payload"] == len(head) + 4
+    assert hc.MAGIC == b"\x89HC\r\n\x1a\n\x00" and hc.FORMAT_VERSION == 1
+
+
+def test_smallest_header_is_80_bytes():
+    c = make(levels_total=1, sizes=(0,), model_id="m", coder_id="c", coder_version="1")
+    data = write(c)
+    assert struct.unpack_from("<I", data, 10)[0] == hc.MIN_HEADER == 80
+    assert len(data) == 14 + 80
+    assert read(data) == c
+
+
+# --- round trips --------------------------------------------------------------------------------
+
+IDENT = st.from_regex(r"[a-z0-9._-]{1,64}", fullmatch=True)
+
+
+@st.composite
+def containers(draw):
+    height = draw(st.integers(1, hc.MAX_DIM))
+    width = draw(st.integers(1, min(hc.MAX_DIM, hc.MAX_PIXELS // height)))
+    total = draw(st.integers(1, 32))
+    lossy = draw(st.booleans())
+    present = draw(st.integers(1, total)) if lossy else total
+    header = Header(
+        model_id=draw(IDENT), model_hash=draw(st.binary(min_size=32, max_size=32)),
+        coder_id=draw(IDENT), coder_version=draw(IDENT), height=height, width=width,
+        channels=draw(st.integers(1, 4)), bit_depth=8, tile_height=draw(st.integers(1, 0xFFFF)),
+        tile_width=draw(st.integers(1, 0xFFFF)), lossy=lossy, levels_total=total)
+    chunks = tuple(
+        ChunkEntry(i, draw(st.binary(max_size=16).map(lambda b: b * 4)),
+                   draw(st.integers(0, 0xFFFFFFFF)), draw(st.integers(0, (1 << 64) - 1)))
+        for i in range(present))
+    return Container(header, chunks)
+
+
+FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@FAST
+@given(containers())
+def test_round_trip(c):
+    data = write(c)
+    assert read(data) == c
+    assert read_header(data) == c.header
+    assert write(read(data)) == data
+    assert read(bytearray(data)) == c and read(memoryview(data)) == c
+
+
+@FAST
+@given(containers(), st.data())
+def test_random_bit_flip_is_detected(c, data):
+    raw = write(c)
+    bit = data.draw(st.integers(0, 8 * len(raw) - 1))
+    flipped = bytearray(raw)
+    flipped[bit // 8] ^= 1 << (bit % 8)
+    with pytest.raises(FormatError):
+        read(bytes(flipped))
+
+
+# --- write rejects invalid containers -----------------------------------------------------------
+
+BAD_HEADER_FIELDS = [
+    ("model_id", ""), ("model_id", "a" * 65), ("model_id", "Pixel"), ("model_id", "a b"),
+    ("model_id", "é"), ("model_id", "a\n"), ("model_id", b"abc"),
+    ("model_hash", b"\0" * 31), ("model_hash", b"\0" * 33), ("model_hash", "0" * 32),
+    ("coder_id", ""), ("coder_id", "x" * 65), ("coder_id", "ANS"),
+    ("coder_version", ""), ("coder_version", "0.5 beta"), ("coder_version", 5),
+    ("height", 0), ("height", hc.MAX_DIM + 1), ("height", -1), ("height", 5.0), ("height", True),
+    ("width", 0), ("width", hc.MAX_DIM + 1),
+    ("channels", 0), ("channels", 5),
+    ("bit_depth", 16), ("bit_depth", 7), ("bit_depth", 0),
+    ("tile_height", 0), ("tile_height", 0x10000), ("tile_width", 0), ("tile_width", 0x10000),
+    ("lossy", 1), ("lossy", None),
+    ("levels_total", 0), ("levels_total", 33),
+]
+
+
+@pytest.mark.parametrize("field,value", BAD_HEADER_FIELDS)
+def test_write_rejects_bad_header_field(field, value):
+    c = make(levels_total=3, lossy=True, present=1)
+    write(c)  # valid as made
+    with pytest.raises(ValueError, match=field.replace("_", " ")):
+        write(replace(c, header=replace(c.header, **{field: value})))
+
+
+def test_write_rejects_too_many_pixels():
+    write(make(height=hc.MAX_PIXELS // 65535, width=65535))
+    with pytest.raises(ValueError, match="pixels"):
+        write(make(height=hc.MAX_PIXELS // 65535 + 1, width=65535))
+
+
+@pytest.mark.parametrize("total,present,lossy", [(3, 0, True), (3, 4, True), (3, 2, False),
+                                                 (32, 33, True)])
+def test_write_rejects_bad_level_counts(total, present, lossy):
+    c = make(levels_total=min(total, 32), present=min(present, 32), lossy=lossy)
+    if present > 32:
+        c = replace(c, chunks=c.chunks + (ChunkEntry(32, b"", 0, 0),))
+    with pytest.raises(ValueError, match="levels"):
+        write(c)
+
+
+BAD_CHUNK_FIELDS = [("level", 1), ("level", -1), ("data", b"abc"), ("data", bytearray(4)),
+                    ("data", None), ("values_crc", -1), ("values_crc", 1 << 32),
+                    ("bound_bits", -1), ("bound_bits", 1 << 64), ("bound_bits", 1.5)]
+
+
+@pytest.mark.parametrize("field,value", BAD_CHUNK_FIELDS)
+def test_write_rejects_bad_chunk_field(field, value):
+    c = make()
+    chunks = (replace(c.chunks[0], **{field: value}),) + c.chunks[1:]
+    with pytest.raises(ValueError, match="chunk 0"):
+        write(replace(c, chunks=chunks))
+
+
+def test_write_rejects_wrong_types():
+    with pytest.raises(ValueError):
+        write(SMALL.header)
+    with pytest.raises(ValueError):
+        write(replace(SMALL, chunks=list(SMALL.chunks)))
+
+
+def test_write_accepts_numpy_like_integers():
+    np = pytest.importorskip("numpy")
+    c = make(height=np.int64(5), width=np.uint16(7), channels=np.uint8(3))
+    assert read(write(c)) == make()
+
+
+# --- read rejects bad files ---------------------------------------------------------------------
+
+
+def test_wrong_magic():
+    assert "bad magic" in one_line_error(b"\x89PNG\r\n\x1a\n" + SMALL_BYTES[8:])
+    one_line_error(b"hello world, this is not a codec file at all", match="not a .hc file")
+    one_line_error(b"", match="empty")
+    one_line_error(b"GIF", match="not a .hc file")
+
+
+@pytest.mark.parametrize("version", [0, 2, 0xFFFF])
+def test_unknown_version_names_both_versions(version):
+    message = one_line_error(patch(SMALL_BYTES, 8, "<H", version, fix_crc=False))
+    assert f"version {version}" in message and "version 1" in message
+
+
+def test_truncation_at_every_byte():
+    for n in range(len(SMALL_BYTES)):
+        message = one_line_error(SMALL_BYTES[:n])
+        if n >= 1:
+            assert "truncated" in message, (n, message)
+
+
+def test_every_single_bit_flip_is_detected():
+    for bit in range(8 * len(SMALL_BYTES)):
+        flipped = bytearray(SMALL_BYTES)
+        flipped[bit // 8] ^= 1 << (bit % 8)
+        one_line_error(bytes(flipped))
+
+
+def test_damage_reports_the_right_place():
+    one_line_error(patch(SMALL_BYTES, OFF["height"], "<I", 6, fix_crc=False),
+                   IntegrityError, "header is damaged")
+    chunk1 = OFF["payload"] + len(SMALL.chunks[0].data)
+    damaged = bytearray(SMALL_BYTES)
+    damaged[chunk1 + 3] ^= 0x10
+    message = one_line_error(bytes(damaged), IntegrityError)
+    assert message == "chunk 1 (level 1) is damaged: CRC32 mismatch"
+
+
+@pytest.mark.parametrize("extra", [b"\0", b"\0" * 4, SMALL_BYTES])
+def test_trailing_data(extra):
+    one_line_error(SMALL_BYTES + extra, match="trailing")
+
+
+def test_missing_payload_bytes_message():
+    declared = sum(len(c.data) for c in SMALL.chunks)
+    message = one_line_error(SMALL_BYTES[:-4])
+    assert message == (f"truncated .hc file: header says {declared} bytes of chunk data, "
+                       f"{declared - 4} present")
+
+
+def _peak_bytes(fn) -> int:
+    tracemalloc.start()
+    try:
+        fn()
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak
+
+
+@pytest.mark.parametrize("hlen", [0, 79, 65537, 0xFFFFFFFF])
+def test_header_length_out_of_range(hlen):
+    data = patch(SMALL_BYTES, 10, "<I", hlen, fix_crc=False)
+    assert _peak_bytes(lambda: one_line_error(data, match="header length")) < 1 << 20
+
+
+def test_header_length_in_range_beyond_file_is_truncation():
+    data = patch(SMALL_BYTES, 10, "<I", 65536, fix_crc=False)
+    one_line_error(data, match="truncated")
+
+
+def test_huge_chunk_length_does_not_allocate():
+    data = patch(SMALL_BYTES, OFF["table"] + 1, "<I", 0xFFFFFFFC)
+    assert _peak_bytes(lambda: one_line_error(data, match="truncated")) < 1 << 20
+
+
+def test_max_pixels_limit_is_enforced_before_decoding():
+    big = write(make(height=16000, width=16000))
+    read_header(big)
+    with pytest.raises(FormatError, match="max_pixels"):
+        read(big, max_pixels=1 << 20)
+    with pytest.raises(FormatError, match="max_pixels"):
+        read_header(write(make()), max_pixels=34)
+    read(write(make()), max_pixels=35)
+
+
+BAD_FIELDS_IN_FILE = [
+    ("height", "<I", 0), ("height", "<I", 65536), ("height", "<I", 0xFFFFFFFF),
+    ("width", "<I", 0), ("width", "<I", 0x80000000),
+    ("channels", "<B", 0), ("channels", "<B", 5), ("channels", "<B", 255),
+    ("bit_depth", "<B", 16), ("bit_depth", "<B", 0),
+    ("tile_height", "<H", 0), ("tile_width", "<H", 0),
+    ("mode", "<B", 2), ("mode", "<B", 255),
+    ("levels_total", "<B", 0), ("levels_total", "<B", 33), ("levels_total", "<B", 2),
+    ("levels_present", "<B", 0), ("levels_present", "<B", 2), ("levels_present", "<B", 4),
+    ("levels_present", "<B", 255),
+    ("model_id", "<B", 0), ("model_id", "<B", 65), ("model_id", "<B", 255),
+    ("model_id", "<B", 14), ("coder_id", "<B", 0), ("coder_version", "<B", 0),
+    ("model_id", "<3s", b"\x0cP "), ("model_id", "<2s", b"\x0c\xff"),
+    ("coder_version", "<2s", b"\x03\x00"),
+]
+
+
+@pytest.mark.parametrize("field,fmt,value", BAD_FIELDS_IN_FILE)
+def test_read_rejects_out_of_range_field_with_valid_crc(field, fmt, value):
+    data = patch(SMALL_BYTES, OFF[field], fmt, value)
+    one_line_error(data)
+    with pytest.raises(FormatError):
+        read_header(data)
+
+
+@pytest.mark.parametrize("delta,fmt,value,match", [
+    (0, "<B", 1, "level 1"), (0, "<B", 255, "level"), (1, "<I", 6, "multiple of 4"),
+    (1, "<I", 12, "truncated"), (1, "<I", 4, "trailing"),
+])
+def test_read_rejects_bad_chunk_table_with_valid_crc(delta, fmt, value, match):
+    one_line_error(patch(SMALL_BYTES, OFF["table"] + delta, fmt, value), match=match)
+
+
+def test_read_rejects_unexplained_header_bytes():
+    crc_at = OFF["header_crc"]
+    data = bytearray(SMALL_BYTES[:crc_at] + b"\0" + SMALL_BYTES[crc_at:])
+    struct.pack_into("<I", data, 10, struct.unpack_from("<I", data, 10)[0] + 1)
+    struct.pack_into("<I", data, crc_at + 1, zlib.crc32(data[:crc_at + 1]))
+    one_line_error(bytes(data), match="unexplained")
+
+
+def test_read_rejects_short_declared_header():
+    data = bytearray(SMALL_BYTES)
+    struct.pack_into("<I", data, 10, OFF["header_crc"] - 14 + 4 - 21)  # one entry too short
+    end = OFF["header_crc"] - 21
+    struct.pack_into("<I", data, end, zlib.crc32(data[:end]))
+    one_line_error(bytes(data), match="past the declared header length")
+
+
+def test_read_rejects_non_bytes():
+    with pytest.raises(TypeError):
+        read("not bytes")  # type: ignore[arg-type]
+
+
+# --- cut ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("k", [1, 2])
+def test_cut_keeps_a_valid_prefix(k):
+    data = cut(SMALL_BYTES, k)
+    c = read(data)
+    assert c.levels_present == k < SMALL.levels_present
+    assert c.chunks == SMALL.chunks[:k]
+    assert c.header == replace(SMALL.header, lossy=True)
+    assert len(data) < len(SMALL_BYTES)
+    assert cut(data, k) == data
+
+
+def test_cut_to_all_levels_is_identity():
+    assert cut(SMALL_BYTES, 3) == SMALL_BYTES
+
+
+def test_cut_of_a_lossy_file_keeps_it_lossy_and_chains():
+    lossy = write(make(levels_total=5, present=4, lossy=True, sizes=(4,)))
+    assert read(cut(cut(lossy, 3), 1)) == read(cut(lossy, 1))
+    assert read(cut(lossy, 1)).header.lossy
+
+
+@pytest.mark.parametrize("k", [0, -1, 4])
+def test_cut_refuses_impossible_level_counts(k):
+    with pytest.raises(HiercodecError, match="levels"):
+        cut(SMALL_BYTES, k)
+
+
+def test_cut_refuses_damaged_files():
+    with pytest.raises(IntegrityError):
+        cut(SMALL_BYTES[:-1] + bytes([SMALL_BYTES[-1] ^ 1]), 1)
+    with pytest.raises(FormatError):
+        cut(SMALL_BYTES[:-4], 1)
