@@ -73,6 +73,7 @@ def encode_image(model: Model, image: np.ndarray, progress: Progress | None = No
     for index, level in enumerate(levels):
         values = level.analyze(image, above)
         coder = StackCoder()
+        coder.push_sentinel()
         stats = level.encode(values, above, coder)
         data = coder.to_bytes()
         chunks.append(container.ChunkEntry(index, data, _values_crc(values), math.ceil(stats.bound_bits)))
@@ -124,7 +125,7 @@ def decode_image(data: bytes, loader: Callable[[str], Model] = load,
     for level, chunk in zip(levels, box.chunks):
         coder = StackCoder(chunk.data)
         values = level.decode(above, coder, progress)
-        coder.assert_consumed(f"level {chunk.level} ({level.name})")
+        coder.pop_sentinel(f"level {chunk.level} ({level.name})")
         if _values_crc(values) != chunk.values_crc:
             raise IntegrityError(f"level {chunk.level} ({level.name}) decoded to values whose CRC32 "
                                  "does not match: the file is damaged")

@@ -135,6 +135,25 @@ class StackCoder:
         new._coder = self._coder.clone()
         return new
 
+    # -- chunk framing ------------------------------------------------------------------------
+
+    def push_sentinel(self) -> None:
+        """Bottom of every chunk: symbol 1 of the table (2^23, 2^23), one bit. An empty ANS coder
+        pops zeros forever, so without it a stream that ends early (a truncated or forged chunk)
+        would keep decoding; with it, a sound stream is never empty until its last pop, and
+        `check_not_exhausted` can stop a damaged one at once."""
+        self.push(_SENTINEL_SYMBOL, _SENTINEL_TABLE)
+
+    def pop_sentinel(self, what: str = "level") -> None:
+        """Last pop of a chunk: the sentinel must come back and leave the stack empty."""
+        self.check_not_exhausted(what)
+        if self.pop(_SENTINEL_TABLE)[0] != 1 or not self._coder.is_empty():
+            raise _damaged(f"the {what} does not end where its coded data ends")
+
+    def check_not_exhausted(self, what: str = "level") -> None:
+        if self._coder.is_empty():
+            raise _damaged(f"the coded data of the {what} ends before the {what} does")
+
     def assert_consumed(self, what: str = "level") -> None:
         """After the last pop of a chunk: FormatError if the chunk still holds data. A chunk
         decoded with the tables it was encoded with ends exactly empty (ANS pops are the exact
@@ -144,6 +163,10 @@ class StackCoder:
 
     def __repr__(self) -> str:
         return f"StackCoder({self.num_valid_bits()} bits)"
+
+
+_SENTINEL_TABLE = np.array([[1 << 23, 1 << 23]], dtype=np.int64)
+_SENTINEL_SYMBOL = np.array([1], dtype=np.int32)
 
 
 def finish_decode(coder: StackCoder, what: str = "level") -> None:

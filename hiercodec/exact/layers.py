@@ -62,8 +62,11 @@ class QConv:
 
     def dense(self, cols: torch.Tensor, clamp: bool = True) -> torch.Tensor:
         """One output position per row: cols (N, Cin*kh*kw) in unfold order -> (N, Cout)."""
-        acc = torch.floor((torch.matmul(cols, self.weight.T) + self.bias) * self.scale)
+        acc = torch.addmm(self.bias, cols, self.weight_t).mul_(self.scale).floor_()
         return _clamp(acc, self.lo, self.hi, (1, -1)) if clamp else acc
+
+    def __post_init__(self) -> None:
+        self.weight_t = self.weight.T.contiguous()
 
 
 def _clamp(x: torch.Tensor, lo, hi, shape) -> torch.Tensor:
@@ -72,21 +75,25 @@ def _clamp(x: torch.Tensor, lo, hi, shape) -> torch.Tensor:
     return x.clamp_(lo, hi)
 
 
-@dataclass
 class Gate:
     """Gated activation tanh(a) * sigmoid(b) by lookup: a, b are the two halves of the channels
-    (dim 1); the result has GATE_FRAC fractional bits, rounded, in [-2^11, 2^11 - 1]."""
+    (dim 1); the result has GATE_FRAC fractional bits, rounded, in [-2^11, 2^11 - 1]. Both tables
+    sit in one array so that one lookup serves both halves."""
 
-    tanh: torch.Tensor
-    sig: torch.Tensor
+    def __init__(self, tanh: torch.Tensor, sig: torch.Tensor, channels: int):
+        self.lut = torch.cat([tanh, sig]).to(DTYPE)
+        size = tanh.numel()
+        self.offset = torch.cat([torch.full((channels,), -ACT_MIN, dtype=DTYPE),
+                                 torch.full((channels,), size - ACT_MIN, dtype=DTYPE)])
+        self.channels = channels
 
     def __call__(self, pre: torch.Tensor) -> torch.Tensor:
-        a, b = pre.chunk(2, dim=1)
-        t = self.tanh[(a - ACT_MIN).long()]
-        s = self.sig[(b - ACT_MIN).long()]
-        return torch.floor((t * s + (1 << (GATE_FRAC - 1))) * 2.0 ** -GATE_FRAC).clamp_(ACT_MIN, ACT_MAX)
+        shape = (1, -1) + (1,) * (pre.dim() - 2)
+        r = torch.take(self.lut, (pre + self.offset.view(shape)).long())
+        t, s = r.split(self.channels, dim=1)
+        return (t * s).add_(1 << (GATE_FRAC - 1)).mul_(2.0 ** -GATE_FRAC).floor_().clamp_(ACT_MIN, ACT_MAX)
 
 
 def lookup(lut: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """lut[x - ACT_MIN] for activation integers x."""
-    return lut[(x - ACT_MIN).long()]
+    return torch.take(lut, (x - ACT_MIN).long())

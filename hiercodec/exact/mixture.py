@@ -6,17 +6,19 @@ Integer parameters per position (see hiercodec.nn.mixture for the float model th
   ls32   log scales (pixel units) in 1/32                  [-64, 192]
   coeff  channel coupling in 2^-10                         [-2048, 2048]
 
-Table of a channel: for each component k and inner bin edge e = v - 1/2 (v = 1..255),
-t = (16 e - mu16) * INV_S[ls32] (INV_S = 2^16 / s, so t has 20 fractional bits), looked up in
-SIGMOID_CDF at 1/256 resolution over [-16, 16]: CDF_k(e) in units of 2^-16, with CDF(-inf) = 0 and
-CDF(+inf) = 2^16, so each component's bin masses sum to exactly 2^16. Mixture weights w_k start as
-EXP[pi_k - max pi] (2^16 exp) and after each coded channel become w_k * mass_k(symbol), rescaled to
-a maximum of 2^16 (the joint mixture of PixelCNN++ coded channel by channel). Frequencies:
-f = floor(sum_k w_k mass_k * (2^24 - 256) / total) + 1, total = 2^16 sum_k w_k, and the remainder
-that makes the row sum exactly 2^24 added to the first largest entry (coding.tables.fill_to_total).
-
-Bounds: |t| < 2^13 * 2^19; sum_k w_k mass_k <= 5 * 2^32 (float64 exact);
-the normalisation runs in int64: 2^35.4 * 2^24 < 2^63.
+Table of a channel: for each component k and inner bin edge e = v - 1/2 (v = 1..255), the sigmoid
+table index is floor(256 (e - mu) / s) = floor((16 e - mu16) * M * 2^Q), where 16/s = M * 2^Q with
+an 11-bit mantissa M (INV_M[ls32]) and exponent Q (INV_Q[ls32]). |16 e - mu16| < 2^13, so the
+product is an integer below 2^24 and, like the power-of-two scaling and the floor, exact in float32:
+the wide part of the computation runs in float32 without losing exactness. SIGMOID_CDF (1/256
+resolution over [-16, 16]) gives CDF_k(e) in units of 2^-16, with CDF(-inf) = 0 and CDF(+inf) = 2^16,
+so each component's bin masses sum to exactly 2^16. Mixture weights w_k start as EXP[pi_k - max pi]
+(2^16 exp) and after each coded channel become w_k * mass_k(symbol), rescaled to a maximum of 2^16
+(the joint mixture of PixelCNN++ coded channel by channel). The mixture CDF sum_k w_k CDF_k is one
+float64 batched product (partial sums < 5 * 2^32, exact); its differences are the bin masses m_v, and
+f_v = floor(m_v * (2^24 - 256) / total) + 1 in int64 (< 2^59), total = 2^16 sum_k w_k, with the
+remainder that makes the row sum exactly 2^24 added to the first largest entry
+(coding.tables.fill_to_total).
 """
 
 from __future__ import annotations
@@ -31,12 +33,11 @@ PI_MIN, PI_MAX = -2047, 2047
 MU_MIN, MU_MAX = -1024, 5120
 LS_MIN, LS_MAX = -64, 192
 COEFF_MIN, COEFF_MAX = -2048, 2048
-INV_S_FRAC = 16
+INV_M_BITS = 11
 CDF_BITS = 16
-T_SHIFT = 12  # t has 4 + 16 = 20 fractional bits; the sigmoid table has 8
-T_RANGE = 4096  # table covers t in [-16, 16] at 1/256
+T_RANGE = 4096  # the sigmoid table covers [-16, 16] at 1/256
 TABLE_TOTAL = (1 << 24) - 256
-EDGES16 = torch.arange(1, 256, dtype=DTYPE) * 16 - 8
+EDGES16 = torch.arange(1, 256, dtype=torch.float32) * 16 - 8
 
 
 def build_luts() -> dict[str, np.ndarray]:
@@ -44,11 +45,16 @@ def build_luts() -> dict[str, np.ndarray]:
     d = np.arange(PI_MIN - PI_MAX, 1, dtype=np.float64)  # pi - max pi
     exp = np.rint(np.exp(d / 16.0) * (1 << CDF_BITS))
     ls = np.arange(LS_MIN, LS_MAX + 1, dtype=np.float64)
-    inv_s = np.rint(np.exp(-ls / 32.0) * (1 << INV_S_FRAC))
+    inv16 = 16.0 * np.exp(-ls / 32.0)  # 16 / s: index units per 1/16 pixel
+    q = np.floor(np.log2(inv16)).astype(np.int64) - (INV_M_BITS - 1)
+    m = np.rint(inv16 * np.exp2(-q))
+    q = np.where(m >= 1 << INV_M_BITS, q + 1, q)  # rounding up to 2^11 renormalises
+    m = np.rint(inv16 * np.exp2(-q))
     t = np.arange(-T_RANGE, T_RANGE + 1, dtype=np.float64) / 256.0
     cdf = np.rint((1 << CDF_BITS) / (1 + np.exp(-t)))
     cdf[0], cdf[-1] = 0, 1 << CDF_BITS
-    return {"exp": exp.astype(np.int64), "inv_s": inv_s.astype(np.int64), "sigmoid_cdf": cdf.astype(np.int64)}
+    return {"exp": exp.astype(np.int64), "inv_m": m.astype(np.int64), "inv_q": q,
+            "sigmoid_cdf": cdf.astype(np.int64)}
 
 
 class ExactMixture:
@@ -57,7 +63,8 @@ class ExactMixture:
     def __init__(self, k: int, luts: dict[str, torch.Tensor]):
         self.k = k
         self.exp = luts["exp"].to(DTYPE)
-        self.inv_s = luts["inv_s"].to(DTYPE)
+        self.inv_m = luts["inv_m"].to(torch.float32)
+        self.inv_scale = torch.from_numpy(np.ldexp(1.0, luts["inv_q"].numpy())).to(torch.float32)  # exact
         self.cdf = luts["sigmoid_cdf"].to(DTYPE)
 
     def begin(self, params: torch.Tensor) -> dict:
@@ -65,35 +72,44 @@ class ExactMixture:
         k, p = self.k, params.shape[0]
         pi = params[:, :k]
         rest = params[:, k:].reshape(p, 3, 3, k)
-        w = self.exp[(pi - pi.max(dim=1, keepdim=True).values - (PI_MIN - PI_MAX)).long()]
-        inv = self.inv_s[(rest[:, 1] - LS_MIN).long()]
-        return {"w": w, "mu": rest[:, 0], "inv": inv, "coeff": rest[:, 2]}
+        w = torch.take(self.exp, (pi - pi.max(dim=1, keepdim=True).values - (PI_MIN - PI_MAX)).long())
+        ls = (rest[:, 1] - LS_MIN).long()
+        return {"w": w, "mu": rest[:, 0], "a": self.inv_m[ls] * self.inv_scale[ls], "coeff": rest[:, 2]}
 
-    def table(self, state: dict, c: int, prev: torch.Tensor | None) -> tuple[np.ndarray, torch.Tensor]:
-        """Frequencies (P, 256) int64 (numpy, a coder table) of channel c given prev (P, c) decoded values of channels < c;
-        also the per-component masses (P, K, 256) that `update` needs."""
+    def _cdf(self, edges: torch.Tensor, mu: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        """CDF (units of 2^-16) at edges (in 1/16 pixel, float32, broadcast against mu[..., None]).
+        a = M 2^Q: edges * a and mu * a are exact in float32 (integers below 2^13 times an 11-bit
+        mantissa), and so is their difference (e - mu) M 2^Q, an integer below 2^24 times 2^Q."""
+        a = a[..., None]
+        t = torch.addcmul(-(mu[..., None] * a), edges, a)
+        t = t.floor_().clamp_(-T_RANGE, T_RANGE).add_(T_RANGE)
+        return torch.take(self.cdf, t.long())
+
+    def table(self, state: dict, c: int, prev: torch.Tensor | None) -> np.ndarray:
+        """Frequencies (P, 256) int64 (numpy, a coder table) of channel c given prev (P, c) decoded
+        values of channels < c."""
         mu = state["mu"][:, c]
         if c > 0:
             co = state["coeff"]
             shift = co[:, 0] * (prev[:, 0:1] - 128) if c == 1 else \
                 co[:, 1] * (prev[:, 0:1] - 128) + co[:, 2] * (prev[:, 1:2] - 128)
             mu = torch.clamp(mu + torch.floor((shift + 32) * 2.0 ** -6), MU_MIN, MU_MAX)
-        t = (EDGES16 - mu[:, :, None]) * state["inv"][:, c, :, None]
-        idx = torch.floor(t * 2.0 ** -T_SHIFT).clamp_(-T_RANGE, T_RANGE) + T_RANGE
-        cdf = self.cdf[idx.long()]
-        cdf = torch.nn.functional.pad(cdf, (1, 0), value=0.0)
-        cdf = torch.nn.functional.pad(cdf, (0, 1), value=float(1 << CDF_BITS))
-        mass = cdf[:, :, 1:] - cdf[:, :, :-1]
+        mu = mu.to(torch.float32)
+        state["cur"] = (mu, state["a"][:, c])
         w = state["w"]
-        mix = torch.bmm(w[:, None, :], mass)[:, 0].to(torch.int64)
-        total = (w.sum(dim=1, keepdim=True) * (1 << CDF_BITS)).to(torch.int64)
-        return fill_to_total((mix * TABLE_TOTAL // total + 1).numpy()), mass
+        cmix = torch.bmm(w[:, None, :], self._cdf(EDGES16, *state["cur"]))[:, 0]
+        total = w.sum(dim=1, keepdim=True) * (1 << CDF_BITS)
+        mix = torch.diff(cmix, dim=1, prepend=torch.zeros_like(total), append=total).to(torch.int64)
+        return fill_to_total((mix * TABLE_TOTAL // total.to(torch.int64) + 1).numpy())
 
-    @staticmethod
-    def update(state: dict, mass: torch.Tensor, symbols: torch.Tensor) -> None:
-        """Condition the component weights on the coded channel's symbols (P,)."""
-        at = mass.gather(2, symbols.long()[:, None, None].expand(-1, mass.shape[1], 1))[:, :, 0]
-        w = (state["w"] * at).to(torch.int64)
+    def update(self, state: dict, symbols: torch.Tensor) -> None:
+        """Condition the component weights on the symbols (P,) of the channel just tabled."""
+        s = symbols.to(torch.float32)[:, None, None]
+        edges = torch.cat([s * 16 - 8, s * 16 + 8], dim=2)  # the symbol's bin, as in the table
+        cdf = self._cdf(edges, *state["cur"])
+        lo = torch.where(s[..., 0] == 0, 0.0, cdf[..., 0])
+        hi = torch.where(s[..., 0] == 255, float(1 << CDF_BITS), cdf[..., 1])
+        w = (state["w"] * (hi - lo)).to(torch.int64)
         m = w.max(dim=1, keepdim=True).values
         rescaled = w * (1 << CDF_BITS) // m.clamp_min(1)
         state["w"] = torch.where(m > 0, rescaled, state["w"].to(torch.int64)).to(DTYPE)

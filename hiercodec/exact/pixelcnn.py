@@ -13,6 +13,8 @@ Stored tensors (names as in `ExactPixelCNN.LAYERS`): `<layer>.w` (Cout, Cin*kh*k
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 
 from hiercodec.exact.layers import Gate, QConv, lookup
@@ -33,7 +35,7 @@ class ExactPixelCNN:
                                    in_max)
 
         def gate(name: str) -> Gate:
-            return Gate(tensors[f"lut.gate.{name}.tanh"].to(DTYPE), tensors[f"lut.gate.{name}.sig"].to(DTYPE))
+            return Gate(tensors[f"lut.gate.{name}.tanh"], tensors[f"lut.gate.{name}.sig"], channels)
 
         self.v_in = conv("v_in", V_IN, in_max=128)
         self.h_in = conv("h_in", H_IN, in_max=128)
@@ -76,48 +78,66 @@ class ExactPixelCNN:
         return Decoder(self, batch, height, width)
 
 
+def channels_last(conv: QConv) -> QConv:
+    """The same layer with weight columns in (dy, dx, cin) order, for inputs gathered as views of
+    channels-last caches (same integers, same sums: only the order of the terms changes)."""
+    kh, kw = conv.kernel
+    w = conv.weight.reshape(conv.weight.shape[0], -1, kh, kw).permute(0, 2, 3, 1).reshape(conv.weight.shape[0], -1)
+    return replace(conv, weight=w.contiguous())
+
+
 class Decoder:
-    """Incremental decoding state of `batch` tiles of height x width, filled in raster order."""
+    """Incremental decoding state of `batch` tiles of height x width, filled in raster order.
+
+    Caches hold only the rows still needed, so memory does not grow with the tile height. Those the
+    step reads are channels last, so that the inputs of one position are a strided view (no copy):
+    image rows i-3..i at xcl[:, 0..3], x[i, j] at xcl[:, 3, j + 3, :]; the current row of each h_l
+    at hrow[l][:, j + 1, :]. The vertical stack (read only by the row pass) stays channels first:
+    v_l rows i-1, i at vcache[l][:, :, 0..1, 1:-1]."""
 
     def __init__(self, net: ExactPixelCNN, batch: int, height: int, width: int):
         self.net, self.b, self.hgt, self.wid = net, batch, height, width
         c, c2 = net.channels, 2 * net.channels
-        # x[i, j] at xp[.., i + 3, j + 3]: the input layer looks 3 rows up and 3 columns each side
-        self.xp = torch.zeros(batch, 3, height + 3, width + 6, dtype=DTYPE)
-        # v_l[i, j] at vcache[l][.., i + 1, j + 1]: gated layers look 1 row up, 1 column each side
-        self.vcache = [torch.zeros(batch, c, height + 1, width + 2, dtype=DTYPE) for _ in range(net.layers)]
-        self.link = [torch.zeros(batch, c2, width, dtype=DTYPE) for _ in range(net.layers + 1)]
-        # current row of h_l at hrow[l][.., j + 1]: gated layers look 1 column left
-        self.hrow = [torch.zeros(batch, c, width + 1, dtype=DTYPE) for _ in range(net.layers + 1)]
+        self.h_in = channels_last(net.h_in)
+        self.h = [channels_last(conv) for conv in net.h]
+        self.xcl = torch.zeros(batch, 4, width + 6, 3, dtype=DTYPE)
+        self.vcache = [torch.zeros(batch, c, 2, width + 2, dtype=DTYPE) for _ in range(net.layers)]
+        self.link = [torch.zeros(width, batch, c2, dtype=DTYPE) for _ in range(net.layers + 1)]
+        self.hrow = [torch.zeros(batch, width + 1, c, dtype=DTYPE) for _ in range(net.layers + 1)]
 
     def row(self, i: int) -> None:
         """Vertical stack of row i (needs rows < i of the image) and its links into the h stack."""
         n = self.net
-        vp = n.v_in.conv(self.xp[:, :, i : i + 3, :])
-        self.link[0] = n.link_in.conv(vp, clamp=False)[:, :, 0]
-        self.vcache[0][:, :, i + 1, 1:-1] = n.gate_v[0](vp)[:, :, 0]
+        if i > 0:  # roll the caches down one row
+            self.xcl[:, :3] = self.xcl[:, 1:].clone()
+            self.xcl[:, 3] = 0
+            for v in self.vcache:
+                v[:, :, 0] = v[:, :, 1]
+        vp = n.v_in.conv(self.xcl[:, :3].permute(0, 3, 1, 2))
+        self.link[0] = n.link_in.conv(vp, clamp=False)[:, :, 0].permute(2, 0, 1).contiguous()
+        self.vcache[0][:, :, 1, 1:-1] = n.gate_v[0](vp)[:, :, 0]
         for l in range(n.layers):
-            vp = n.v[l].conv(self.vcache[l][:, :, i : i + 2, :])
-            self.link[l + 1] = n.link[l].conv(vp, clamp=False)[:, :, 0]
+            vp = n.v[l].conv(self.vcache[l])
+            self.link[l + 1] = n.link[l].conv(vp, clamp=False)[:, :, 0].permute(2, 0, 1).contiguous()
             if l + 1 < n.layers:
-                self.vcache[l + 1][:, :, i + 1, 1:-1] = n.gate_v[l + 1](vp)[:, :, 0]
+                self.vcache[l + 1][:, :, 1, 1:-1] = n.gate_v[l + 1](vp)[:, :, 0]
         for h in self.hrow:
             h.zero_()
 
     def step(self, i: int, j: int) -> torch.Tensor:
         """Parameters (batch, 10K) of position (i, j); row(i) and every earlier pixel must be set."""
         n = self.net
-        cols = self.xp[:, :, i + 3, j : j + 3].reshape(self.b, -1)
-        hp = (n.h_in.dense(cols, clamp=False) + self.link[0][:, :, j]).clamp_(ACT_MIN, ACT_MAX)
+        cols = self.xcl[:, 3, j : j + 3].reshape(self.b, -1)
+        hp = self.h_in.dense(cols, clamp=False).add_(self.link[0][j]).clamp_(ACT_MIN, ACT_MAX)
         h = n._h0(n.gate_h[0](hp))
-        self.hrow[0][:, :, j + 1] = h
+        self.hrow[0][:, j + 1] = h
         for l in range(n.layers):
-            cols = self.hrow[l][:, :, j : j + 2].reshape(self.b, -1)
-            hp = (n.h[l].dense(cols, clamp=False) + self.link[l + 1][:, :, j]).clamp_(ACT_MIN, ACT_MAX)
-            h = (h + n.res[l].dense(n.gate_h[l + 1](hp), clamp=False)).clamp_(ACT_MIN, ACT_MAX)
-            self.hrow[l + 1][:, :, j + 1] = h
+            cols = self.hrow[l][:, j : j + 2].reshape(self.b, -1)
+            hp = self.h[l].dense(cols, clamp=False).add_(self.link[l + 1][j]).clamp_(ACT_MIN, ACT_MAX)
+            h = n.res[l].dense(n.gate_h[l + 1](hp), clamp=False).add_(h).clamp_(ACT_MIN, ACT_MAX)
+            self.hrow[l + 1][:, j + 1] = h
         return n._head(h, dense=True)
 
     def set_pixel(self, i: int, j: int, values: torch.Tensor) -> None:
         """values: (batch, 3) pixel values 0..255 of position (i, j)."""
-        self.xp[:, :, i + 3, j + 3] = values.to(DTYPE) - 128
+        self.xcl[:, 3, j + 3] = values.to(DTYPE) - 128

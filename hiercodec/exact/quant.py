@@ -81,6 +81,13 @@ def gate_luts(in_frac: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def elu_lut(in_frac: int, out_frac: int) -> np.ndarray:
+    """ELU of every activation integer (in_frac fractional bits), out_frac bits out, clamped."""
     x = lut_index_range() * 2.0 ** -in_frac
     y = np.where(x > 0, x, np.expm1(np.minimum(x, 0)))
     return np.clip(np.rint(y * 2.0 ** out_frac), ACT_MIN, ACT_MAX).astype(np.int64)
+
+
+def relu_lut(in_frac: int, out_frac: int) -> np.ndarray:
+    """ReLU as a table, for the residual networks of the families that condition on levels above."""
+    x = lut_index_range() * 2.0 ** -in_frac
+    return np.clip(np.rint(np.maximum(x, 0) * 2.0 ** out_frac), ACT_MIN, ACT_MAX).astype(np.int64)

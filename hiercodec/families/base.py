@@ -90,6 +90,7 @@ class Level(ABC):
         try:
             freqs = next(gen)
             while True:
+                coder.check_not_exhausted(self.name)
                 symbols = coder.pop(freqs)
                 if progress:
                     progress(len(symbols))

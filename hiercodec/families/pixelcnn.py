@@ -57,10 +57,9 @@ class PixelLevel(Level):
         state = self.mixture.begin(p)
         tables = []
         for c in range(self.channels):
-            tab, mass = self.mixture.table(state, c, sym[:, :c].to(DTYPE))
-            tables.append(tab.reshape(w, t, -1))
+            tables.append(self.mixture.table(state, c, sym[:, :c].to(DTYPE)).reshape(w, t, -1))
             if c + 1 < self.channels:
-                self.mixture.update(state, mass, sym[:, c])
+                self.mixture.update(state, sym[:, c])
         symbols = sym.numpy().reshape(w, t, -1).astype(np.int32)
         groups = []
         for j in range(w):
@@ -100,10 +99,10 @@ class PixelLevel(Level):
                 v = valid[:, i, j]
                 vals = torch.full((t, 3), float(FILL), dtype=DTYPE)
                 for c in range(cc):
-                    tab, mass = self.mixture.table(state, c, vals[:, :c])
+                    tab = self.mixture.table(state, c, vals[:, :c])
                     vals[v, c] = torch.from_numpy((yield tab[v.numpy()]).astype(np.float64))
                     if c + 1 < cc:
-                        self.mixture.update(state, mass, vals[:, c])
+                        self.mixture.update(state, vals[:, c])
                 if cc == 1:
                     vals[:, 1:] = vals[:, :1]
                 dec.set_pixel(i, j, vals)
@@ -120,8 +119,7 @@ class PixelCNNFamily:
         net = config["network"]
         self.tile = int(net["tile"])
         self.net = ExactPixelCNN(tensors, net["channels"], net["layers"], config["exact"]["h_frac"])
-        self.mixture = ExactMixture(net["mixtures"], {k[4:]: v for k, v in tensors.items()
-                                                      if k.startswith("lut.") and k[4:] in ("exp", "inv_s", "sigmoid_cdf")})
+        self.mixture = ExactMixture(net["mixtures"], {k: tensors[f"lut.{k}"] for k in ("exp", "inv_m", "inv_q", "sigmoid_cdf")})
 
     def layout(self, geometry: Geometry) -> TileLayout:
         return TileLayout.for_image(geometry.height, geometry.width, self.tile)

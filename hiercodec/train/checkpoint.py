@@ -66,8 +66,10 @@ def load(path: Path, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer
     return meta, ema
 
 
-def load_ema_weights(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
-    """(meta, EMA state dict) of a checkpoint, for export."""
+def load_weights(path: Path, which: str = "ema") -> tuple[dict, dict[str, torch.Tensor]]:
+    """(meta, state dict) of a checkpoint for export: its Polyak/EMA average ("ema") or the
+    latest weights ("model")."""
     tensors = load_file(str(path / "checkpoint.safetensors"))
     meta = json.loads((path / "checkpoint.json").read_text())
-    return meta, {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}
+    prefix = {"ema": "ema.", "model": "model."}[which]
+    return meta, {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}

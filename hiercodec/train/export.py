@@ -20,7 +20,7 @@ from hiercodec.exact.export import export_pixelcnn, float_bits
 from hiercodec.families.base import Geometry
 from hiercodec.families.pixelcnn import PixelCNNFamily
 from hiercodec.families.pixelcnn_config import PixelCNNConfig
-from hiercodec.train.checkpoint import load_ema_weights
+from hiercodec.train.checkpoint import load_weights
 from hiercodec.train.data import load_images, prepare, random_patches
 from hiercodec.zoo import ZOO_DIR, save_model, user_model_dir
 
@@ -47,10 +47,13 @@ def quantization_report(ema: dict, config: PixelCNNConfig, family: PixelCNNFamil
 @click.option("--zoo", is_flag=True, help="Write into the shipped zoo instead of the user model folder.")
 @click.option("--description", default="", help="One line shown by `hiercodec models`.")
 @click.option("--calibration", default=32, help="Calibration patches (64x64) from the training photos.")
-@click.option("--eval-patches", default=8, help="Held-out-style patches to measure quantization loss on.")
-def main(run: Path, name: str, zoo: bool, description: str, calibration: int, eval_patches: int) -> None:
-    """Export the EMA weights of RUN to exact form."""
-    meta, ema = load_ema_weights(run)
+@click.option("--eval-patches", default=8, help="Patches to measure quantization loss on.")
+@click.option("--weights", type=click.Choice(["ema", "model"]), default="ema",
+              help="Export the Polyak/EMA average (default) or the latest weights.")
+def main(run: Path, name: str, zoo: bool, description: str, calibration: int, eval_patches: int,
+         weights: str) -> None:
+    """Export the weights of training run RUN to exact form."""
+    meta, ema = load_weights(run, weights)
     config = PixelCNNConfig(**meta["config"])
     images = load_images(prepare())
     calib = next(random_patches(images, 64, calibration, np.random.default_rng(1234)))
@@ -58,7 +61,7 @@ def main(run: Path, name: str, zoo: bool, description: str, calibration: int, ev
     family = PixelCNNFamily(exact_config, {k: torch.from_numpy(v) for k, v in tensors.items()})
     evaluation = next(random_patches(images, 64, eval_patches, np.random.default_rng(99)))
     report = quantization_report(ema, config, family, evaluation)
-    exact_config["training"] = {"steps": meta["step"], "quantization": report}
+    exact_config["training"] = {"steps": meta["step"], "weights": weights, "quantization": report}
     folder = save_model(ZOO_DIR if zoo else user_model_dir(), name, tensors, exact_config,
                         description or f"gated PixelCNN, {config.layers} layers x {config.channels}, "
                                        f"{config.mixtures} logistics, {meta['step']} steps")

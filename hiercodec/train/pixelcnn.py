@@ -36,7 +36,8 @@ def gray_replicated(batch: np.ndarray) -> np.ndarray:
 
 def train(out: Path, config: PixelCNNConfig, *, steps: int, minutes: float, batch: int, patch: int,
           lr: float, lr_decay: float, ema_decay: float, seed: int, log_every: int = 50,
-          save_every_s: float = 300.0, images: list[np.ndarray] | None = None) -> dict:
+          save_every_s: float = 300.0, images: list[np.ndarray] | None = None,
+          reset_ema: bool = False) -> dict:
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     model = config.build()
@@ -48,6 +49,9 @@ def train(out: Path, config: PixelCNNConfig, *, steps: int, minutes: float, batc
         step = meta["step"]
         if meta["config"] != config.to_dict():
             raise click.ClickException(f"{out} holds a run with another config: {meta['config']}")
+        if reset_ema:
+            ema = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    ema_start = step if reset_ema else 0
     if images is None:
         images = load_images(prepare())
     batches = random_patches(images, patch, batch, rng)
@@ -70,9 +74,10 @@ def train(out: Path, config: PixelCNNConfig, *, steps: int, minutes: float, batc
         for g in opt.param_groups:
             g["lr"] *= lr_decay
         step += 1
+        decay = min(ema_decay, (1 + step - ema_start) / (10 + step - ema_start))  # warm-up
         with torch.no_grad():
             for k, v in model.state_dict().items():
-                ema[k].mul_(ema_decay).add_(v.detach(), alpha=1 - ema_decay) if v.is_floating_point() else ema[k].copy_(v)
+                ema[k].mul_(decay).add_(v.detach(), alpha=1 - decay) if v.is_floating_point() else ema[k].copy_(v)
         if not gray:
             running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
         bar.update(1)
@@ -109,13 +114,15 @@ def _save(out, model, ema, opt, rng, step, config):
 @click.option("--mixtures", default=PixelCNNConfig.mixtures)
 @click.option("--threads", default=2, help="torch CPU threads.")
 @click.option("--seed", default=0)
-def main(out, steps, minutes, batch, patch, lr, lr_decay, ema_decay, channels, layers, mixtures, threads, seed):
+@click.option("--reset-ema", is_flag=True, help="On resume, restart the average from the current weights.")
+def main(out, steps, minutes, batch, patch, lr, lr_decay, ema_decay, channels, layers, mixtures, threads, seed,
+         reset_ema):
     """Train (or resume) a gated PixelCNN with a logistic-mixture head on the training photos."""
     torch.set_num_threads(threads)
     config = PixelCNNConfig(channels=channels, layers=layers, mixtures=mixtures)
     out.mkdir(parents=True, exist_ok=True)
     result = train(out, config, steps=steps, minutes=minutes, batch=batch, patch=patch, lr=lr,
-                   lr_decay=lr_decay, ema_decay=ema_decay, seed=seed)
+                   lr_decay=lr_decay, ema_decay=ema_decay, seed=seed, reset_ema=reset_ema)
     click.echo(json.dumps(result))
 
 

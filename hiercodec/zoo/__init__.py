@@ -88,12 +88,14 @@ def weights_hash(path: Path) -> bytes:
     return hashlib.sha256(path.read_bytes()).digest()
 
 
-@functools.lru_cache(maxsize=8)
 def load(name: str) -> Model:
-    """Load an installed model by id or alias (cached)."""
-    from hiercodec.families import build_family
+    """Load an installed model by id or alias (cached by id, so an alias shares the copy)."""
+    return _load(resolve(name))
 
-    info = resolve(name)
+
+@functools.lru_cache(maxsize=8)
+def _load(info: ModelInfo) -> Model:
+    from hiercodec.families import build_family
     try:
         config = json.loads((info.path / CONFIG).read_text())
         tensors = load_file(str(info.path / WEIGHTS))
@@ -109,9 +111,10 @@ def save_model(folder: Path, model_id: str, tensors: dict, config: dict, descrip
     target = folder / model_id
     target.mkdir(parents=True, exist_ok=True)
     save_file({k: v for k, v in tensors.items()}, str(target / WEIGHTS))
+    os.chmod(target / WEIGHTS, 0o644)  # safetensors writes 0600; models are read by every user
     config = dict(config, id=model_id, description=description)
     (target / (CONFIG + ".tmp")).write_text(json.dumps(config, indent=1) + "\n")
     os.replace(target / (CONFIG + ".tmp"), target / CONFIG)
-    load.cache_clear()
+    _load.cache_clear()
     return target
 

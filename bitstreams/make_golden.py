@@ -1,0 +1,141 @@
+#!/usr/bin/env python
+"""Write the golden .hc files of bitstreams/ with the shipped `default` model, each beside the PNG
+it must decode to (bitstreams/FORMAT.md, "Compatibility"; checked by tests/test_golden.py).
+
+    python bitstreams/make_golden.py            # writes bitstreams/<name>.hc and <name>.png
+    python bitstreams/make_golden.py --out DIR  # somewhere else (e.g. to try it)
+
+Names are <kind>-<height>x<width>. The content is synthetic, deterministic (seeded) and looks a
+little like a photo: smooth gradients and blobs, texture, noise; alpha planes have a soft edge
+between opaque and transparent regions. Images are small so that decoding them all stays fast.
+
+Golden files never change once committed: the script refuses to overwrite an existing file unless
+given --force (which is only for a file that was never committed). It writes nothing until every
+file has been encoded and decoded back to its exact pixels, then moves them into place.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+
+# name: (height, width, channels, seed)
+GOLDEN: dict[str, tuple[int, int, int, int]] = {
+    "gray-23x17": (23, 17, 1, 101),
+    "rgb-odd-31x19": (31, 19, 3, 102),
+    "rgba-13x11": (13, 11, 4, 103),
+    "strip-1x57": (1, 57, 3, 104),
+    "gray-alpha-9x14": (9, 14, 2, 105),
+    "rgb-tiles-5x130": (5, 130, 3, 106),  # more than one tile of the default model (64)
+}
+PNG_MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
+
+
+def _smooth_field(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """A smooth random field in about [-1, 1]: a few low-frequency waves and blobs."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    field = np.zeros((h, w))
+    for _ in range(3):
+        fy, fx, phase = rng.uniform(0, 0.25), rng.uniform(0, 0.25), rng.uniform(0, 2 * np.pi)
+        field += rng.uniform(0.2, 0.5) * np.sin(fy * yy + fx * xx + phase)
+    for _ in range(2):
+        cy, cx, r = rng.uniform(0, h), rng.uniform(0, w), rng.uniform(2, 9)
+        field += rng.uniform(-0.8, 0.8) * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r * r))
+    return field
+
+
+def golden_image(name: str) -> np.ndarray:
+    """The uint8 (height, width, channels) image of golden file `name`."""
+    h, w, c, seed = GOLDEN[name]
+    rng = np.random.default_rng(seed)
+    color = 3 if c >= 3 else 1
+    light = _smooth_field(rng, h, w)
+    out = np.empty((h, w, c), np.uint8)
+    for k in range(color):
+        tint = _smooth_field(rng, h, w)
+        base = rng.uniform(80, 180) + 60 * light + 35 * tint
+        out[..., k] = np.clip(np.rint(base + rng.normal(0, 4, (h, w))), 0, 255)
+    if c in (2, 4):  # alpha: opaque on one side of a tilted line, transparent on the other, soft edge
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+        angle, offset = rng.uniform(0, np.pi), rng.uniform(-0.2, 0.2)
+        dist = (np.cos(angle) * (xx - w / 2) + np.sin(angle) * (yy - h / 2)) / max(h, w) - offset
+        out[..., c - 1] = np.clip(np.rint(255 / (1 + np.exp(-dist * 18))), 0, 255)
+    return out
+
+
+def write_png(path: Path, image: np.ndarray) -> None:
+    from PIL import Image
+
+    c = image.shape[2]
+    pixels = image[..., 0] if c == 1 else image
+    Image.fromarray(np.ascontiguousarray(pixels), mode=PNG_MODES[c]).save(path, format="PNG")
+
+
+def read_png(path: Path) -> np.ndarray:
+    """A golden PNG as uint8 (height, width, channels); only L, LA, RGB and RGBA are golden."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        channels = {mode: c for c, mode in PNG_MODES.items()}.get(im.mode)
+        if channels is None:
+            raise ValueError(f"{path}: PNG mode {im.mode} is not one of L, LA, RGB, RGBA")
+        a = np.asarray(im, dtype=np.uint8)
+    return a.reshape(a.shape[0], a.shape[1], channels)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=HERE, help="folder to write into (default: bitstreams/)")
+    parser.add_argument("--model", default="default", help="model id or alias (default: default)")
+    parser.add_argument("--only", action="append", choices=sorted(GOLDEN), help="write only these (repeatable)")
+    parser.add_argument("--force", action="store_true", help="overwrite existing files (never committed ones!)")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from hiercodec.codec import decode_image, encode_image
+    from hiercodec.zoo import load
+
+    torch.set_num_threads(1)  # results never depend on it; other jobs may share the machine
+    names = args.only or sorted(GOLDEN)
+    targets = [args.out / f"{n}{ext}" for n in names for ext in (".hc", ".png")]
+    existing = [p for p in targets if p.exists()]
+    if existing and not args.force:
+        print("refusing to overwrite golden files (they never change once committed): "
+              + ", ".join(str(p) for p in existing) + "; use --force only for files never committed",
+              file=sys.stderr)
+        return 1
+    model = load(args.model)
+    args.out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=args.out) as tmp:
+        staged = []
+        for name in names:
+            image = golden_image(name)
+            data, report = encode_image(model, image)
+            decoded, _ = decode_image(data)  # by the id in its header, as a user would
+            if decoded.shape != image.shape or not np.array_equal(decoded, image):
+                print(f"{name}: the file does not decode to its image; nothing written", file=sys.stderr)
+                return 2
+            hc, png = Path(tmp) / f"{name}.hc", Path(tmp) / f"{name}.png"
+            hc.write_bytes(data)
+            write_png(png, image)
+            if not np.array_equal(read_png(png), image):
+                print(f"{name}: the PNG does not read back exactly; nothing written", file=sys.stderr)
+                return 2
+            staged += [hc, png]
+            print(f"{name}: {image.shape[0]}x{image.shape[1]}x{image.shape[2]}, model {model.id}, "
+                  f"{len(data)} bytes ({report.bits_per_dim:.3f} bpd, bound {report.bound_bits_per_dim:.3f})")
+        for path in staged:
+            os.replace(path, args.out / path.name)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

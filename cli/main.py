@@ -1,0 +1,300 @@
+"""The `hiercodec` command (console script -> main).
+
+Thin by design (DESIGN.md): arguments, progress bars and error messages; the work is in
+hiercodec.api. Every HiercodecError, and any OSError, is reported as one line
+`hiercodec: error: <message>` on stderr with exit status 1 (usage errors keep click's status 2);
+never a traceback. Inputs are only read; outputs are written atomically (never half a file) and
+an existing output is replaced only with --force.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from hiercodec import __version__
+from hiercodec.errors import HiercodecError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+
+
+def _fail(message: str) -> None:
+    click.echo(f"hiercodec: error: {message}", err=True)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split()) or "unknown error"
+
+
+class HiercodecGroup(click.Group):
+    """Turns HiercodecError and OSError into one line on stderr and exit status 1."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except HiercodecError as err:
+            _fail(_one_line(err))
+        except OSError as err:
+            if isinstance(err, BrokenPipeError):  # e.g. `hiercodec info x.hc | head -1`
+                sys.stderr.close()
+                ctx.exit(1)
+            where = f"{err.filename}: " if err.filename else ""
+            _fail(_one_line(where + (err.strerror or str(err))))
+        ctx.exit(1)
+
+
+def _progress() -> bool:
+    """Progress bars (tqdm, shown after 1 s of work) only where a person watches stderr."""
+    return sys.stderr.isatty()
+
+
+def _single_thread() -> None:
+    # The step-by-step decoder is overhead-bound (tiny tensors per step): OpenMP threads only
+    # contend with each other (and with anything else running), making it slower, not faster.
+    # Exact mode makes results independent of the thread count, so this changes only speed.
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _check_paths(src: Path, out: Path, force: bool) -> None:
+    """Everything that can be checked before a long computation."""
+    from hiercodec.fileio import check_output
+
+    if not src.exists():
+        raise HiercodecError(f"{src}: no such file")
+    if _same_file(src, out):
+        raise HiercodecError(f"{out} is the input file; give another output name")
+    check_output(out, force)
+
+
+def _fmt_bits(bits: float) -> str:
+    return f"{bits:,.1f}" if isinstance(bits, float) and not float(bits).is_integer() else f"{int(bits):,}"
+
+
+@click.group(cls=HiercodecGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="hiercodec")
+def cli() -> None:
+    """Lossless image compression with learned hierarchical autoregressive models.
+
+    \b
+    Examples:
+      hiercodec compress photo.png photo.hc
+      hiercodec decompress photo.hc back.png
+      hiercodec info photo.hc
+      hiercodec verify photos/
+      hiercodec models
+    """
+
+
+@cli.command(short_help="Compress an image into a .hc file.")
+@click.argument("src", metavar="IN", type=click.Path(path_type=Path))
+@click.argument("out", metavar="OUT", type=click.Path(path_type=Path))
+@click.option("--model", "-m", default="default", show_default=True, metavar="NAME",
+              help="Model id or alias (see `hiercodec models`).")
+@click.option("--force", "-f", is_flag=True, help="Overwrite OUT if it exists.")
+def compress(src: Path, out: Path, model: str, force: bool) -> None:
+    """Compress the image IN losslessly into the .hc file OUT.
+
+    IN is a PNG, JPEG, WebP, BMP or TIFF image with 8-bit samples: gray, gray+alpha, RGB or
+    RGBA (palette images become RGB/RGBA). OUT is not overwritten unless --force is given.
+    Prints the file size and its bits per sample (bits/dim) next to the model's bound.
+
+    \b
+    Example:
+      hiercodec compress photo.png photo.hc
+      hiercodec compress --model pixelcnn-s1 --force photo.png photo.hc
+    """
+    from hiercodec import api
+    from hiercodec.fileio import atomic_write
+    from hiercodec.images import color_name
+
+    _check_paths(src, out, force)
+    image = api.load_image(src)
+    data, report = api.encode_with_report(image, model, progress=_progress())
+    atomic_write(out, data, force)
+    h, w, c = image.shape
+    click.echo(f"{out}: {len(data):,} bytes, {report.bits_per_dim:.3f} bits/dim "
+               f"(model bound {report.bound_bits_per_dim:.3f} bits/dim; {w}x{h} {color_name(c)}, "
+               f"model {report.model_id})")
+
+
+@cli.command(short_help="Decompress a .hc file into a PNG image.")
+@click.argument("src", metavar="IN", type=click.Path(path_type=Path))
+@click.argument("out", metavar="OUT", type=click.Path(path_type=Path))
+@click.option("--force", "-f", is_flag=True, help="Overwrite OUT if it exists.")
+def decompress(src: Path, out: Path, force: bool) -> None:
+    """Decompress the .hc file IN into the PNG image OUT (same pixels as the original).
+
+    OUT must end in .png. The model the file was written with must be installed; a damaged or
+    truncated file is refused (every level is checked with CRC32), never decoded wrongly.
+
+    \b
+    Example:
+      hiercodec decompress photo.hc back.png
+    """
+    from hiercodec import api
+    from hiercodec.fileio import read_input
+    from hiercodec.images import color_name, save_image
+
+    if out.suffix.lower() != ".png":
+        raise click.BadParameter(f"'{out}' must end in .png (hiercodec writes PNG images)",
+                                 param_hint="OUT")
+    _check_paths(src, out, force)
+    data = read_input(src)
+    _single_thread()
+    start = time.perf_counter()
+    image, _ = api.decode_with_report(data, progress=_progress())
+    seconds = time.perf_counter() - start
+    save_image(image, out, force=force)
+    h, w, c = image.shape
+    click.echo(f"{out}: {w}x{h} {color_name(c)}, decoded in {seconds:.1f} s")
+
+
+@cli.command(short_help="Show the header and chunk table of a .hc file.")
+@click.argument("file", metavar="FILE", type=click.Path(path_type=Path))
+def info(file: Path) -> None:
+    """Show what the .hc file FILE holds: geometry, model, coder, and per level the bytes
+    written and bits per sample (bits/dim) next to the model's bound stored in the file.
+
+    Reads the file's header and chunk table (and checks its CRC32s); the model need not be
+    installed.
+
+    \b
+    Example:
+      hiercodec info photo.hc
+    """
+    from hiercodec import api
+    from hiercodec.fileio import read_input
+
+    d = api.info(read_input(file))
+    echo = click.echo
+    echo(f"file:     {file} ({d['file_bytes']:,} bytes, .hc format version {d['format_version']})")
+    echo(f"image:    {d['width']}x{d['height']} {d['color']} ({d['channels']} channels, "
+         f"{d['bit_depth']} bits per sample, {d['dims']:,} samples)")
+    echo(f"model:    {d['model']} (weights sha256 {d['model_hash'][:16]})")
+    echo(f"coder:    {d['coder']}")
+    echo(f"tiles:    {d['tile'][1]}x{d['tile'][0]} ({d['tiles']} tile{'s' if d['tiles'] != 1 else ''})")
+    echo(f"mode:     {d['mode']}, {d['levels_present']} of {d['levels_total']} levels present")
+    echo(f"size:     {d['bits_per_dim']:.3f} bits/dim (model bound {d['bound_bits_per_dim']:.3f} bits/dim)")
+    rows = [(str(lv["level"]), f"{lv['bytes']:,}", f"{lv['bits_per_dim']:.3f}",
+             f"{lv['bound_bits']:,}", f"{lv['bound_bits_per_dim']:.3f}") for lv in d["levels"]]
+    rows.append(("header", f"{d['header_bytes']:,}", f"{8 * d['header_bytes'] / d['dims']:.3f}", "", ""))
+    rows.append(("total", f"{d['file_bytes']:,}", f"{d['bits_per_dim']:.3f}",
+                 f"{d['bound_bits']:,}", f"{d['bound_bits_per_dim']:.3f}"))
+    _table(("level", "bytes", "bits/dim", "bound bits", "bound bits/dim"), rows)
+
+
+def _table(head: tuple[str, ...], rows: list[tuple[str, ...]], align: str = "") -> None:
+    """A plain text table; align has one letter per column, 'l' or 'r' (default: first column
+    left, the others right)."""
+    align = align or "l" + "r" * (len(head) - 1)
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    for r in [head, *rows]:
+        cells = [c.ljust(w) if a == "l" else c.rjust(w) for c, w, a in zip(r, widths, align)]
+        click.echo("  " + "  ".join(cells).rstrip())
+
+
+def _images_in(path: Path) -> list[Path]:
+    if not path.exists():
+        raise HiercodecError(f"{path}: no such file or directory")
+    if not path.is_dir():
+        return [path]
+    found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not found:
+        raise HiercodecError(f"{path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+    return found
+
+
+@cli.command(short_help="Check round trips; bound vs bits written per level.")
+@click.argument("target", metavar="IMAGE_OR_DIR", type=click.Path(path_type=Path))
+@click.option("--model", "-m", default="default", show_default=True, metavar="NAME",
+              help="Model id or alias (see `hiercodec models`).")
+def verify(target: Path, model: str) -> None:
+    """Compress and decompress images in memory and show, per level and in total, the exact
+    model's bound in bits next to the bits written, the coder's overhead, and whether the
+    round trip gives back the same pixels. Nothing is written.
+
+    IMAGE_OR_DIR is an image, or a folder whose .png .jpg .jpeg .webp .bmp .tif images are all
+    verified in name order. Exits with status 1 if any round trip fails.
+
+    \b
+    Example:
+      hiercodec verify photo.png
+      hiercodec verify --model default photos/
+    """
+    from hiercodec import api
+    from hiercodec.images import color_name
+
+    paths = _images_in(target)
+    many = target.is_dir()
+    m = api.load_model(model)  # once, and a missing model fails before any image
+    _single_thread()
+    failures = 0
+    for n, path in enumerate(paths):
+        if n:
+            click.echo()
+        try:
+            r = api.verify(path, m, progress=_progress())
+        except HiercodecError as err:
+            if not many:
+                raise
+            failures += 1
+            _fail(_one_line(err))
+            continue
+        click.echo(f"{path}: {r.width}x{r.height} {color_name(r.channels)}, model {r.model}")
+        rows = [(lv.name, _fmt_bits(lv.bound_bits), f"{lv.written_bits:,}", f"{lv.overhead_percent:+.3f}%")
+                for lv in r.levels]
+        rows.append(("chunks", _fmt_bits(r.bound_bits), f"{r.written_bits:,}", f"{r.overhead_percent:+.3f}%"))
+        rows.append(("header", "", f"{r.header_bits:,}", ""))
+        rows.append(("file", _fmt_bits(r.bound_bits), f"{r.file_bits:,}", f"{r.file_overhead_percent:+.3f}%"))
+        _table(("level", "bound bits", "bits written", "overhead"), rows)
+        verdict = "round trip ok" if r.roundtrip_ok else f"ROUND TRIP FAILED: {_one_line(r.error)}"
+        click.echo(f"  {r.bits_per_dim:.3f} bits/dim (bound {r.bound_bits_per_dim:.3f}); {verdict}; "
+                   f"encode {r.encode_seconds:.2f} s, decode {r.decode_seconds:.2f} s")
+        failures += not r.roundtrip_ok
+    if many:
+        click.echo(f"\n{len(paths) - failures} of {len(paths)} images ok")
+    if failures:
+        _fail(f"{failures} of {len(paths)} round trips failed")
+        click.get_current_context().exit(1)
+
+
+@cli.command(short_help="List the installed models.")
+def models() -> None:
+    """List the installed models: id, aliases, family, shipped or user, description.
+
+    User models live in $HIERCODEC_MODELS (default ~/.local/share/hiercodec/models).
+
+    \b
+    Example:
+      hiercodec models
+      hiercodec compress --model pixelcnn-s1 photo.png photo.hc
+    """
+    from hiercodec import api
+
+    found = api.list_models()
+    if not found:
+        raise HiercodecError("no models are installed; reinstall hiercodec")
+    rows = [(m.id, ", ".join(m.aliases) or "-", m.family, "shipped" if m.shipped else "user",
+             m.description or "") for m in found]
+    _table(("id", "aliases", "family", "source", "description"), rows, align="lllll")
+
+
+def main() -> None:
+    cli(prog_name="hiercodec")
+
+
+if __name__ == "__main__":
+    main()

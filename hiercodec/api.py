@@ -1,0 +1,317 @@
+"""The public Python API of hiercodec.
+
+    >>> import hiercodec
+    >>> data = hiercodec.encode("photo.png")            # or a PIL image, or a uint8 array
+    >>> image = hiercodec.decode(data)                  # uint8 (H, W) or (H, W, 2/3/4)
+    >>> hiercodec.verify("photo.png").overhead_percent  # file size vs the model's bound
+    >>> hiercodec.info(data)["levels"]                  # header and chunk table, no model needed
+
+Every failure a user can cause (a bad image, a damaged file, a missing model) raises a
+`HiercodecError` whose message is one line saying what is wrong and what to do.
+
+torch is imported only when a model is needed: `info` and the image helpers do without it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from hiercodec import container
+from hiercodec.errors import HiercodecError, ImageError
+from hiercodec.images import color_name, load_image, to_public
+
+if TYPE_CHECKING:  # pragma: no cover
+    from hiercodec.codec import Report
+    from hiercodec.zoo import Model, ModelInfo
+
+__all__ = ["encode", "decode", "load_model", "list_models", "verify", "info", "VerifyResult",
+           "LevelResult", "encode_with_report", "decode_with_report"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Progress
+
+
+@contextmanager
+def _progress(enabled: bool, total: int, desc: str) -> Iterator[Callable[[int], None] | None]:
+    """A tqdm bar on stderr counting coded symbols, shown only for work over a second."""
+    if not enabled:
+        yield None
+        return
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, unit="sym", unit_scale=True, desc=desc, file=sys.stderr, delay=1.0,
+               leave=False, dynamic_ncols=True)
+
+    def update(n: int) -> None:
+        if bar.n + n > bar.total:  # families with latents code more symbols than samples
+            bar.total = bar.n + n
+        bar.update(n)
+
+    try:
+        yield update
+    finally:
+        bar.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Models
+
+
+def load_model(name: str = "default") -> "Model":
+    """A loaded model of the zoo, by id or alias (cached). ModelNotFoundError if not installed."""
+    from hiercodec import zoo
+
+    if not isinstance(name, str):
+        raise TypeError(f"model must be a model id or alias (str), not {type(name).__name__}")
+    return zoo.load(name)
+
+
+def list_models() -> "list[ModelInfo]":
+    """Every installed model: id, family, description, path, shipped (or user), aliases."""
+    from hiercodec import zoo
+
+    return zoo.list_models()
+
+
+def _model(model: "str | Model") -> "Model":
+    from hiercodec.zoo import Model
+
+    return model if isinstance(model, Model) else load_model(model)
+
+
+# ---------------------------------------------------------------------------------------------
+# Encode / decode
+
+
+def _checked_image(image) -> np.ndarray:
+    array = load_image(image)
+    h, w = array.shape[:2]
+    if h * w > container.MAX_PIXELS:
+        raise ImageError(f"the image has {h * w} pixels; a .hc file holds at most "
+                         f"{container.MAX_PIXELS}: cut it into parts first")
+    return array
+
+
+def encode_with_report(image, model: "str | Model" = "default", *,
+                       progress: bool = False) -> "tuple[bytes, Report]":
+    """`encode`, also returning the codec's Report (bound and bytes per level)."""
+    from hiercodec.codec import encode_image
+
+    array = _checked_image(image)
+    m = _model(model)
+    with _progress(progress, array.size, "encode") as update:
+        return encode_image(m, array, update)
+
+
+def encode(image, model: str = "default", *, progress: bool = False) -> bytes:
+    """Losslessly compress an image to the bytes of a .hc file.
+
+    image: a file path, a PIL image, or a uint8 array (H, W) gray or (H, W, C) with C = 1 gray,
+    2 gray+alpha, 3 RGB, 4 RGBA. model: a model id or alias of the zoo (`list_models()`).
+    progress: show a progress bar on stderr for work that takes more than a second.
+    """
+    return encode_with_report(image, model, progress=progress)[0]
+
+
+def _as_bytes(data) -> bytes:
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return bytes(data)
+    if isinstance(data, (str, os.PathLike)):
+        raise TypeError("decode() takes the bytes of a .hc file, not a path: "
+                        "use decode(pathlib.Path(p).read_bytes())")
+    raise TypeError(f"expected the bytes of a .hc file, got {type(data).__name__}")
+
+
+def decode_with_report(data: bytes, *, progress: bool = False) -> "tuple[np.ndarray, Report]":
+    """`decode`, also returning the codec's Report; the image is (H, W, C) with C = 1 for gray."""
+    from hiercodec.codec import decode_image
+
+    data = _as_bytes(data)
+    header = container.read_header(data)  # cheap checks first, and the size of the bar
+    total = header.height * header.width * header.channels
+    with _progress(progress, total, "decode") as update:
+        return decode_image(data, progress=update)
+
+
+def decode(data: bytes, *, progress: bool = False) -> np.ndarray:
+    """Decompress the bytes of a .hc file to a uint8 image: (H, W) for gray, else (H, W, C).
+
+    Damaged, truncated or foreign files raise FormatError / IntegrityError (never a wrong image);
+    a file whose model is not installed raises ModelNotFoundError naming the model.
+    """
+    return to_public(decode_with_report(data, progress=progress)[0])
+
+
+# ---------------------------------------------------------------------------------------------
+# Verify
+
+
+@dataclass
+class LevelResult:
+    """One level: the exact model's bound and what the coder wrote for it."""
+
+    name: str
+    bound_bits: float
+    written_bits: int
+    symbols: int
+
+    @property
+    def overhead_percent(self) -> float:
+        return 100.0 * (self.written_bits / self.bound_bits - 1) if self.bound_bits > 0 else 0.0
+
+
+@dataclass
+class VerifyResult:
+    """What `verify` measured: per level and in total, the bound next to the bits written, and
+    whether the file decodes to the very same pixels."""
+
+    model: str
+    height: int
+    width: int
+    channels: int
+    file_bytes: int
+    levels: list[LevelResult] = field(default_factory=list)
+    roundtrip_ok: bool = False
+    error: str | None = None  # why the round trip failed, if it raised
+    encode_seconds: float = 0.0
+    decode_seconds: float = 0.0
+
+    @property
+    def dims(self) -> int:
+        return self.height * self.width * self.channels
+
+    @property
+    def bound_bits(self) -> float:
+        return sum(level.bound_bits for level in self.levels)
+
+    @property
+    def written_bits(self) -> int:
+        """Bits of the coded chunks (the file without its header)."""
+        return sum(level.written_bits for level in self.levels)
+
+    @property
+    def file_bits(self) -> int:
+        return 8 * self.file_bytes
+
+    @property
+    def header_bits(self) -> int:
+        return self.file_bits - self.written_bits
+
+    @property
+    def overhead_percent(self) -> float:
+        """Coded chunks vs the bound (the coder's overhead)."""
+        b = self.bound_bits
+        return 100.0 * (self.written_bits / b - 1) if b > 0 else 0.0
+
+    @property
+    def file_overhead_percent(self) -> float:
+        """The whole file, header included, vs the bound."""
+        b = self.bound_bits
+        return 100.0 * (self.file_bits / b - 1) if b > 0 else 0.0
+
+    @property
+    def bits_per_dim(self) -> float:
+        """Of the whole file."""
+        return self.file_bits / self.dims
+
+    @property
+    def bound_bits_per_dim(self) -> float:
+        return self.bound_bits / self.dims
+
+
+def verify(image, model: str = "default", *, progress: bool = False) -> VerifyResult:
+    """Compress `image`, decompress the result and compare: the exact model's bound next to the
+    bits written, level by level, and whether the round trip gives the same pixels.
+
+    A failing round trip is reported (roundtrip_ok False, error set), not raised; an image that
+    cannot be read or a model that is not installed raises as in `encode`.
+    """
+    from hiercodec.codec import decode_image, encode_image
+
+    array = _checked_image(image)
+    m = _model(model)
+    start = time.perf_counter()
+    with _progress(progress, array.size, "encode") as update:
+        data, report = encode_image(m, array, update)
+    encode_seconds = time.perf_counter() - start
+    h, w, c = array.shape
+    result = VerifyResult(m.id, h, w, c, len(data), encode_seconds=encode_seconds,
+                          levels=[LevelResult(lv.name, lv.bound_bits, lv.written_bits, lv.symbols)
+                                  for lv in report.levels])
+    start = time.perf_counter()
+    try:
+        with _progress(progress, array.size, "decode") as update:
+            decoded, _ = decode_image(data, loader=lambda name: m if name == m.id else load_model(name),
+                                      progress=update)
+        result.roundtrip_ok = decoded.shape == array.shape and bool(np.array_equal(decoded, array))
+        if not result.roundtrip_ok:
+            result.error = "the decoded image differs from the original"
+    except HiercodecError as err:
+        result.error = str(err)
+    result.decode_seconds = time.perf_counter() - start
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# Info
+
+
+def info(data: bytes) -> dict:
+    """What a .hc file holds, from its header and chunk table only (no model, no decoding).
+
+    Keys: format_version, model, model_hash (hex), coder, coder_id, coder_version, height, width,
+    channels, color, bit_depth, dims (samples), tile (h, w), tiles, mode ('lossless'/'lossy'),
+    levels_total, levels_present, file_bytes, header_bytes, bits_per_dim (whole file),
+    bound_bits, bound_bits_per_dim, and levels: one dict per level present with level, bytes,
+    bits_per_dim (from the chunk length), bound_bits and bound_bits_per_dim (from the bound
+    stored in the file). Bits/dim are per sample of the whole image, so the levels' sum up.
+    The whole file is checked (header and chunk CRC32s): a damaged file raises FormatError.
+    """
+    data = _as_bytes(data)
+    box = container.read(data)
+    h = box.header
+    dims = h.height * h.width * h.channels
+    levels = [{
+        "level": c.level,
+        "bytes": len(c.data),
+        "bits_per_dim": 8 * len(c.data) / dims,
+        "bound_bits": c.bound_bits,
+        "bound_bits_per_dim": c.bound_bits / dims,
+    } for c in box.chunks]
+    payload = sum(len(c.data) for c in box.chunks)
+    bound = sum(c.bound_bits for c in box.chunks)
+    return {
+        "format_version": container.FORMAT_VERSION,
+        "model": h.model_id,
+        "model_hash": h.model_hash.hex(),
+        "coder": f"{h.coder_id} {h.coder_version}",
+        "coder_id": h.coder_id,
+        "coder_version": h.coder_version,
+        "height": h.height,
+        "width": h.width,
+        "channels": h.channels,
+        "color": color_name(h.channels),
+        "bit_depth": h.bit_depth,
+        "dims": dims,
+        "tile": (h.tile_height, h.tile_width),
+        "tiles": math.ceil(h.height / h.tile_height) * math.ceil(h.width / h.tile_width),
+        "mode": "lossy" if h.lossy else "lossless",
+        "levels_total": h.levels_total,
+        "levels_present": box.levels_present,
+        "file_bytes": len(data),
+        "header_bytes": len(data) - payload,
+        "bits_per_dim": 8 * len(data) / dims,
+        "bound_bits": bound,
+        "bound_bits_per_dim": bound / dims,
+        "levels": levels,
+    }

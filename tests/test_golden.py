@@ -1,0 +1,91 @@
+"""Golden files (bitstreams/FORMAT.md, "Compatibility"): every bitstreams/*.hc decodes, forever, to
+exactly the pixels of the PNG beside it, and re-encoding that PNG with the model named in the header
+gives the identical bytes (the encoder is deterministic). bitstreams/make_golden.py writes them.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hiercodec import container
+from hiercodec.codec import decode_image, encode_image
+from hiercodec.zoo import load
+
+BITSTREAMS = Path(__file__).resolve().parent.parent / "bitstreams"
+GOLDEN = sorted(BITSTREAMS.glob("*.hc"))
+NO_GOLDEN = "no golden files in bitstreams/ yet: run `python bitstreams/make_golden.py` with the final model"
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("make_golden", BITSTREAMS / "make_golden.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+make_golden = _script()
+golden = pytest.mark.parametrize("path", GOLDEN or [pytest.param(None, marks=pytest.mark.skip(reason=NO_GOLDEN))],
+                                 ids=lambda p: p.stem if p else "none")
+
+
+@golden
+def test_golden_file_has_its_png(path):
+    png = path.with_suffix(".png")
+    assert png.is_file(), f"{path.name} has no {png.name} beside it: a golden file must come with the image it decodes to"
+
+
+@golden
+def test_golden_file_decodes_to_its_png(path):
+    png = path.with_suffix(".png")
+    assert png.is_file(), f"{path.name} has no {png.name} beside it"
+    data = path.read_bytes()
+    box = container.read(data)
+    h = box.header
+    assert not h.lossy and box.levels_present == h.levels_total
+    expected = make_golden.read_png(png)
+    assert (h.height, h.width, h.channels) == expected.shape, f"{path.name}: header geometry vs PNG"
+    image, report = decode_image(data)  # the model named in the header, from the zoo
+    assert image.shape == expected.shape and image.dtype == np.uint8
+    np.testing.assert_array_equal(image, expected, err_msg=f"{path.name} no longer decodes to {png.name}")
+    assert report.file_bytes == len(data)
+
+
+@golden
+def test_golden_file_reencodes_identically(path):
+    png = path.with_suffix(".png")
+    assert png.is_file(), f"{path.name} has no {png.name} beside it"
+    data = path.read_bytes()
+    header = container.read_header(data)
+    model = load(header.model_id)
+    again, _ = encode_image(model, make_golden.read_png(png))
+    assert again == data, f"re-encoding {png.name} with {header.model_id} gives other bytes than {path.name}"
+
+
+def test_make_golden_writes_verified_files_and_never_overwrites(tmp_path):
+    name = "strip-1x57"  # the fastest; the script checks that each file decodes before writing it
+    assert make_golden.main(["--out", str(tmp_path), "--only", name]) == 0
+    hc, png = tmp_path / f"{name}.hc", tmp_path / f"{name}.png"
+    data = hc.read_bytes()
+    np.testing.assert_array_equal(make_golden.read_png(png), make_golden.golden_image(name))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [hc.name, png.name]
+    # refuses to overwrite, and leaves the files alone
+    hc.write_bytes(b"committed")
+    assert make_golden.main(["--out", str(tmp_path), "--only", name]) != 0
+    assert hc.read_bytes() == b"committed"
+    assert make_golden.main(["--out", str(tmp_path), "--only", name, "--force"]) == 0
+    assert hc.read_bytes() == data  # deterministic
+    committed = BITSTREAMS / f"{name}.hc"
+    if committed.is_file() and container.read_header(committed.read_bytes()).model_id == load("default").id:
+        assert committed.read_bytes() == data, "make_golden.py no longer reproduces the committed golden file"
+
+
+def test_golden_content_is_deterministic():
+    for name, (h, w, c, _) in make_golden.GOLDEN.items():
+        a, b = make_golden.golden_image(name), make_golden.golden_image(name)
+        assert a.shape == (h, w, c) and a.dtype == np.uint8
+        np.testing.assert_array_equal(a, b)
+        assert len(np.unique(a[..., 0])) > 4, f"{name}: content should not be flat"
