@@ -14,6 +14,11 @@ import sys
 import time
 from pathlib import Path
 
+# OpenMP threads that spin while waiting slow torch down a hundredfold when another process holds
+# the cores; decoding is a long series of small steps, so let waiting threads sleep. Must be set
+# before torch is first imported.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import click
 
 from hiercodec import __version__

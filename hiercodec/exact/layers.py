@@ -48,16 +48,13 @@ class QConv:
     def acc_conv(self, x: torch.Tensor) -> torch.Tensor:
         """Accumulators of a valid convolution of padded x (B, Cin, H, W) -> (B, Cout, H', W')."""
         kh, kw = self.kernel
-        b, _, h, w = x.shape
-        ho, wo = h - kh + 1, w - kw + 1
-        cols = x if (kh, kw) == (1, 1) else F.unfold(x, (kh, kw))
-        cols = cols.reshape(b, cols.shape[1] if (kh, kw) != (1, 1) else x.shape[1], -1)
-        acc = torch.matmul(self.weight, cols) + self.bias[:, None]
-        return acc.reshape(b, -1, ho, wo)
+        b, cin, h, w = x.shape
+        cols = x.reshape(b, cin, h * w) if (kh, kw) == (1, 1) else F.unfold(x, (kh, kw))
+        acc = torch.matmul(self.weight, cols).add_(self.bias[:, None])
+        return acc.reshape(b, -1, h - kh + 1, w - kw + 1)
 
     def conv(self, x: torch.Tensor, clamp: bool = True) -> torch.Tensor:
-        acc = self.acc_conv(x) * self.scale[:, None, None]
-        acc = torch.floor(acc)
+        acc = self.acc_conv(x).mul_(self.scale[:, None, None]).floor_()
         return _clamp(acc, self.lo, self.hi, (1, -1, 1, 1)) if clamp else acc
 
     def dense(self, cols: torch.Tensor, clamp: bool = True) -> torch.Tensor:

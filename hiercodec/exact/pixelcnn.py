@@ -13,12 +13,13 @@ Stored tensors (names as in `ExactPixelCNN.LAYERS`): `<layer>.w` (Cout, Cin*kh*k
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 
 import torch
 
 from hiercodec.exact.layers import Gate, QConv, lookup
-from hiercodec.exact.quant import ACT_MAX, ACT_MIN, DTYPE, GATE_FRAC
+from hiercodec.exact.quant import ACT_MAX, ACT_MIN, DTYPE, GATE_FRAC, threads
 from hiercodec.nn.gated import H_IN, H_K, V_IN, V_K, causal_pad
 
 
@@ -95,8 +96,9 @@ class Decoder:
     at hrow[l][:, j + 1, :]. The vertical stack (read only by the row pass) stays channels first:
     v_l rows i-1, i at vcache[l][:, :, 0..1, 1:-1]."""
 
-    def __init__(self, net: ExactPixelCNN, batch: int, height: int, width: int):
+    def __init__(self, net: ExactPixelCNN, batch: int, height: int, width: int, row_threads: int | None = None):
         self.net, self.b, self.hgt, self.wid = net, batch, height, width
+        self.row_threads = row_threads or os.cpu_count() or 1
         c, c2 = net.channels, 2 * net.channels
         self.h_in = channels_last(net.h_in)
         self.h = [channels_last(conv) for conv in net.h]
@@ -106,7 +108,13 @@ class Decoder:
         self.hrow = [torch.zeros(batch, width + 1, c, dtype=DTYPE) for _ in range(net.layers + 1)]
 
     def row(self, i: int) -> None:
-        """Vertical stack of row i (needs rows < i of the image) and its links into the h stack."""
+        """Vertical stack of row i (needs rows < i of the image) and its links into the h stack.
+        Its products are large, so it runs on `row_threads` torch threads; the steps, which are
+        small and overhead-bound, on one. Exact mode makes the thread count change speed only."""
+        with threads(self.row_threads):
+            self._row(i)
+
+    def _row(self, i: int) -> None:
         n = self.net
         if i > 0:  # roll the caches down one row
             self.xcl[:, :3] = self.xcl[:, 1:].clone()

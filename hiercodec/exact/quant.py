@@ -12,6 +12,8 @@ function runs at decode time.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -23,6 +25,17 @@ WEIGHT_MAX = (1 << (WEIGHT_BITS - 1)) - 1
 GATE_FRAC = 11  # tanh and sigmoid tables, and gated outputs, have 11 fractional bits
 EXACT_LIMIT = 1 << 53  # float64 represents every integer below this exactly
 DTYPE = torch.float64
+
+
+@contextmanager
+def threads(n: int) -> Iterator[None]:
+    """Run a block on n torch threads (at most 8), then restore the count."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, min(n, 8)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def frac_bits_for(max_abs: float, limit: int = ACT_MAX, lo: int = 0, hi: int = 24) -> int:

@@ -11,6 +11,7 @@ value replicated to R, G and B.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import numpy as np
@@ -19,7 +20,7 @@ import torch
 from hiercodec.coding.ans import StackCoder
 from hiercodec.exact.mixture import ExactMixture
 from hiercodec.exact.pixelcnn import ExactPixelCNN
-from hiercodec.exact.quant import DTYPE
+from hiercodec.exact.quant import DTYPE, threads
 from hiercodec.families.base import Geometry, Group, GroupDecoder, Level, LevelStats
 from hiercodec.tiling import TileLayout
 
@@ -43,9 +44,11 @@ class PixelLevel(Level):
         return image[..., : self.channels]
 
     def params(self, tiles: np.ndarray) -> torch.Tensor:
-        """Whole-tile pass: (T, 10K, h, w) integer parameters, stored as int16 (all fit)."""
-        out = [self.net.forward(network_input(tiles[s : s + TILE_BATCH])).to(torch.int16)
-               for s in range(0, len(tiles), TILE_BATCH)]
+        """Whole-tile pass: (T, 10K, h, w) integer parameters, stored as int16 (all fit). Large
+        products, so it uses every core (exact mode: the thread count changes speed only)."""
+        with threads(os.cpu_count() or 1):
+            out = [self.net.forward(network_input(tiles[s : s + TILE_BATCH])).to(torch.int16)
+                   for s in range(0, len(tiles), TILE_BATCH)]
         return torch.cat(out)
 
     def row_groups(self, params: torch.Tensor, tiles: np.ndarray, valid: np.ndarray, i: int) -> list[Group]:
