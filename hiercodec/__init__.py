@@ -7,6 +7,17 @@
 The API (hiercodec.api) is imported on first use, so `import hiercodec` stays light (no torch).
 """
 
+import os
+import sys
+
+# Decoding is a long series of small steps between a few large products. OpenMP threads that spin
+# while they wait make torch 20-100x slower when another process holds the cores; sleeping threads
+# cost microseconds. The variable takes effect only if torch is loaded after it is set, so record
+# whether it did: hiercodec.exact.quant.threads() uses extra threads only when it is in force.
+_policy = os.environ.get("OMP_WAIT_POLICY")
+OMP_PASSIVE = (_policy or "").upper() == "PASSIVE" or (_policy is None and "torch" not in sys.modules)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from hiercodec.errors import (FormatError, HiercodecError, ImageError, IntegrityError,
                               ModelNotFoundError, OutputExistsError)
 

@@ -86,11 +86,17 @@ class Gate:
 
     def __call__(self, pre: torch.Tensor) -> torch.Tensor:
         shape = (1, -1) + (1,) * (pre.dim() - 2)
-        r = torch.take(self.lut, (pre + self.offset.view(shape)).long())
+        r = gather(self.lut, pre + self.offset.view(shape))
         t, s = r.split(self.channels, dim=1)
         return (t * s).add_(1 << (GATE_FRAC - 1)).mul_(2.0 ** -GATE_FRAC).floor_().clamp_(ACT_MIN, ACT_MAX)
 
 
+def gather(lut: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """lut[index] for a float tensor of non-negative integer indices (any shape). int32 indices
+    and index_select: about three times faster than int64 and take on the decoder's tensors."""
+    return torch.index_select(lut, 0, index.int().reshape(-1)).reshape(index.shape)
+
+
 def lookup(lut: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """lut[x - ACT_MIN] for activation integers x."""
-    return torch.take(lut, (x - ACT_MIN).long())
+    return gather(lut, x - ACT_MIN)

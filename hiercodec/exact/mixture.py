@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from hiercodec.coding.tables import fill_to_total
+from hiercodec.exact.layers import gather
 from hiercodec.exact.quant import DTYPE
 
 PI_MIN, PI_MAX = -2047, 2047
@@ -63,8 +64,8 @@ class ExactMixture:
     def __init__(self, k: int, luts: dict[str, torch.Tensor]):
         self.k = k
         self.exp = luts["exp"].to(DTYPE)
-        self.inv_m = luts["inv_m"].to(torch.float32)
-        self.inv_scale = torch.from_numpy(np.ldexp(1.0, luts["inv_q"].numpy())).to(torch.float32)  # exact
+        # M 2^Q, exact in float32 (an 11-bit mantissa times a power of two)
+        self.inv_a = torch.from_numpy(np.ldexp(luts["inv_m"].numpy().astype(np.float64), luts["inv_q"].numpy())).to(torch.float32)
         self.cdf = luts["sigmoid_cdf"].to(DTYPE)
 
     def begin(self, params: torch.Tensor) -> dict:
@@ -72,9 +73,9 @@ class ExactMixture:
         k, p = self.k, params.shape[0]
         pi = params[:, :k]
         rest = params[:, k:].reshape(p, 3, 3, k)
-        w = torch.take(self.exp, (pi - pi.max(dim=1, keepdim=True).values - (PI_MIN - PI_MAX)).long())
-        ls = (rest[:, 1] - LS_MIN).long()
-        return {"w": w, "mu": rest[:, 0], "a": self.inv_m[ls] * self.inv_scale[ls], "coeff": rest[:, 2]}
+        w = gather(self.exp, pi - pi.max(dim=1, keepdim=True).values - (PI_MIN - PI_MAX))
+        ls = rest[:, 1] - LS_MIN
+        return {"w": w, "mu": rest[:, 0], "a": gather(self.inv_a, ls), "coeff": rest[:, 2]}
 
     def _cdf(self, edges: torch.Tensor, mu: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         """CDF (units of 2^-16) at edges (in 1/16 pixel, float32, broadcast against mu[..., None]).
@@ -82,8 +83,7 @@ class ExactMixture:
         mantissa), and so is their difference (e - mu) M 2^Q, an integer below 2^24 times 2^Q."""
         a = a[..., None]
         t = torch.addcmul(-(mu[..., None] * a), edges, a)
-        t = t.floor_().clamp_(-T_RANGE, T_RANGE).add_(T_RANGE)
-        return torch.take(self.cdf, t.long())
+        return gather(self.cdf, t.floor_().clamp_(-T_RANGE, T_RANGE).add_(T_RANGE))
 
     def table(self, state: dict, c: int, prev: torch.Tensor | None) -> np.ndarray:
         """Frequencies (P, 256) int64 (numpy, a coder table) of channel c given prev (P, c) decoded

@@ -18,6 +18,8 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
+from hiercodec import OMP_PASSIVE
+
 ACT_BITS = 12  # activations are integers in [-2^11, 2^11 - 1]
 ACT_MIN, ACT_MAX = -(1 << (ACT_BITS - 1)), (1 << (ACT_BITS - 1)) - 1
 WEIGHT_BITS = 10  # weights are integers in [-(2^9 - 1), 2^9 - 1], one power-of-two scale per output channel
@@ -29,8 +31,13 @@ DTYPE = torch.float64
 
 @contextmanager
 def threads(n: int) -> Iterator[None]:
-    """Run a block on n torch threads (at most 8), then restore the count."""
+    """Run a block of large products on n torch threads (at most 8), then restore the count.
+    With spinning OpenMP threads (torch loaded without OMP_WAIT_POLICY=PASSIVE, see
+    hiercodec/__init__.py) it keeps the current count: spinning threads that compete with another
+    process are far slower than one thread."""
     before = torch.get_num_threads()
+    if not OMP_PASSIVE:
+        n = before
     torch.set_num_threads(max(1, min(n, 8)))
     try:
         yield
