@@ -35,9 +35,28 @@ def test_inverse_scale_table_is_accurate():
 
 
 def test_mixture_sums_stay_exact():
-    k_max = 64
-    assert k_max * (1 << xm.CDF_BITS) * (1 << 16) < 2 ** 53  # sum_k w_k CDF_k in float64
-    assert k_max * (1 << 32) * (1 << 24) < 2 ** 63  # normalisation in int64
+    total = xm.WEIGHT_TOTAL << xm.CDF_BITS
+    assert total == 1 << 32  # sum_k w_k CDF_k with sum_k w_k = 2^16: every partial sum <= 2^32
+    assert total * ((1 << 16) - 1) < 2 ** 53  # f = floor(m (2^16 - 1) 2^-24) + 1 in float64
+    assert total * ((1 << 16) - 1) >> 24 <= (1 << 24) - 256  # so the row sum is at most 2^24
+    assert (1 << 32) * xm.WEIGHT_TOTAL < 2 ** 63  # weight renormalisation in int64 (w < 2^32)
+
+
+def test_weights_sum_to_two_to_the_16_and_tables_to_two_to_the_24():
+    k = 5
+    mix = xm.ExactMixture(k, {n: torch.from_numpy(v) for n, v in xm.build_luts().items()})
+    g = torch.Generator().manual_seed(0)
+    params = torch.cat([torch.randint(xm.PI_MIN, xm.PI_MAX + 1, (300, k), generator=g),
+                        torch.randint(xm.MU_MIN, xm.MU_MAX + 1, (300, 3 * k), generator=g),
+                        torch.randint(xm.LS_MIN, xm.LS_MAX + 1, (300, 3 * k), generator=g),
+                        torch.randint(xm.COEFF_MIN, xm.COEFF_MAX + 1, (300, 3 * k), generator=g)], 1).double()
+    state = mix.begin(params)
+    prev = torch.randint(0, 256, (300, 3), generator=g).double()
+    for c in range(3):
+        assert (state["w"].sum(1) == xm.WEIGHT_TOTAL).all()
+        table = mix.table(state, c, prev[:, :c])
+        assert (table.sum(1) == 1 << 24).all() and table.min() >= 1
+        mix.update(state, prev[:, c])
 
 
 def test_lookup_tables_cover_every_activation_and_match_the_functions():

@@ -13,12 +13,13 @@ product is an integer below 2^24 and, like the power-of-two scaling and the floo
 the wide part of the computation runs in float32 without losing exactness. SIGMOID_CDF (1/256
 resolution over [-16, 16]) gives CDF_k(e) in units of 2^-16, with CDF(-inf) = 0 and CDF(+inf) = 2^16,
 so each component's bin masses sum to exactly 2^16. Mixture weights w_k start as EXP[pi_k - max pi]
-(2^16 exp) and after each coded channel become w_k * mass_k(symbol), rescaled to a maximum of 2^16
-(the joint mixture of PixelCNN++ coded channel by channel). The mixture CDF sum_k w_k CDF_k is one
-float64 batched product (partial sums < 5 * 2^32, exact); its differences are the bin masses m_v, and
-f_v = floor(m_v * (2^24 - 256) / total) + 1 in int64 (< 2^59), total = 2^16 sum_k w_k, with the
-remainder that makes the row sum exactly 2^24 added to the first largest entry
-(coding.tables.fill_to_total).
+(2^16 exp) and after each coded channel become w_k * mass_k(symbol) (the joint mixture of PixelCNN++
+coded channel by channel); each time they are renormalised in int64 to sum to exactly 2^16:
+w_k = floor(w_k 2^16 / sum w), the remainder (< K) added to the first largest. The mixture CDF
+sum_k w_k CDF_k is one float64 batched product (partial sums < 2^32, exact) whose total is exactly
+2^32; its differences are the bin masses m_v, and f_v = floor(m_v (2^16 - 1) / 2^24) + 1, exact in
+float64 (m_v (2^16 - 1) < 2^48), so the row sums to at most 2^24 - 256 + 256; the remainder that
+makes it exactly 2^24 goes to the first largest entry (coding.tables.fill_to_total).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ COEFF_MIN, COEFF_MAX = -2048, 2048
 INV_M_BITS = 11
 CDF_BITS = 16
 T_RANGE = 4096  # the sigmoid table covers [-16, 16] at 1/256
-TABLE_TOTAL = (1 << 24) - 256
+WEIGHT_TOTAL = 1 << 16
 EDGES16 = torch.arange(1, 256, dtype=torch.float32) * 16 - 8
 
 
@@ -73,7 +74,7 @@ class ExactMixture:
         k, p = self.k, params.shape[0]
         pi = params[:, :k]
         rest = params[:, k:].reshape(p, 3, 3, k)
-        w = gather(self.exp, pi - pi.max(dim=1, keepdim=True).values - (PI_MIN - PI_MAX))
+        w = _normalised(gather(self.exp, pi - pi.max(dim=1, keepdim=True).values - (PI_MIN - PI_MAX)).to(torch.int64))
         ls = rest[:, 1] - LS_MIN
         return {"w": w, "mu": rest[:, 0], "a": gather(self.inv_a, ls), "coeff": rest[:, 2]}
 
@@ -96,11 +97,11 @@ class ExactMixture:
             mu = torch.clamp(mu + torch.floor((shift + 32) * 2.0 ** -6), MU_MIN, MU_MAX)
         mu = mu.to(torch.float32)
         state["cur"] = (mu, state["a"][:, c])
-        w = state["w"]
-        cmix = torch.bmm(w[:, None, :], self._cdf(EDGES16, *state["cur"]))[:, 0]
-        total = w.sum(dim=1, keepdim=True) * (1 << CDF_BITS)
-        mix = torch.diff(cmix, dim=1, prepend=torch.zeros_like(total), append=total).to(torch.int64)
-        return fill_to_total((mix * TABLE_TOTAL // total.to(torch.int64) + 1).numpy())
+        cmix = torch.bmm(state["w"][:, None, :], self._cdf(EDGES16, *state["cur"]))[:, 0]
+        p = cmix.shape[0]
+        mix = torch.diff(cmix, dim=1, prepend=_ZERO.expand(p, 1), append=_TOTAL.expand(p, 1))
+        freqs = mix.mul_((1 << 16) - 1).mul_(2.0 ** -24).floor_().add_(1)
+        return fill_to_total(freqs.to(torch.int64).numpy())
 
     def update(self, state: dict, symbols: torch.Tensor) -> None:
         """Condition the component weights on the symbols (P,) of the channel just tabled."""
@@ -110,6 +111,18 @@ class ExactMixture:
         lo = torch.where(s[..., 0] == 0, 0.0, cdf[..., 0])
         hi = torch.where(s[..., 0] == 255, float(1 << CDF_BITS), cdf[..., 1])
         w = (state["w"] * (hi - lo)).to(torch.int64)
-        m = w.max(dim=1, keepdim=True).values
-        rescaled = w * (1 << CDF_BITS) // m.clamp_min(1)
-        state["w"] = torch.where(m > 0, rescaled, state["w"].to(torch.int64)).to(DTYPE)
+        none = w.sum(dim=1, keepdim=True) == 0  # cannot happen for a symbol the table coded, but be total
+        state["w"] = _normalised(torch.where(none, state["w"].to(torch.int64), w))
+
+
+_ZERO = torch.zeros(1, 1, dtype=DTYPE)
+_TOTAL = torch.full((1, 1), float(WEIGHT_TOTAL << CDF_BITS), dtype=DTYPE)
+
+
+def _normalised(w: torch.Tensor) -> torch.Tensor:
+    """Integer weights (P, K) int64 (< 2^36, rows not all zero) -> float64 weights summing to
+    exactly 2^16 per row: floor(w 2^16 / sum), the remainder to the first largest."""
+    w = w * WEIGHT_TOTAL // w.sum(dim=1, keepdim=True)
+    rest = WEIGHT_TOTAL - w.sum(dim=1)
+    w[torch.arange(w.shape[0]), w.argmax(dim=1)] += rest
+    return w.to(DTYPE)
