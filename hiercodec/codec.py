@@ -74,13 +74,11 @@ def encode_image(model: Model, image: np.ndarray, progress: Progress | None = No
         values = level.analyze(image, above)
         coder = StackCoder()
         coder.push_sentinel()
-        stats = level.encode(values, above, coder)
+        stats = level.encode(values, above, coder, progress)
         data = coder.to_bytes()
         chunks.append(container.ChunkEntry(index, data, _values_crc(values), math.ceil(stats.bound_bits)))
         reports.append(LevelReport(level.name, stats.bound_bits, len(data), stats.symbols))
         above[level.name] = values
-        if progress:
-            progress(stats.symbols)
     header = container.Header(
         model_id=model.id, model_hash=model.hash, coder_id=CODER_ID, coder_version=CODER_VERSION,
         height=geometry.height, width=geometry.width, channels=geometry.channels, bit_depth=8,

@@ -73,13 +73,17 @@ class Level(ABC):
     def decode_groups(self, above: dict[str, np.ndarray]) -> GroupDecoder:
         """Generator: yields the table of each group, is sent its symbols, returns the values."""
 
-    def encode(self, values: np.ndarray, above: dict[str, np.ndarray], coder: StackCoder) -> LevelStats:
-        """Push all groups so that the decoder pops them in schedule order (ANS is a stack)."""
+    def encode(self, values: np.ndarray, above: dict[str, np.ndarray], coder: StackCoder,
+               progress: Callable[[int], None] | None = None) -> LevelStats:
+        """Push all groups so that the decoder pops them in schedule order (ANS is a stack);
+        `progress` is told how many symbols were coded."""
         stats = LevelStats(self.name)
         groups = list(self.encode_groups(values, above))
         for symbols, freqs in reversed(groups):
             stats.bound_bits += coder.push(symbols, freqs)
             stats.symbols += len(symbols)
+        if progress:
+            progress(stats.symbols)
         return stats
 
     def decode(self, above: dict[str, np.ndarray], coder: StackCoder,

@@ -12,7 +12,7 @@ value replicated to R, G and B.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
@@ -76,7 +76,8 @@ class PixelLevel(Level):
         for i in range(self.layout.tile_h):
             yield from self.row_groups(params, tiles, valid, i)
 
-    def encode(self, values: np.ndarray, above: dict[str, np.ndarray], coder: StackCoder) -> LevelStats:
+    def encode(self, values: np.ndarray, above: dict[str, np.ndarray], coder: StackCoder,
+               progress: Callable[[int], None] | None = None) -> LevelStats:
         """One coder call per tile row (its groups concatenated in decode order), last row first:
         on a stack this is the same stream as pushing every group in reverse."""
         stats = LevelStats(self.name)
@@ -87,6 +88,8 @@ class PixelLevel(Level):
             symbols = np.concatenate([g[0] for g in groups])
             stats.bound_bits += coder.push(symbols, np.concatenate([g[1] for g in groups]))
             stats.symbols += len(symbols)
+            if progress:
+                progress(len(symbols))
         return stats
 
     def decode_groups(self, above: dict[str, np.ndarray]) -> GroupDecoder:
