@@ -454,3 +454,20 @@ def test_mixture_tables_approximate_the_float_head(tiny_model, channels):
     close = np.abs(diff) <= np.maximum(0.03 * float_bits, 0.25)
     assert close.mean() >= 0.98, msg + f"; {100 * close.mean():.1f}% within 3% or 0.25 bits"
     assert (np.abs(diff) <= 0.10 * float_bits + 1.0).all(), msg
+
+
+def test_encoder_tables_in_column_blocks_equal_one_block(tiny_model, monkeypatch):
+    """The encoder computes a tile row's tables in blocks of columns to bound memory on large
+    images; blocks of any size give the groups the decoder expects."""
+    from hiercodec.families import pixelcnn
+
+    image = natural(np.random.default_rng(5), 19, 23, 3)
+    level = levels_of(tiny_model, image)[0]
+    whole = list(level.encode_groups(image, {}))
+    monkeypatch.setattr(pixelcnn, "POSITIONS_PER_BLOCK", 7)  # 1 column of the 9 tiles at a time
+    blocks = list(level.encode_groups(image, {}))
+    assert len(blocks) == len(whole)
+    for (s1, t1), (s2, t2) in zip(whole, blocks):
+        np.testing.assert_array_equal(s1, s2)
+        np.testing.assert_array_equal(t1, t2)
+    assert_encoder_matches_decoder(tiny_model, image)

@@ -26,6 +26,7 @@ from hiercodec.tiling import TileLayout
 
 FILL = 128  # value of padded positions: network input 0, as the zero padding of training
 TILE_BATCH = 8  # tiles per whole-tile pass of the encoder (bounds its memory)
+POSITIONS_PER_BLOCK = 8192  # positions whose tables the encoder computes at once
 
 
 def network_input(tiles: np.ndarray) -> torch.Tensor:
@@ -53,21 +54,25 @@ class PixelLevel(Level):
 
     def row_groups(self, params: torch.Tensor, tiles: np.ndarray, valid: np.ndarray, i: int) -> list[Group]:
         """Groups of tile row i in decode order (column, then channel), tables from the whole-tile
-        pass and the true symbols (for the channel coupling)."""
+        pass and the true symbols (for the channel coupling); columns in blocks of about
+        POSITIONS_PER_BLOCK positions to bound memory on large images."""
         t, w = len(tiles), self.layout.tile_w
-        p = params[:, :, i, :].permute(2, 0, 1).reshape(w * t, -1).to(DTYPE)  # positions (j, tile)
-        sym = torch.from_numpy(tiles[:, :, i, :].transpose(2, 0, 1).reshape(w * t, -1).astype(np.int64))
-        state = self.mixture.begin(p)
-        tables = []
-        for c in range(self.channels):
-            tables.append(self.mixture.table(state, c, sym[:, :c].to(DTYPE)).reshape(w, t, -1))
-            if c + 1 < self.channels:
-                self.mixture.update(state, sym[:, c])
-        symbols = sym.numpy().reshape(w, t, -1).astype(np.int32)
-        groups = []
-        for j in range(w):
-            v = valid[:, i, j]
-            groups += [(symbols[j, v, c], tables[c][j, v]) for c in range(self.channels)]
+        step = max(1, POSITIONS_PER_BLOCK // t)
+        groups: list[Group] = []
+        for j0 in range(0, w, step):
+            j1 = min(w, j0 + step)
+            p = params[:, :, i, j0:j1].permute(2, 0, 1).reshape((j1 - j0) * t, -1).to(DTYPE)  # (j, tile)
+            sym = torch.from_numpy(tiles[:, :, i, j0:j1].transpose(2, 0, 1).reshape((j1 - j0) * t, -1).astype(np.int64))
+            state = self.mixture.begin(p)
+            tables = []
+            for c in range(self.channels):
+                tables.append(self.mixture.table(state, c, sym[:, :c].to(DTYPE)).reshape(j1 - j0, t, -1))
+                if c + 1 < self.channels:
+                    self.mixture.update(state, sym[:, c])
+            symbols = sym.numpy().reshape(j1 - j0, t, -1).astype(np.int32)
+            for j in range(j0, j1):
+                v = valid[:, i, j]
+                groups += [(symbols[j - j0, v, c], tables[c][j - j0, v]) for c in range(self.channels)]
         return groups
 
     def encode_groups(self, values: np.ndarray, above: dict[str, np.ndarray]) -> Iterator[Group]:
