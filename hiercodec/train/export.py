@@ -35,6 +35,11 @@ def exact_bits(family: PixelCNNFamily, images: np.ndarray) -> float:
     return total
 
 
+def centre_crop(image: np.ndarray, size: int) -> np.ndarray:
+    y, x = (image.shape[0] - size) // 2, (image.shape[1] - size) // 2
+    return image[y : y + size, x : x + size]
+
+
 def quantization_report(ema: dict, config: PixelCNNConfig, family: PixelCNNFamily, patches: np.ndarray) -> dict:
     x = torch.from_numpy(patches).permute(0, 3, 1, 2).contiguous()
     fb, eb = float_bits(ema, config, x), exact_bits(family, patches)
@@ -48,10 +53,12 @@ def quantization_report(ema: dict, config: PixelCNNConfig, family: PixelCNNFamil
 @click.option("--description", default="", help="One line shown by `hiercodec models`.")
 @click.option("--calibration", default=32, help="Calibration patches (64x64) from the training photos.")
 @click.option("--eval-patches", default=8, help="Patches to measure quantization loss on.")
+@click.option("--eval-heldout", is_flag=True,
+              help="Measure it on 64x64 centre crops of the held-out photos instead of training patches.")
 @click.option("--weights", type=click.Choice(["ema", "model"]), default="ema",
               help="Export the Polyak/EMA average (default) or the latest weights.")
 def main(run: Path, name: str, zoo: bool, description: str, calibration: int, eval_patches: int,
-         weights: str) -> None:
+         weights: str, eval_heldout: bool) -> None:
     """Export the weights of training run RUN to exact form."""
     meta, ema = load_weights(run, weights)
     config = PixelCNNConfig(**meta["config"])
@@ -59,8 +66,14 @@ def main(run: Path, name: str, zoo: bool, description: str, calibration: int, ev
     calib = next(random_patches(images, 64, calibration, np.random.default_rng(1234)))
     tensors, exact_config = export_pixelcnn(ema, config, torch.from_numpy(calib).permute(0, 3, 1, 2).contiguous())
     family = PixelCNNFamily(exact_config, {k: torch.from_numpy(v) for k, v in tensors.items()})
-    evaluation = next(random_patches(images, 64, eval_patches, np.random.default_rng(99)))
+    if eval_heldout:
+        from hiercodec.heldout import HELDOUT_NAMES, heldout_images
+
+        evaluation = np.stack([centre_crop(im, 64) for im in heldout_images(HELDOUT_NAMES).values()])
+    else:
+        evaluation = next(random_patches(images, 64, eval_patches, np.random.default_rng(99)))
     report = quantization_report(ema, config, family, evaluation)
+    report["evaluated_on"] = "held-out centre crops" if eval_heldout else "training patches"
     exact_config["training"] = {"steps": meta["step"], "weights": weights, "quantization": report}
     folder = save_model(ZOO_DIR if zoo else user_model_dir(), name, tensors, exact_config,
                         description or f"gated PixelCNN, {config.layers} layers x {config.channels}, "
