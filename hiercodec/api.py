@@ -28,13 +28,14 @@ import numpy as np
 from hiercodec import container
 from hiercodec.errors import HiercodecError, ImageError
 from hiercodec.images import color_name, load_image, to_public
+from hiercodec.report import LevelReport
 
 if TYPE_CHECKING:  # pragma: no cover
     from hiercodec.codec import Report
     from hiercodec.zoo import Model, ModelInfo
 
 __all__ = ["encode", "decode", "load_model", "list_models", "verify", "info", "VerifyResult",
-           "LevelResult", "encode_with_report", "decode_with_report"]
+           "LevelReport", "encode_with_report", "decode_with_report"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -157,20 +158,6 @@ def decode(data: bytes, *, progress: bool = False) -> np.ndarray:
 
 
 @dataclass
-class LevelResult:
-    """One level: the exact model's bound and what the coder wrote for it."""
-
-    name: str
-    bound_bits: float
-    written_bits: int
-    symbols: int
-
-    @property
-    def overhead_percent(self) -> float:
-        return 100.0 * (self.written_bits / self.bound_bits - 1) if self.bound_bits > 0 else 0.0
-
-
-@dataclass
 class VerifyResult:
     """What `verify` measured: per level and in total, the bound next to the bits written, and
     whether the file decodes to the very same pixels."""
@@ -180,7 +167,7 @@ class VerifyResult:
     width: int
     channels: int
     file_bytes: int
-    levels: list[LevelResult] = field(default_factory=list)
+    levels: list[LevelReport] = field(default_factory=list)  # the encoder's, per level
     roundtrip_ok: bool = False
     error: str | None = None  # why the round trip failed, if it raised
     encode_seconds: float = 0.0
@@ -246,8 +233,7 @@ def verify(image, model: str = "default", *, progress: bool = False) -> VerifyRe
     encode_seconds = time.perf_counter() - start
     h, w, c = array.shape
     result = VerifyResult(m.id, h, w, c, len(data), encode_seconds=encode_seconds,
-                          levels=[LevelResult(lv.name, lv.bound_bits, lv.written_bits, lv.symbols)
-                                  for lv in report.levels])
+                          levels=list(report.levels))
     start = time.perf_counter()
     try:
         with _progress(progress, array.size, "decode") as update:

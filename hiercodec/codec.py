@@ -17,26 +17,11 @@ from hiercodec import container
 from hiercodec.coding.ans import CODER_ID, CODER_VERSION, StackCoder
 from hiercodec.errors import FormatError, HiercodecError, IntegrityError, ModelNotFoundError
 from hiercodec.families.base import Geometry
+from hiercodec.report import LevelReport
 from hiercodec.tiling import TileLayout
 from hiercodec.zoo import Model, load
 
 Progress = Callable[[int], None]  # called with the number of symbols just coded
-
-
-@dataclass
-class LevelReport:
-    name: str
-    bound_bits: float  # the exact model's -log2 p of the level's symbols
-    written_bytes: int  # the chunk's length
-    symbols: int
-
-    @property
-    def written_bits(self) -> int:
-        return 8 * self.written_bytes
-
-    @property
-    def overhead_percent(self) -> float:
-        return 100.0 * (self.written_bits / self.bound_bits - 1) if self.bound_bits > 0 else 0.0
 
 
 @dataclass
