@@ -26,14 +26,14 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 
-# name: (height, width, channels, seed)
+# name (sizes as width x height, like the CLI prints them): (height, width, channels, seed)
 GOLDEN: dict[str, tuple[int, int, int, int]] = {
-    "gray-23x17": (23, 17, 1, 101),
-    "rgb-odd-31x19": (31, 19, 3, 102),
-    "rgba-13x11": (13, 11, 4, 103),
-    "strip-1x57": (1, 57, 3, 104),
-    "gray-alpha-9x14": (9, 14, 2, 105),
-    "rgb-tiles-5x130": (5, 130, 3, 106),  # more than one tile of the default model (64)
+    "gray-17x23": (23, 17, 1, 101),
+    "rgb-odd-19x31": (31, 19, 3, 102),
+    "rgba-11x13": (13, 11, 4, 103),
+    "strip-57x1": (1, 57, 3, 104),
+    "gray-alpha-14x9": (9, 14, 2, 105),
+    "rgb-tiles-130x5": (5, 130, 3, 106),  # more than one tile of the default model (64)
 }
 PNG_MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
 
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name}: the PNG does not read back exactly; nothing written", file=sys.stderr)
                 return 2
             staged += [hc, png]
-            print(f"{name}: {image.shape[0]}x{image.shape[1]}x{image.shape[2]}, model {model.id}, "
+            print(f"{name}: {image.shape[1]}x{image.shape[0]} with {image.shape[2]} channel(s), model {model.id}, "
                   f"{len(data)} bytes ({report.bits_per_dim:.3f} bpd, bound {report.bound_bits_per_dim:.3f})")
         for path in staged:
             os.replace(path, args.out / path.name)

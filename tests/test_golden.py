@@ -66,7 +66,7 @@ def test_golden_file_reencodes_identically(path):
 
 
 def test_make_golden_writes_verified_files_and_never_overwrites(tmp_path):
-    name = "strip-1x57"  # the fastest; the script checks that each file decodes before writing it
+    name = "strip-57x1"  # the fastest; the script checks that each file decodes before writing it
     assert make_golden.main(["--out", str(tmp_path), "--only", name]) == 0
     hc, png = tmp_path / f"{name}.hc", tmp_path / f"{name}.png"
     data = hc.read_bytes()
