@@ -58,9 +58,9 @@ def _progress() -> bool:
 
 
 def _single_thread() -> None:
-    # The step-by-step decoder is overhead-bound (tiny tensors per step): OpenMP threads only
-    # contend with each other (and with anything else running), making it slower, not faster.
-    # Exact mode makes results independent of the thread count, so this changes only speed.
+    # The decoder's per-position steps are overhead-bound (tiny tensors): extra OpenMP threads
+    # only contend there. Its large products (whole tiles, row passes) take more threads by
+    # themselves (hiercodec.exact.quant.threads). Exact mode: the thread count changes speed only.
     import torch
 
     torch.set_num_threads(1)

@@ -18,7 +18,6 @@ from hiercodec.coding.ans import CODER_ID, CODER_VERSION, StackCoder
 from hiercodec.errors import FormatError, HiercodecError, IntegrityError, ModelNotFoundError
 from hiercodec.families.base import Geometry
 from hiercodec.report import LevelReport
-from hiercodec.tiling import TileLayout
 from hiercodec.zoo import Model, load
 
 Progress = Callable[[int], None]  # called with the number of symbols just coded
@@ -95,17 +94,16 @@ def decode_image(data: bytes, loader: Callable[[str], Model] = load,
     h = box.header
     model = model_for(h, loader)
     geometry = Geometry(h.height, h.width, h.channels)
-    layout = TileLayout(h.height, h.width, h.tile_height, h.tile_width)
-    if layout.tile_h > h.height or layout.tile_w > h.width or layout.count > h.height * h.width:
-        raise FormatError("tile size in the header does not fit the image; the file is damaged")
+    layout = model.family.layout(geometry)
+    if (h.tile_height, h.tile_width) != (layout.tile_h, layout.tile_w):
+        raise FormatError(f"tile size {h.tile_width}x{h.tile_height} in the header is not the one model "
+                          f"'{model.id}' uses for this image ({layout.tile_w}x{layout.tile_h}); the file is damaged")
     levels = model.family.levels(geometry, layout)
     if h.levels_total != len(levels):
         raise FormatError(f"file has {h.levels_total} levels, model '{model.id}' codes this image in {len(levels)}")
-    if box.levels_present != len(levels):
-        raise HiercodecError("this file was cut after a level and this model has no lossy reconstruction")
     above: dict[str, np.ndarray] = {}
     reports = []
-    for level, chunk in zip(levels, box.chunks):
+    for level, chunk in zip(levels, box.chunks):  # a cut file holds a prefix of the levels
         coder = StackCoder(chunk.data)
         values = level.decode(above, coder, progress)
         coder.pop_sentinel(f"level {chunk.level} ({level.name})")

@@ -51,8 +51,9 @@ class TileLayout:
         t = tiles.reshape(self.rows, self.cols, c, self.tile_h, self.tile_w).transpose(0, 3, 1, 4, 2)
         return np.ascontiguousarray(t.reshape(self.rows * self.tile_h, self.cols * self.tile_w, c)[: self.height, : self.width])
 
-    def valid(self) -> np.ndarray:
-        """(tiles, th, tw) bool: which tile positions lie inside the image."""
-        ys = np.arange(self.rows)[:, None, None, None] * self.tile_h + np.arange(self.tile_h)[None, None, :, None]
-        xs = np.arange(self.cols)[None, :, None, None] * self.tile_w + np.arange(self.tile_w)[None, None, None, :]
-        return ((ys < self.height) & (xs < self.width)).reshape(self.count, self.tile_h, self.tile_w)
+    def valid(self, tiles: slice = slice(None)) -> np.ndarray:
+        """(tiles, th, tw) bool: which positions of the given tiles lie inside the image."""
+        index = np.arange(self.count)[tiles]
+        ys = (index // self.cols)[:, None, None] * self.tile_h + np.arange(self.tile_h)[None, :, None]
+        xs = (index % self.cols)[:, None, None] * self.tile_w + np.arange(self.tile_w)[None, None, :]
+        return (ys < self.height) & (xs < self.width)

@@ -30,7 +30,7 @@ from safetensors.torch import load_file
 from hiercodec.exact.export import export_pixelcnn
 from hiercodec.families.pixelcnn import PixelCNNFamily
 from hiercodec.families.pixelcnn_config import PixelCNNConfig
-from hiercodec.zoo import Model, load
+from hiercodec.zoo import model_hash, Model, load
 
 TINY_CONFIG = PixelCNNConfig(channels=16, layers=2, head=32, mixtures=5, tile=8)
 TINY_ID = "tiny-test"
@@ -66,7 +66,7 @@ def make_tiny_model(folder) -> Model:
     config = dict(config, id=TINY_ID, description="untrained tiny model for tests")
     path = folder / "weights.safetensors"
     save_file(tensors, str(path))
-    digest = hashlib.sha256(path.read_bytes()).digest()
+    digest = model_hash(path.read_bytes(), config)
     loaded = load_file(str(path))
     return Model(TINY_ID, digest, config, PixelCNNFamily(config, loaded))
 

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hiercodec.coding import ans
-from hiercodec.coding.ans import CODER_ID, CODER_VERSION, StackCoder, finish_decode
+from hiercodec.coding.ans import CODER_ID, CODER_VERSION, StackCoder
 from hiercodec.coding.tables import MAX_INPUT, PRECISION_BITS, TOTAL, bits, check, normalize
 from hiercodec.errors import FormatError
 
@@ -162,7 +162,7 @@ def test_stack_order_many_groups():
     dec = StackCoder(enc.to_bytes())
     for s, f in reversed(groups):
         np.testing.assert_array_equal(dec.pop(f), s)
-    finish_decode(dec)
+    dec.assert_consumed()
 
 
 def test_order_within_group_distinguishes_positions():

@@ -198,3 +198,30 @@ def test_wrong_model_is_refused(sample, tiny_model, default_model):
     _, data = sample
     kind, result = attempt(data, lambda name: default_model)  # same id, other weights
     assert kind == "error" and "hash" in str(result)
+
+
+def test_file_cut_after_pixels_decodes_to_the_colour_image(tiny_model):
+    """Progressive decoding: an RGBA file cut after its pixel level is a valid file of the RGB image."""
+    from hiercodec import container
+
+    rng = np.random.default_rng(11)
+    image = rng.integers(0, 256, (6, 7, 4), dtype=np.uint8)
+    data, _ = encode_image(tiny_model, image)
+    cut = container.cut(data, 1)
+    decoded, _ = decode_image(cut, loader=lambda name: tiny_model)
+    np.testing.assert_array_equal(decoded, image[..., :3])
+
+
+def test_tile_size_other_than_the_models_is_refused(tiny_model):
+    """The header's tile size must be the model's layout for the image: it sizes the decoder's
+    memory, so a forged one must not be trusted."""
+    import dataclasses
+
+    from hiercodec import container
+
+    image = np.random.default_rng(12).integers(0, 256, (9, 10, 3), dtype=np.uint8)
+    data, _ = encode_image(tiny_model, image)
+    box = container.read(data)
+    forged = container.write(dataclasses.replace(box, header=dataclasses.replace(box.header, tile_height=1, tile_width=1)))
+    with pytest.raises(FormatError, match="tile size"):
+        decode_image(forged, loader=lambda name: tiny_model)

@@ -5,7 +5,7 @@
 - ``bitsback``: bits-back coding of latent-variable samples on a ``StackCoder``.
 """
 
-from hiercodec.coding.ans import CODER_ID, CODER_VERSION, StackCoder, finish_decode
+from hiercodec.coding.ans import CODER_ID, CODER_VERSION, StackCoder
 from hiercodec.coding.bitsback import BitsBackStats, bits_back_pop, bits_back_push
 from hiercodec.coding.tables import PRECISION_BITS, bits, check, normalize
 
@@ -19,6 +19,5 @@ __all__ = [
     "bits_back_pop",
     "bits_back_push",
     "check",
-    "finish_decode",
     "normalize",
 ]

@@ -96,8 +96,8 @@ class StackCoder:
     def pop(self, freqs: np.ndarray) -> np.ndarray:
         """Pop the group on top of the stack with its table ``freqs`` (n, K); returns its
         symbols, int32 shape (n,), in the order they were pushed. Never hangs: popping from an
-        exhausted stack yields symbols (0s) rather than an error, which ``assert_consumed`` and
-        the container's CRCs catch. Any failure inside constriction is a FormatError."""
+        exhausted stack yields symbols (0s) rather than an error: the chunk sentinel
+        (``check_not_exhausted``, ``pop_sentinel``) and the container's CRCs catch that. Any failure inside constriction is a FormatError."""
         f = check(freqs)
         if f.shape[0] == 0 or f.shape[1] == 1:
             return np.zeros(f.shape[0], dtype=np.int32)
@@ -152,7 +152,7 @@ class StackCoder:
 
     def check_not_exhausted(self, what: str = "level") -> None:
         if self._coder.is_empty():
-            raise _damaged(f"the coded data of the {what} ends before the {what} does")
+            raise _damaged(f"its coded data ends before the end of the {what}")
 
     def assert_consumed(self, what: str = "level") -> None:
         """After the last pop of a chunk: FormatError if the chunk still holds data. A chunk
@@ -167,8 +167,3 @@ class StackCoder:
 
 _SENTINEL_TABLE = np.array([[1 << 23, 1 << 23]], dtype=np.int64)
 _SENTINEL_SYMBOL = np.array([1], dtype=np.int32)
-
-
-def finish_decode(coder: StackCoder, what: str = "level") -> None:
-    """Function form of ``StackCoder.assert_consumed``."""
-    coder.assert_consumed(what)

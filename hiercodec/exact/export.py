@@ -87,7 +87,8 @@ def export_pixelcnn(state_dict: dict[str, torch.Tensor], config: PixelCNNConfig,
     gain, offset, lo, hi = _out2_affine(config.mixtures)
     quant("out2", model.out2, f_o1, 0, gain=gain, offset=offset, lo=lo, hi=hi)
     for l in range(config.layers + 1):
-        tensors[f"lut.gate.v{l}.tanh"], tensors[f"lut.gate.v{l}.sig"] = gate_luts(f_vp[l])
+        if l < config.layers:  # the last vertical stack output feeds nothing
+            tensors[f"lut.gate.v{l}.tanh"], tensors[f"lut.gate.v{l}.sig"] = gate_luts(f_vp[l])
         tensors[f"lut.gate.h{l}.tanh"], tensors[f"lut.gate.h{l}.sig"] = gate_luts(f_hp[l])
     tensors["lut.elu"] = elu_lut(f_o1, f_o1)
     tensors.update({f"lut.{k}": v for k, v in xm.build_luts().items()})

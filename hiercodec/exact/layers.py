@@ -42,8 +42,8 @@ class QConv:
             raise ValueError(f"accumulator bound {bound:.3g} reaches 2^53: not exact")
         lo = ACT_MIN if lo is None else _t(lo).reshape(-1)
         hi = ACT_MAX if hi is None else _t(hi).reshape(-1)
-        return cls(_t(w_int).reshape(w_int.shape[0], -1), _t(bias_int),
-                   _t(np.exp2(-np.asarray(shift, dtype=np.float64))), kernel, lo, hi)
+        scale = np.ldexp(1.0, -np.asarray(shift, dtype=np.int64))  # exact powers of two, unlike exp2
+        return cls(_t(w_int).reshape(w_int.shape[0], -1), _t(bias_int), _t(scale), kernel, lo, hi)
 
     def acc_conv(self, x: torch.Tensor) -> torch.Tensor:
         """Accumulators of a valid convolution of padded x (B, Cin, H, W) -> (B, Cout, H', W')."""

@@ -47,7 +47,7 @@ class ExactPixelCNN:
         self.res = [conv(f"res.{i}", (1, 1)) for i in range(layers)]
         self.out1 = conv("out1", (1, 1))
         self.out2 = conv("out2", (1, 1))
-        self.gate_v = [gate(f"v{i}") for i in range(layers + 1)]
+        self.gate_v = [gate(f"v{i}") for i in range(layers)]  # the last vertical output is never used
         self.gate_h = [gate(f"h{i}") for i in range(layers + 1)]
         self.elu = tensors["lut.elu"].to(DTYPE)
         # the input layer's gated output (GATE_FRAC bits) joins the residual stream at h_frac bits
@@ -104,7 +104,7 @@ class Decoder:
         self.h = [channels_last(conv) for conv in net.h]
         self.xcl = torch.zeros(batch, 4, width + 6, 3, dtype=DTYPE)
         self.vcache = [torch.zeros(batch, c, 2, width + 2, dtype=DTYPE) for _ in range(net.layers)]
-        self.link = [torch.zeros(width, batch, c2, dtype=DTYPE) for _ in range(net.layers + 1)]
+        self.link: list[torch.Tensor] = [None] * (net.layers + 1)  # (width, batch, 2C), set by row()
         self.hrow = [torch.zeros(batch, width + 1, c, dtype=DTYPE) for _ in range(net.layers + 1)]
 
     def row(self, i: int) -> None:

@@ -74,13 +74,6 @@ def rounding_offset(shift: np.ndarray) -> np.ndarray:
     return np.where(shift > 0, np.exp2(np.maximum(shift, 1) - 1), 0.0)
 
 
-def requantize(acc: torch.Tensor, scale: torch.Tensor, lo: torch.Tensor | float = ACT_MIN,
-               hi: torch.Tensor | float = ACT_MAX) -> torch.Tensor:
-    """floor(acc * 2^-shift) clamped: `scale` holds 2^-shift per channel (broadcast), the rounding
-    offset is already in the bias. Both steps are exact in float64."""
-    return torch.clamp(torch.floor(acc * scale), lo, hi)
-
-
 def accumulator_bound(w_int: np.ndarray, bias_int: np.ndarray, offset: np.ndarray,
                       in_max: float = -ACT_MIN) -> float:
     """Largest |partial sum| any input with |a| <= in_max can produce: sum |w| * in_max + |b|."""

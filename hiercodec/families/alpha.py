@@ -10,12 +10,13 @@ to transparent) costs a few bits rather than the 24 of a least likely symbol.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
 from hiercodec.coding.tables import normalize
-from hiercodec.families.base import Group, GroupDecoder, Level
+from hiercodec.coding.ans import StackCoder
+from hiercodec.families.base import Group, GroupDecoder, Level, LevelStats
 
 
 _A = np.arange(256)[:, None]  # the value above (row of a table)
@@ -44,10 +45,24 @@ class AlphaLevel(Level):
         return np.where(agree[:, None], CONFIDENT[mid], SPREAD[mid])
 
     def encode_groups(self, values: np.ndarray, above: dict[str, np.ndarray]) -> Iterator[Group]:
-        prev = np.full(values.shape[1], 255, np.uint8)
-        for row in values:
-            yield row.astype(np.int32), self._row_tables(prev)
-            prev = row
+        for i in range(values.shape[0]):
+            yield self._group(values, i)
+
+    def _group(self, values: np.ndarray, i: int) -> Group:
+        prev = values[i - 1] if i > 0 else np.full(values.shape[1], 255, np.uint8)
+        return values[i].astype(np.int32), self._row_tables(prev)
+
+    def encode(self, values: np.ndarray, above: dict[str, np.ndarray], coder: StackCoder,
+               progress: Callable[[int], None] | None = None) -> LevelStats:
+        """Rows last to first, each table made when it is pushed (memory of one row)."""
+        stats = LevelStats(self.name)
+        for i in reversed(range(values.shape[0])):
+            symbols, table = self._group(values, i)
+            stats.bound_bits += coder.push(symbols, table)
+            stats.symbols += len(symbols)
+        if progress:
+            progress(stats.symbols)
+        return stats
 
     def decode_groups(self, above: dict[str, np.ndarray]) -> GroupDecoder:
         h, w = self.height, self.width

@@ -94,7 +94,7 @@ class Level(ABC):
         try:
             freqs = next(gen)
             while True:
-                coder.check_not_exhausted(self.name)
+                coder.check_not_exhausted(f"{self.name} level")
                 symbols = coder.pop(freqs)
                 if progress:
                     progress(len(symbols))

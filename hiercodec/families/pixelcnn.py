@@ -3,9 +3,10 @@ mixture head, the baseline of every paper in ../shared/papers (e.g. Kolesnikov &
 Table 1). Autoregression runs over positions in raster order and, within a pixel, over R, G, B
 (the mixture's channel coupling). Tiles are decoded in lockstep: one step serves every tile.
 
-Schedule of the pixel level (bitstreams/FORMAT.md): for each row i and column j of the tile, for
-each coded channel c, one group holding position (i, j) of every tile that covers an image pixel
-there, tiles in row-major grid order. Gray images code channel 0 of a network that sees the gray
+Schedule of the pixel level (bitstreams/FORMAT.md): tiles in row-major grid order are taken in
+batches of at most MAX_TILES; for each batch, for each row i and column j of the tile, for each
+coded channel c, one group holding position (i, j) of every tile of the batch that covers an image
+pixel there. Batches bound the memory of both sides whatever the image size. Gray images code channel 0 of a network that sees the gray
 value replicated to R, G and B.
 """
 
@@ -27,6 +28,7 @@ from hiercodec.tiling import TileLayout
 FILL = 128  # value of padded positions: network input 0, as the zero padding of training
 TILE_BATCH = 8  # tiles per whole-tile pass of the encoder (bounds its memory)
 POSITIONS_PER_BLOCK = 8192  # positions whose tables the encoder computes at once
+MAX_TILES = 256  # tiles coded in lockstep (a 1024 x 1024 image is one batch of 64 x 64 tiles)
 
 
 def network_input(tiles: np.ndarray) -> torch.Tensor:
@@ -75,37 +77,49 @@ class PixelLevel(Level):
                 groups += [(symbols[j - j0, v, c], tables[c][j - j0, v]) for c in range(self.channels)]
         return groups
 
+    def batches(self) -> list[slice]:
+        n = self.layout.count
+        return [slice(k, min(k + MAX_TILES, n)) for k in range(0, n, MAX_TILES)]
+
     def encode_groups(self, values: np.ndarray, above: dict[str, np.ndarray]) -> Iterator[Group]:
         tiles = self.layout.to_tiles(values, FILL)
-        params, valid = self.params(tiles), self.layout.valid()
-        for i in range(self.layout.tile_h):
-            yield from self.row_groups(params, tiles, valid, i)
+        for b in self.batches():
+            params, valid = self.params(tiles[b]), self.layout.valid(b)
+            for i in range(self.layout.tile_h):
+                yield from self.row_groups(params, tiles[b], valid, i)
 
     def encode(self, values: np.ndarray, above: dict[str, np.ndarray], coder: StackCoder,
                progress: Callable[[int], None] | None = None) -> LevelStats:
-        """One coder call per tile row (its groups concatenated in decode order), last row first:
-        on a stack this is the same stream as pushing every group in reverse."""
+        """One coder call per tile row of a batch (its groups concatenated in decode order), last
+        first: on a stack this is the same stream as pushing every group in reverse."""
         stats = LevelStats(self.name)
         tiles = self.layout.to_tiles(values, FILL)
-        params, valid = self.params(tiles), self.layout.valid()
-        for i in reversed(range(self.layout.tile_h)):
-            groups = self.row_groups(params, tiles, valid, i)
-            symbols = np.concatenate([g[0] for g in groups])
-            stats.bound_bits += coder.push(symbols, np.concatenate([g[1] for g in groups]))
-            stats.symbols += len(symbols)
-            if progress:
-                progress(len(symbols))
+        for b in reversed(self.batches()):
+            params, valid = self.params(tiles[b]), self.layout.valid(b)
+            for i in reversed(range(self.layout.tile_h)):
+                groups = self.row_groups(params, tiles[b], valid, i)
+                symbols = np.concatenate([g[0] for g in groups])
+                stats.bound_bits += coder.push(symbols, np.concatenate([g[1] for g in groups]))
+                stats.symbols += len(symbols)
+                if progress:
+                    progress(len(symbols))
         return stats
 
     def decode_groups(self, above: dict[str, np.ndarray]) -> GroupDecoder:
-        lay = self.layout
-        t, cc = lay.count, self.channels
-        dec = self.net.decoder(t, lay.tile_h, lay.tile_w)
-        valid = torch.from_numpy(lay.valid())
-        out = np.full((t, cc, lay.tile_h, lay.tile_w), FILL, np.uint8)
-        for i in range(lay.tile_h):
+        lay, cc = self.layout, self.channels
+        out = np.empty((lay.count, cc, lay.tile_h, lay.tile_w), np.uint8)  # pages touched per batch
+        for b in self.batches():
+            yield from self._decode_batch(torch.from_numpy(lay.valid(b)), out[b])
+        return lay.from_tiles(out)
+
+    def _decode_batch(self, valid: torch.Tensor, out: np.ndarray) -> GroupDecoder:
+        """Decode one batch of tiles in lockstep into out (tiles, C', h, w)."""
+        t, cc, height, width = out.shape
+        out[:] = FILL
+        dec = self.net.decoder(t, height, width)
+        for i in range(height):
             dec.row(i)
-            for j in range(lay.tile_w):
+            for j in range(width):
                 state = self.mixture.begin(dec.step(i, j))
                 v = valid[:, i, j]
                 vals = torch.full((t, 3), float(FILL), dtype=DTYPE)
@@ -118,7 +132,6 @@ class PixelLevel(Level):
                     vals[:, 1:] = vals[:, :1]
                 dec.set_pixel(i, j, vals)
                 out[:, :, i, j] = vals[:, :cc].numpy().astype(np.uint8)
-        return lay.from_tiles(out)
 
 
 class PixelCNNFamily:
@@ -145,7 +158,8 @@ class PixelCNNFamily:
         return levels
 
     def reconstruct(self, decoded: dict[str, np.ndarray], geometry: Geometry) -> np.ndarray:
-        """The image (H, W, C) from the decoded levels (pixels, then alpha if present)."""
+        """The image (H, W, C) from the decoded levels (pixels, then alpha if present): a file cut
+        after the pixels decodes to the colour image without its alpha."""
         image = decoded["pixels"]
         if "alpha" in decoded:
             image = np.concatenate([image, decoded["alpha"][..., None]], axis=2)

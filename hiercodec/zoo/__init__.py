@@ -84,8 +84,15 @@ class Model:
     family: object
 
 
-def weights_hash(path: Path) -> bytes:
-    return hashlib.sha256(path.read_bytes()).digest()
+HASHED_CONFIG = ("family", "network", "exact")  # the config entries that shape the tables
+
+
+def model_hash(weights: bytes, config: dict) -> bytes:
+    """What a .hc file records of its model (bitstreams/FORMAT.md): SHA-256 of the weights file
+    followed by the canonical JSON of the config entries that shape the tables."""
+    shaping = {k: config.get(k) for k in HASHED_CONFIG}
+    canonical = json.dumps(shaping, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(weights + canonical.encode("ascii")).digest()
 
 
 def load(name: str) -> Model:
@@ -96,12 +103,18 @@ def load(name: str) -> Model:
 @functools.lru_cache(maxsize=8)
 def _load(info: ModelInfo) -> Model:
     from hiercodec.families import build_family
+
     try:
+        weights = (info.path / WEIGHTS).read_bytes()
         config = json.loads((info.path / CONFIG).read_text())
         tensors = load_file(str(info.path / WEIGHTS))
-    except (OSError, ValueError, RuntimeError) as err:
-        raise HiercodecError(f"model '{info.id}' in {info.path} cannot be read ({err}); reinstall it") from None
-    return Model(info.id, weights_hash(info.path / WEIGHTS), config, build_family(config, tensors))
+        family = build_family(config, tensors)
+    except HiercodecError:
+        raise
+    except Exception as err:  # a damaged or foreign model folder: safetensors, JSON, shapes, keys
+        raise HiercodecError(f"model '{info.id}' in {info.path} cannot be loaded ({type(err).__name__}: "
+                             f"{err}); reinstall or re-export it") from None
+    return Model(info.id, model_hash(weights, config), config, family)
 
 
 def save_model(folder: Path, model_id: str, tensors: dict, config: dict, description: str) -> Path:
