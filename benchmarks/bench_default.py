@@ -14,6 +14,8 @@ import platform
 import time
 from pathlib import Path
 
+import hiercodec  # noqa: F401  (first: sets the OpenMP wait policy before torch loads, as the CLI does)
+
 import click
 import numpy as np
 import torch
