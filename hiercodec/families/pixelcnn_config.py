@@ -15,7 +15,9 @@ class PixelCNNConfig:
     channels: int = 64  # hidden units of both stacks
     layers: int = 6  # gated layers after the input layer
     head: int = 128  # hidden units of the 1x1 output network
-    mixtures: int = 5  # logistic components; PixelCNN++ and Kolesnikov sec. 3 use 10, see README
+    # logistic components: Kolesnikov & Lampert 2017 sec. 3 (PixelCNN++) use 10; the exact head costs
+    # pixels x channels x K x 256 table entries at decode time, so 5 halve it (decode speed)
+    mixtures: int = 5
     tile: int = 64  # tile side used by the codec (tiles decode in lockstep)
 
     def build(self) -> GatedPixelCNN:
