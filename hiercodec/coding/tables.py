@@ -68,15 +68,15 @@ def normalize(freqs: np.ndarray) -> np.ndarray:
     return fill_to_total(out, f.argmax(axis=1) if f.size else None)
 
 
-def fill_to_total(table: np.ndarray, at: np.ndarray | None = None) -> np.ndarray:
-    """Add TOTAL - rowsum to one entry of each row, in place, and return the table: entry
+def fill_to_total(table: np.ndarray, at: np.ndarray | None = None, total: int = TOTAL) -> np.ndarray:
+    """Add total - rowsum to one entry of each row, in place, and return the table: entry
     ``at[i]`` of row i, or by default the row's first largest entry. Rows must sum to at most
-    TOTAL (ValueError otherwise: the remainder must not make an entry smaller)."""
+    ``total`` (ValueError otherwise: the remainder must not make an entry smaller)."""
     if table.size:
         rows = np.arange(table.shape[0])
-        remainder = TOTAL - table.sum(axis=1)
+        remainder = total - table.sum(axis=1)
         if remainder.min() < 0:
-            raise ValueError(f"fill_to_total() needs rows summing to at most 2**{PRECISION_BITS}")
+            raise ValueError(f"fill_to_total() needs rows summing to at most {total}")
         table[rows, table.argmax(axis=1) if at is None else at] += remainder
     return table
 

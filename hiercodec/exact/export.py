@@ -73,7 +73,7 @@ def export_pixelcnn(state_dict: dict[str, torch.Tensor], config: PixelCNNConfig,
         tensors[f"{name}.shift"] = shift.astype(np.int32)
         if lo is not None:
             tensors[f"{name}.lo"], tensors[f"{name}.hi"] = lo.astype(np.int32), hi.astype(np.int32)
-        bounds[name] = math.log2(max(1.0, accumulator_bound(w_int, b_int, np.zeros(1), in_max)))
+        bounds[name] = math.log2(max(1.0, accumulator_bound(w_int, b_int, in_max)))
 
     quant("v_in", model.v_in, INPUT_FRAC, f_vp[0], in_max=128)
     quant("h_in", model.h_in, INPUT_FRAC, f_hp[0], in_max=128)

@@ -37,7 +37,7 @@ class QConv:
     @classmethod
     def from_ints(cls, w_int: np.ndarray, bias_int: np.ndarray, shift: np.ndarray,
                   kernel: tuple[int, int], lo=None, hi=None, in_max: float = -ACT_MIN) -> "QConv":
-        bound = accumulator_bound(w_int, bias_int, np.zeros(1), in_max)
+        bound = accumulator_bound(w_int, bias_int, in_max)
         if bound >= EXACT_LIMIT:
             raise ValueError(f"accumulator bound {bound:.3g} reaches 2^53: not exact")
         lo = ACT_MIN if lo is None else _t(lo).reshape(-1)

@@ -122,7 +122,5 @@ _TOTAL = torch.full((1, 1), float(WEIGHT_TOTAL << CDF_BITS), dtype=DTYPE)
 def _normalised(w: torch.Tensor) -> torch.Tensor:
     """Integer weights (P, K) int64 (< 2^36, rows not all zero) -> float64 weights summing to
     exactly 2^16 per row: floor(w 2^16 / sum), the remainder to the first largest."""
-    w = w * WEIGHT_TOTAL // w.sum(dim=1, keepdim=True)
-    rest = WEIGHT_TOTAL - w.sum(dim=1)
-    w[torch.arange(w.shape[0]), w.argmax(dim=1)] += rest
-    return w.to(DTYPE)
+    floored = (w * WEIGHT_TOTAL // w.sum(dim=1, keepdim=True)).numpy()
+    return torch.from_numpy(fill_to_total(floored, total=WEIGHT_TOTAL)).to(DTYPE)

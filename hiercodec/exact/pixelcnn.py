@@ -6,7 +6,7 @@ the vertical stack of row i for every layer (it depends only on rows above), the
 only the horizontal stack of that position, from the cached current row of each layer. The two agree
 bit for bit because both compute the same integer sums (tests/test_exact.py checks it).
 
-Stored tensors (names as in `ExactPixelCNN.LAYERS`): `<layer>.w` (Cout, Cin*kh*kw) int16,
+Stored tensors (layer names as in hiercodec.nn.gated.GatedPixelCNN): `<layer>.w` (Cout, Cin*kh*kw) int16,
 `<layer>.b` int64 (bias at accumulator scale plus rounding offset), `<layer>.shift` int32; `out2.lo`,
 `out2.hi` per-channel clamps; `lut.gate.<stack><l>.tanh|sig`, `lut.elu`, and the mixture's luts.
 """
@@ -75,8 +75,8 @@ class ExactPixelCNN:
             h = (h + self.res[i].conv(self.gate_h[i + 1](hp), clamp=False)).clamp_(ACT_MIN, ACT_MAX)
         return self._head(h, dense=False)
 
-    def decoder(self, batch: int, height: int, width: int) -> "Decoder":
-        return Decoder(self, batch, height, width)
+    def decoder(self, batch: int, width: int) -> "Decoder":
+        return Decoder(self, batch, width)
 
 
 def channels_last(conv: QConv) -> QConv:
@@ -88,7 +88,8 @@ def channels_last(conv: QConv) -> QConv:
 
 
 class Decoder:
-    """Incremental decoding state of `batch` tiles of height x width, filled in raster order.
+    """Incremental decoding state of `batch` tiles `width` wide, filled in raster order: row(i) once
+    per row, then step(j) and set_pixel(j) for each column of that row.
 
     Caches hold only the rows still needed, so memory does not grow with the tile height. Those the
     step reads are channels last, so that the inputs of one position are a strided view (no copy):
@@ -96,8 +97,8 @@ class Decoder:
     at hrow[l][:, j + 1, :]. The vertical stack (read only by the row pass) stays channels first:
     v_l rows i-1, i at vcache[l][:, :, 0..1, 1:-1]."""
 
-    def __init__(self, net: ExactPixelCNN, batch: int, height: int, width: int, row_threads: int | None = None):
-        self.net, self.b, self.hgt, self.wid = net, batch, height, width
+    def __init__(self, net: ExactPixelCNN, batch: int, width: int, row_threads: int | None = None):
+        self.net, self.b = net, batch
         self.row_threads = row_threads or os.cpu_count() or 1
         c, c2 = net.channels, 2 * net.channels
         self.h_in = channels_last(net.h_in)
@@ -132,8 +133,8 @@ class Decoder:
         for h in self.hrow:
             h.zero_()
 
-    def step(self, i: int, j: int) -> torch.Tensor:
-        """Parameters (batch, 10K) of position (i, j); row(i) and every earlier pixel must be set."""
+    def step(self, j: int) -> torch.Tensor:
+        """Parameters (batch, 10K) of column j of the current row; every earlier pixel must be set."""
         n = self.net
         cols = self.xcl[:, 3, j : j + 3].reshape(self.b, -1)
         hp = self.h_in.dense(cols, clamp=False).add_(self.link[0][j]).clamp_(ACT_MIN, ACT_MAX)
@@ -146,6 +147,6 @@ class Decoder:
             self.hrow[l + 1][:, j + 1] = h
         return n._head(h, dense=True)
 
-    def set_pixel(self, i: int, j: int, values: torch.Tensor) -> None:
-        """values: (batch, 3) pixel values 0..255 of position (i, j)."""
+    def set_pixel(self, j: int, values: torch.Tensor) -> None:
+        """values: (batch, 3) pixel values 0..255 of column j of the current row."""
         self.xcl[:, 3, j + 3] = values.to(DTYPE) - 128

@@ -74,11 +74,11 @@ def rounding_offset(shift: np.ndarray) -> np.ndarray:
     return np.where(shift > 0, np.exp2(np.maximum(shift, 1) - 1), 0.0)
 
 
-def accumulator_bound(w_int: np.ndarray, bias_int: np.ndarray, offset: np.ndarray,
-                      in_max: float = -ACT_MIN) -> float:
-    """Largest |partial sum| any input with |a| <= in_max can produce: sum |w| * in_max + |b|."""
+def accumulator_bound(w_int: np.ndarray, bias_int: np.ndarray, in_max: float = -ACT_MIN) -> float:
+    """Largest |partial sum| any input with |a| <= in_max can produce: sum |w| * in_max + |b|
+    (the bias already holds the rounding offset)."""
     per_out = np.abs(w_int.reshape(w_int.shape[0], -1)).sum(axis=1) * in_max
-    return float((per_out + np.abs(bias_int) + np.abs(offset)).max())
+    return float((per_out + np.abs(bias_int)).max())
 
 
 def lut_index_range() -> np.ndarray:

@@ -6,8 +6,8 @@ Table 1). Autoregression runs over positions in raster order and, within a pixel
 Schedule of the pixel level (bitstreams/FORMAT.md): tiles in row-major grid order are taken in
 batches of at most MAX_TILES; for each batch, for each row i and column j of the tile, for each
 coded channel c, one group holding position (i, j) of every tile of the batch that covers an image
-pixel there. Batches bound the memory of both sides whatever the image size. Gray images code channel 0 of a network that sees the gray
-value replicated to R, G and B.
+pixel there. Batches bound the memory of both sides whatever the image size. Gray images code
+channel 0 of a network that sees the gray value replicated to R, G and B.
 """
 
 from __future__ import annotations
@@ -116,11 +116,11 @@ class PixelLevel(Level):
         """Decode one batch of tiles in lockstep into out (tiles, C', h, w)."""
         t, cc, height, width = out.shape
         out[:] = FILL
-        dec = self.net.decoder(t, height, width)
+        dec = self.net.decoder(t, width)
         for i in range(height):
             dec.row(i)
             for j in range(width):
-                state = self.mixture.begin(dec.step(i, j))
+                state = self.mixture.begin(dec.step(j))
                 v = valid[:, i, j]
                 vals = torch.full((t, 3), float(FILL), dtype=DTYPE)
                 for c in range(cc):
@@ -130,7 +130,7 @@ class PixelLevel(Level):
                         self.mixture.update(state, vals[:, c])
                 if cc == 1:
                     vals[:, 1:] = vals[:, :1]
-                dec.set_pixel(i, j, vals)
+                dec.set_pixel(j, vals)
                 out[:, :, i, j] = vals[:, :cc].numpy().astype(np.uint8)
 
 
