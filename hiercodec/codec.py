@@ -15,7 +15,7 @@ import numpy as np
 
 from hiercodec import container
 from hiercodec.coding.ans import CODER_ID, CODER_VERSION, StackCoder
-from hiercodec.errors import FormatError, HiercodecError, IntegrityError, ModelNotFoundError
+from hiercodec.errors import FormatError, IntegrityError, ModelNotFoundError
 from hiercodec.families.base import Geometry
 from hiercodec.report import LevelReport
 from hiercodec.zoo import Model, load

@@ -100,7 +100,7 @@ class Decoder:
     def __init__(self, net: ExactPixelCNN, batch: int, width: int, row_threads: int | None = None):
         self.net, self.b = net, batch
         self.row_threads = row_threads or os.cpu_count() or 1
-        c, c2 = net.channels, 2 * net.channels
+        c = net.channels
         self.h_in = channels_last(net.h_in)
         self.h = [channels_last(conv) for conv in net.h]
         self.xcl = torch.zeros(batch, 4, width + 6, 3, dtype=DTYPE)

@@ -10,13 +10,12 @@ to transparent) costs a few bits rather than the 24 of a least likely symbol.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
 from hiercodec.coding.tables import normalize
-from hiercodec.coding.ans import StackCoder
-from hiercodec.families.base import Group, GroupDecoder, Level, LevelStats
+from hiercodec.families.base import Group, GroupDecoder, Level
 
 
 _A = np.arange(256)[:, None]  # the value above (row of a table)
@@ -52,17 +51,10 @@ class AlphaLevel(Level):
         prev = values[i - 1] if i > 0 else np.full(values.shape[1], 255, np.uint8)
         return values[i].astype(np.int32), self._row_tables(prev)
 
-    def encode(self, values: np.ndarray, above: dict[str, np.ndarray], coder: StackCoder,
-               progress: Callable[[int], None] | None = None) -> LevelStats:
+    def reversed_groups(self, values: np.ndarray, above: dict[str, np.ndarray]) -> Iterator[Group]:
         """Rows last to first, each table made when it is pushed (memory of one row)."""
-        stats = LevelStats(self.name)
         for i in reversed(range(values.shape[0])):
-            symbols, table = self._group(values, i)
-            stats.bound_bits += coder.push(symbols, table)
-            stats.symbols += len(symbols)
-        if progress:
-            progress(stats.symbols)
-        return stats
+            yield self._group(values, i)
 
     def decode_groups(self, above: dict[str, np.ndarray]) -> GroupDecoder:
         h, w = self.height, self.width

@@ -73,17 +73,22 @@ class Level(ABC):
     def decode_groups(self, above: dict[str, np.ndarray]) -> GroupDecoder:
         """Generator: yields the table of each group, is sent its symbols, returns the values."""
 
+    def reversed_groups(self, values: np.ndarray, above: dict[str, np.ndarray]) -> Iterator[Group]:
+        """The schedule's groups last first, for pushing. A level may yield runs of consecutive
+        groups concatenated (in decode order): on a stack that is the same stream, in fewer coder
+        calls; and it may override this to avoid holding every table at once."""
+        return reversed(list(self.encode_groups(values, above)))
+
     def encode(self, values: np.ndarray, above: dict[str, np.ndarray], coder: StackCoder,
                progress: Callable[[int], None] | None = None) -> LevelStats:
         """Push all groups so that the decoder pops them in schedule order (ANS is a stack);
-        `progress` is told how many symbols were coded."""
+        `progress` is told how many symbols each push coded."""
         stats = LevelStats(self.name)
-        groups = list(self.encode_groups(values, above))
-        for symbols, freqs in reversed(groups):
+        for symbols, freqs in self.reversed_groups(values, above):
             stats.bound_bits += coder.push(symbols, freqs)
             stats.symbols += len(symbols)
-        if progress:
-            progress(stats.symbols)
+            if progress:
+                progress(len(symbols))
         return stats
 
     def decode(self, above: dict[str, np.ndarray], coder: StackCoder,

@@ -13,16 +13,15 @@ channel 0 of a network that sees the gray value replicated to R, G and B.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import torch
 
-from hiercodec.coding.ans import StackCoder
 from hiercodec.exact.mixture import ExactMixture
 from hiercodec.exact.pixelcnn import ExactPixelCNN
 from hiercodec.exact.quant import DTYPE, threads
-from hiercodec.families.base import Geometry, Group, GroupDecoder, Level, LevelStats
+from hiercodec.families.base import Geometry, Group, GroupDecoder, Level
 from hiercodec.tiling import TileLayout
 
 FILL = 128  # value of padded positions: network input 0, as the zero padding of training
@@ -88,22 +87,14 @@ class PixelLevel(Level):
             for i in range(self.layout.tile_h):
                 yield from self.row_groups(params, tiles[b], valid, i)
 
-    def encode(self, values: np.ndarray, above: dict[str, np.ndarray], coder: StackCoder,
-               progress: Callable[[int], None] | None = None) -> LevelStats:
-        """One coder call per tile row of a batch (its groups concatenated in decode order), last
-        first: on a stack this is the same stream as pushing every group in reverse."""
-        stats = LevelStats(self.name)
+    def reversed_groups(self, values: np.ndarray, above: dict[str, np.ndarray]) -> Iterator[Group]:
+        """One push per tile row of a batch (its groups concatenated in decode order), last first."""
         tiles = self.layout.to_tiles(values, FILL)
         for b in reversed(self.batches()):
             params, valid = self.params(tiles[b]), self.layout.valid(b)
             for i in reversed(range(self.layout.tile_h)):
                 groups = self.row_groups(params, tiles[b], valid, i)
-                symbols = np.concatenate([g[0] for g in groups])
-                stats.bound_bits += coder.push(symbols, np.concatenate([g[1] for g in groups]))
-                stats.symbols += len(symbols)
-                if progress:
-                    progress(len(symbols))
-        return stats
+                yield np.concatenate([g[0] for g in groups]), np.concatenate([g[1] for g in groups])
 
     def decode_groups(self, above: dict[str, np.ndarray]) -> GroupDecoder:
         lay, cc = self.layout, self.channels

@@ -10,7 +10,6 @@ per step; Polyak averaging of the weights as in De Fauw et al. 2019 appendix A (
 from __future__ import annotations
 
 import json
-import math
 import time
 from pathlib import Path
 
