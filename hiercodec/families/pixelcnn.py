@@ -100,10 +100,10 @@ class PixelLevel(Level):
         lay, cc = self.layout, self.channels
         out = np.empty((lay.count, cc, lay.tile_h, lay.tile_w), np.uint8)  # pages touched per batch
         for b in self.batches():
-            yield from self._decode_batch(torch.from_numpy(lay.valid(b)), out[b])
+            yield from self._decode_batch(lay.valid(b), out[b])
         return lay.from_tiles(out)
 
-    def _decode_batch(self, valid: torch.Tensor, out: np.ndarray) -> GroupDecoder:
+    def _decode_batch(self, valid: np.ndarray, out: np.ndarray) -> GroupDecoder:
         """Decode one batch of tiles in lockstep into out (tiles, C', h, w)."""
         t, cc, height, width = out.shape
         out[:] = FILL
@@ -113,10 +113,11 @@ class PixelLevel(Level):
             for j in range(width):
                 state = self.mixture.begin(dec.step(j))
                 v = valid[:, i, j]
+                vt = torch.from_numpy(v)
                 vals = torch.full((t, 3), float(FILL), dtype=DTYPE)
                 for c in range(cc):
                     tab = self.mixture.table(state, c, vals[:, :c])
-                    vals[v, c] = torch.from_numpy((yield tab[v.numpy()]).astype(np.float64))
+                    vals[vt, c] = torch.from_numpy((yield tab[v]).astype(np.float64))
                     if c + 1 < cc:
                         self.mixture.update(state, vals[:, c])
                 if cc == 1:
