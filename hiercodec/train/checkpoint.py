@@ -1,7 +1,9 @@
 """Training checkpoints: tensors in safetensors, everything else in JSON. Never pickle.
 
 A checkpoint holds the model, its Polyak/EMA average, Adam's moments, the step and the RNG states,
-so that an interrupted run resumes exactly where it stopped.
+so that an interrupted run resumes exactly where it stopped. The JSON is stored inside the
+safetensors file's metadata, so a single atomic rename commits a whole checkpoint; checkpoint.json
+is a copy for people and plots, written after it and never read back.
 """
 
 from __future__ import annotations
@@ -12,11 +14,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+FILE = "checkpoint.safetensors"
 
 
-def _atomic_replace(tmp: Path, final: Path) -> None:
-    os.replace(tmp, final)
+def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    with safe_open(str(path / FILE), framework="pt") as f:
+        return {k: f.get_tensor(k) for k in f.keys()}, json.loads(f.metadata()["meta"])
 
 
 def save(path: Path, *, model: torch.nn.Module, ema: dict[str, torch.Tensor],
@@ -37,17 +43,16 @@ def save(path: Path, *, model: torch.nn.Module, ema: dict[str, torch.Tensor],
     tensors["rng.torch"] = torch.get_rng_state()
     meta = dict(meta, adam_steps=adam_steps, lr=optimizer.param_groups[0]["lr"],
                 rng_numpy=rng.bit_generator.state)
-    save_file(tensors, str(path / "checkpoint.safetensors.tmp"))
+    save_file(tensors, str(path / (FILE + ".tmp")), metadata={"meta": json.dumps(meta)})
+    os.replace(path / (FILE + ".tmp"), path / FILE)
     (path / "checkpoint.json.tmp").write_text(json.dumps(meta, indent=1))
-    _atomic_replace(path / "checkpoint.safetensors.tmp", path / "checkpoint.safetensors")
-    _atomic_replace(path / "checkpoint.json.tmp", path / "checkpoint.json")
+    os.replace(path / "checkpoint.json.tmp", path / "checkpoint.json")
 
 
 def load(path: Path, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None,
          rng: np.random.Generator | None) -> tuple[dict, dict[str, torch.Tensor]]:
     """Restore in place; returns (meta, ema)."""
-    tensors = load_file(str(path / "checkpoint.safetensors"))
-    meta = json.loads((path / "checkpoint.json").read_text())
+    tensors, meta = _read(path)
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     ema = {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}
     if optimizer is not None:
@@ -69,7 +74,6 @@ def load(path: Path, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer
 def load_weights(path: Path, which: str = "ema") -> tuple[dict, dict[str, torch.Tensor]]:
     """(meta, state dict) of a checkpoint for export: its Polyak/EMA average ("ema") or the
     latest weights ("model")."""
-    tensors = load_file(str(path / "checkpoint.safetensors"))
-    meta = json.loads((path / "checkpoint.json").read_text())
+    tensors, meta = _read(path)
     prefix = {"ema": "ema.", "model": "model."}[which]
     return meta, {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}

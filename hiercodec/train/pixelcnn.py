@@ -37,13 +37,14 @@ def train(out: Path, config: PixelCNNConfig, *, steps: int, minutes: float, batc
           lr: float, lr_decay: float, ema_decay: float, seed: int, log_every: int = 50,
           save_every_s: float = 300.0, images: list[np.ndarray] | None = None,
           reset_ema: bool = False) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     model = config.build()
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     step = 0
     ema = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    if (out / "checkpoint.json").exists():
+    if (out / checkpoint.FILE).exists():
         meta, ema = checkpoint.load(out, model=model, optimizer=opt, rng=rng)
         step = meta["step"]
         if meta["config"] != config.to_dict():
@@ -119,7 +120,6 @@ def main(out, steps, minutes, batch, patch, lr, lr_decay, ema_decay, channels, l
     """Train (or resume) a gated PixelCNN with a logistic-mixture head on the training photos."""
     torch.set_num_threads(threads)
     config = PixelCNNConfig(channels=channels, layers=layers, mixtures=mixtures)
-    out.mkdir(parents=True, exist_ok=True)
     result = train(out, config, steps=steps, minutes=minutes, batch=batch, patch=patch, lr=lr,
                    lr_decay=lr_decay, ema_decay=ema_decay, seed=seed, reset_ema=reset_ema)
     click.echo(json.dumps(result))
