@@ -258,7 +258,7 @@ def verify(target: Path, model: str) -> None:
             failures += 1
             _fail(_one_line(err))
             continue
-        click.echo(f"{path}: {r.width}x{r.height} {color_name(r.channels)}, model {r.model}")
+        click.echo(f"{path}: {r.width}x{r.height} {color_name(r.channels)}, model {r.model_id}")
         rows = [(lv.name, _fmt_bits(lv.bound_bits), f"{lv.written_bits:,}", f"{lv.overhead_percent:+.3f}%")
                 for lv in r.levels]
         rows.append(("chunks", _fmt_bits(r.bound_bits), f"{r.written_bits:,}", f"{r.overhead_percent:+.3f}%"))

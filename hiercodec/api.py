@@ -20,7 +20,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -28,10 +28,9 @@ import numpy as np
 from hiercodec import container
 from hiercodec.errors import HiercodecError, ImageError
 from hiercodec.images import color_name, load_image, to_public
-from hiercodec.report import LevelReport
+from hiercodec.report import LevelReport, Report
 
 if TYPE_CHECKING:  # pragma: no cover
-    from hiercodec.codec import Report
     from hiercodec.zoo import Model, ModelInfo
 
 __all__ = ["encode", "decode", "load_model", "list_models", "verify", "info", "VerifyResult",
@@ -158,62 +157,14 @@ def decode(data: bytes, *, progress: bool = False) -> np.ndarray:
 
 
 @dataclass
-class VerifyResult:
-    """What `verify` measured: per level and in total, the bound next to the bits written, and
-    whether the file decodes to the very same pixels."""
+class VerifyResult(Report):
+    """What `verify` measured: the encoder's Report (per level and in total, the bound next to the
+    bits written), and whether the file decodes to the very same pixels."""
 
-    model: str
-    height: int
-    width: int
-    channels: int
-    file_bytes: int
-    levels: list[LevelReport] = field(default_factory=list)  # the encoder's, per level
     roundtrip_ok: bool = False
     error: str | None = None  # why the round trip failed, if it raised
     encode_seconds: float = 0.0
     decode_seconds: float = 0.0
-
-    @property
-    def dims(self) -> int:
-        return self.height * self.width * self.channels
-
-    @property
-    def bound_bits(self) -> float:
-        return sum(level.bound_bits for level in self.levels)
-
-    @property
-    def written_bits(self) -> int:
-        """Bits of the coded chunks (the file without its header)."""
-        return sum(level.written_bits for level in self.levels)
-
-    @property
-    def file_bits(self) -> int:
-        return 8 * self.file_bytes
-
-    @property
-    def header_bits(self) -> int:
-        return self.file_bits - self.written_bits
-
-    @property
-    def overhead_percent(self) -> float:
-        """Coded chunks vs the bound (the coder's overhead)."""
-        b = self.bound_bits
-        return 100.0 * (self.written_bits / b - 1) if b > 0 else 0.0
-
-    @property
-    def file_overhead_percent(self) -> float:
-        """The whole file, header included, vs the bound."""
-        b = self.bound_bits
-        return 100.0 * (self.file_bits / b - 1) if b > 0 else 0.0
-
-    @property
-    def bits_per_dim(self) -> float:
-        """Of the whole file."""
-        return self.file_bits / self.dims
-
-    @property
-    def bound_bits_per_dim(self) -> float:
-        return self.bound_bits / self.dims
 
 
 def verify(image, model: str = "default", *, progress: bool = False) -> VerifyResult:
@@ -231,9 +182,8 @@ def verify(image, model: str = "default", *, progress: bool = False) -> VerifyRe
     with _progress(progress, array.size, "encode") as update:
         data, report = encode_image(m, array, update)
     encode_seconds = time.perf_counter() - start
-    h, w, c = array.shape
-    result = VerifyResult(m.id, h, w, c, len(data), encode_seconds=encode_seconds,
-                          levels=list(report.levels))
+    result = VerifyResult(report.model_id, report.geometry, report.file_bytes, list(report.levels),
+                          encode_seconds=encode_seconds)
     start = time.perf_counter()
     try:
         with _progress(progress, array.size, "decode") as update:

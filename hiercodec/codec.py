@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -17,30 +16,10 @@ from hiercodec import container
 from hiercodec.coding.ans import CODER_ID, CODER_VERSION, StackCoder
 from hiercodec.errors import FormatError, IntegrityError, ModelNotFoundError
 from hiercodec.families.base import Geometry
-from hiercodec.report import LevelReport
+from hiercodec.report import LevelReport, Report
 from hiercodec.zoo import Model, load
 
 Progress = Callable[[int], None]  # called with the number of symbols just coded
-
-
-@dataclass
-class Report:
-    model_id: str
-    geometry: Geometry
-    file_bytes: int
-    levels: list[LevelReport] = field(default_factory=list)
-
-    @property
-    def bound_bits(self) -> float:
-        return sum(level.bound_bits for level in self.levels)
-
-    @property
-    def bits_per_dim(self) -> float:
-        return 8 * self.file_bytes / self.geometry.dims
-
-    @property
-    def bound_bits_per_dim(self) -> float:
-        return self.bound_bits / self.geometry.dims
 
 
 def _values_crc(values: np.ndarray) -> int:

@@ -162,7 +162,7 @@ def test_verify(channels, names):
     r = hiercodec.verify(image)
     assert isinstance(r, hiercodec.VerifyResult)
     assert r.roundtrip_ok and r.error is None
-    assert r.model == "pixelcnn-s1" and (r.height, r.width, r.channels) == (6, 5, channels)
+    assert r.model_id == "pixelcnn-s1" and (r.height, r.width, r.channels) == (6, 5, channels)
     assert [lv.name for lv in r.levels] == names
     data = hiercodec.encode(image)
     assert r.file_bytes == len(data) and r.file_bits == 8 * len(data)
