@@ -34,7 +34,7 @@ def bench_image(model, name: str, image: np.ndarray, peers: list[str], verify_ma
     row["bytes"] = len(data)
     row["bpd"] = report.bits_per_dim
     row["bound_bpd"] = report.bound_bits_per_dim
-    row["overhead_percent"] = 100 * (8 * len(data) / report.bound_bits - 1)
+    row["overhead_percent"] = report.file_overhead_percent
     if image.shape[0] * image.shape[1] <= verify_max:
         t = time.perf_counter()
         decoded, _ = decode_image(data)
