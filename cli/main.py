@@ -297,6 +297,17 @@ def models() -> None:
     _table(("id", "aliases", "family", "source", "description"), rows, align="lllll")
 
 
+from .bench_cmd import bench  # noqa: E402  (bench_cmd does not import this module)
+
+cli.add_command(bench)
+
+
+from .train_cmd import export, train  # noqa: E402  (the commands register on the group above)
+
+cli.add_command(train)
+cli.add_command(export)
+
+
 def main() -> None:
     cli(prog_name="hiercodec")
 

@@ -23,15 +23,15 @@ import io
 import os
 import pathlib
 import shutil
-import subprocess
 import sys
-import tarfile
 import tempfile
 import zipfile
 
 import numpy as np
 
 from hiercodec.errors import HiercodecError
+from hiercodec.fetch import deb_members as _deb_member_reader
+from hiercodec.fetch import run as _run
 
 __all__ = [
     "HELDOUT_NAMES",
@@ -86,7 +86,6 @@ _SCIPY_VERSION = "1.9.3"
 _FACE_SHAPE = (768, 1024, 3)
 _JXL_PACKAGE = "libjxl-testdata"
 _JXL_ROOT = "usr/share/libjxl-testdata/"
-_COMMAND_TIMEOUT_S = 1200
 
 
 # ----------------------------------------------------------------------------- cache
@@ -251,21 +250,6 @@ def _progress(message: str) -> None:
     print(f"hiercodec: {message}", file=sys.stderr, flush=True)
 
 
-def _run(cmd: list[str], cwd: pathlib.Path, by_hand: str, what: str) -> None:
-    try:
-        proc = subprocess.run(
-            cmd, cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=_COMMAND_TIMEOUT_S
-        )
-    except FileNotFoundError:
-        raise HiercodecError(f"cannot fetch {what}: {cmd[0]} not found; run by hand: {by_hand}") from None
-    except subprocess.TimeoutExpired:
-        raise HiercodecError(f"fetching {what} took over {_COMMAND_TIMEOUT_S} s; run by hand: {by_hand}") from None
-    if proc.returncode != 0:
-        lines = [ln.strip() for ln in (proc.stderr or proc.stdout or "").splitlines() if ln.strip()]
-        last = lines[-1] if lines else f"exit status {proc.returncode}"
-        raise HiercodecError(f"cannot fetch {what} ({last}); is the registry reachable? run by hand: {by_hand}")
-
-
 def _pip_download_command(dest: pathlib.Path) -> list[str]:
     # Any platform's wheel holds the same face.dat; naming one makes the download
     # independent of this interpreter (scipy 1.9.3 has no wheel for Python >= 3.12).
@@ -305,29 +289,6 @@ def _fetch_face() -> None:
     _check_digest("face", face)
     _write_png_atomic(_cached_png("face"), face)
     wheel.unlink(missing_ok=True)  # the PNG is the cache; the 30+ MB wheel is not needed again
-
-
-def _deb_member_reader(deb: pathlib.Path, wanted: set[str]) -> dict[str, bytes]:
-    """Read members of a .deb's data.tar.* in pure Python (used where dpkg is missing)."""
-    found: dict[str, bytes] = {}
-    with open(deb, "rb") as f:
-        if f.read(8) != b"!<arch>\n":
-            raise HiercodecError(f"{deb} is not a Debian package; delete it and run again")
-        while True:
-            header = f.read(60)
-            if len(header) < 60:
-                break
-            name = header[:16].decode("ascii", "replace").strip().rstrip("/")
-            size = int(header[48:58].decode("ascii").strip())
-            if name.startswith("data.tar"):
-                with tarfile.open(fileobj=io.BytesIO(f.read(size)), mode="r:*") as tar:
-                    for member in tar:
-                        path = member.name.lstrip("./")
-                        if path in wanted and member.isfile():
-                            found[path] = tar.extractfile(member).read()
-                break
-            f.seek(size + (size & 1), os.SEEK_CUR)
-    return found
 
 
 def _fetch_jxl_testdata(names: list[str]) -> None:

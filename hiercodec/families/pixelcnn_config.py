@@ -20,8 +20,9 @@ class PixelCNNConfig:
     mixtures: int = 5
     tile: int = 64  # tile side used by the codec (tiles decode in lockstep)
 
-    def build(self) -> GatedPixelCNN:
-        return GatedPixelCNN(3, params_per_pixel(self.mixtures), self.channels, self.layers, self.head)
+    def build(self, dropout: float = 0.0) -> GatedPixelCNN:
+        return GatedPixelCNN(3, params_per_pixel(self.mixtures), self.channels, self.layers, self.head,
+                             dropout)
 
     def to_dict(self) -> dict:
         return asdict(self)

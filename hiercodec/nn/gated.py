@@ -49,10 +49,10 @@ class GatedPixelCNN(nn.Module):
     depend on input pixels strictly before each pixel in raster order (all channels of it excluded)."""
 
     def __init__(self, in_channels: int, out_channels: int, channels: int = 64, layers: int = 6,
-                 head: int = 128):
+                 head: int = 128, dropout: float = 0.0):
         super().__init__()
         c2 = 2 * channels
-        self.channels, self.layers = channels, layers
+        self.channels, self.layers, self.dropout = channels, layers, dropout
         self.v_in = nn.Conv2d(in_channels, c2, V_IN)
         self.h_in = nn.Conv2d(in_channels, c2, H_IN)
         self.link_in = nn.Conv2d(c2, c2, 1, bias=False)
@@ -79,7 +79,9 @@ class GatedPixelCNN(nn.Module):
             if cond is not None:
                 vp, hp = vp + cond[i + 1], hp + cond[i + 1]
             v = gate(vp)
-            h = h + self.res[i](gate(hp))
+            # dropout inside the residual branch, before its second convolution, as PixelCNN++
+            # does (Kolesnikov & Lampert 2017, sec. 3); identity in eval mode, so export ignores it
+            h = h + self.res[i](F.dropout(gate(hp), self.dropout, self.training))
             _record(trace, vp=vp, hp=hp, h=h)
         o1 = self.out1(h)
         _record(trace, o1=o1)

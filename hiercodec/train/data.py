@@ -7,7 +7,6 @@ area-downsampled copies (JPEG sources 2-4x, which removes most compression artef
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,8 +14,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from hiercodec.errors import HiercodecError
 from hiercodec.cache import cache_dir
+from hiercodec.errors import HiercodecError
+from hiercodec.fetch import run
+from hiercodec.train.datasets import ImageSet
 
 PACKAGES = ("plasma-workspace-wallpapers", "mate-backgrounds")
 
@@ -29,15 +30,6 @@ MATE_PHOTO_DIR = "usr/share/backgrounds/mate/nature"
 DOWNSAMPLE_FACTORS = (2, 3, 4)
 
 
-def _run(cmd: list[str], cwd: Path) -> None:
-    try:
-        subprocess.run(cmd, cwd=cwd, check=True, capture_output=True)
-    except (OSError, subprocess.CalledProcessError) as err:
-        raise HiercodecError(
-            f"could not run `{' '.join(cmd)}` in {cwd} ({err}); run it by hand, then retry"
-        ) from None
-
-
 def fetch_training_photos() -> list[Path]:
     """Paths of the 23 source photos, downloading and unpacking the Debian packages once."""
     root = cache_dir() / "train-photos"
@@ -46,11 +38,11 @@ def fetch_training_photos() -> list[Path]:
     for pkg in PACKAGES:
         if not list(debs.glob(f"{pkg}_*.deb")):
             print(f"hiercodec: downloading Debian package {pkg} ...", file=sys.stderr)
-            _run(["apt-get", "download", pkg], debs)
+            run(["apt-get", "download", pkg], debs, f"cd {debs} && apt-get download {pkg}", f"Debian's {pkg}")
     if not (tree / MATE_PHOTO_DIR).is_dir():
         tree.mkdir(parents=True, exist_ok=True)
         for deb in sorted(debs.glob("*.deb")):
-            _run(["dpkg", "-x", str(deb), str(tree)], root)
+            run(["dpkg", "-x", str(deb), str(tree)], root, f"dpkg -x {deb} {tree}", f"the files of {deb.name}")
     photos = []
     for name in PLASMA_PHOTOS:
         images = list((tree / "usr/share/wallpapers" / name / "contents/images").glob("*.*"))
@@ -97,17 +89,5 @@ def random_patches(
     images: list[np.ndarray], size: int, batch: int, rng: np.random.Generator
 ) -> Iterator[np.ndarray]:
     """Endless batches (batch, size, size, 3) uint8 of random crops with random horizontal flips,
-    images drawn in proportion to their area so every pixel is equally likely."""
-    areas = np.array([max(0, (im.shape[0] - size + 1) * (im.shape[1] - size + 1)) for im in images], float)
-    if areas.sum() == 0:
-        raise HiercodecError(f"no training image is at least {size}x{size}")
-    weights = areas / areas.sum()
-    while True:
-        out = np.empty((batch, size, size, 3), np.uint8)
-        for b, k in enumerate(rng.choice(len(images), size=batch, p=weights)):
-            im = images[k]
-            y = rng.integers(0, im.shape[0] - size + 1)
-            x = rng.integers(0, im.shape[1] - size + 1)
-            patch = im[y : y + size, x : x + size]
-            out[b] = patch[:, ::-1] if rng.random() < 0.5 else patch
-        yield out
+    images drawn in proportion to their crop positions; see ImageSet.batches."""
+    return ImageSet(images, "training photos").batches(size, batch, rng)

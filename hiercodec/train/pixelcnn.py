@@ -1,129 +1,66 @@
-"""Train the `pixelcnn` family on patches of the training photos.
+"""Training and export of the `pixelcnn` family: a gated PixelCNN with a discretized logistic
+mixture head (PixelCNN++, Kolesnikov & Lampert 2017 sec. 3), trained on 8-bit RGB or gray crops.
 
-    python -m hiercodec.train.pixelcnn --out runs/default --minutes 90
-
-Optimiser as in Kolesnikov & Lampert 2017 sec. 4.2: Adam, learning rate 0.001, exponential decay
-per step; Polyak averaging of the weights as in De Fauw et al. 2019 appendix A (their 0.9999 is for
-300k steps; the decay here is a flag). Resumes from `--out` when a checkpoint is there.
+    hiercodec train pixelcnn --config pixelcnn-codec --out runs/default
 """
 
 from __future__ import annotations
 
-import json
-import time
-from pathlib import Path
-
-import click
 import numpy as np
 import torch
-from tqdm import tqdm
 
+from hiercodec.exact.export import export_pixelcnn, float_bits
+from hiercodec.families.pixelcnn import PixelCNNFamily
 from hiercodec.families.pixelcnn_config import PixelCNNConfig, to_input
 from hiercodec.nn.mixture import nll_bits
-from hiercodec.train import checkpoint
-from hiercodec.train.data import load_images, prepare, random_patches
-
-GRAY_EVERY = 10  # one batch in ten is gray (replicated), so gray images are coded well too
+from hiercodec.train.config import RunConfig
 
 
-def gray_replicated(batch: np.ndarray) -> np.ndarray:
-    """ITU-R 601 luma rounded, replicated to three channels (what the codec feeds for gray images)."""
-    b = batch.astype(np.int32)
-    y = (b[..., 0] * 299 + b[..., 1] * 587 + b[..., 2] * 114 + 500) // 1000
-    return np.repeat(y[..., None], 3, axis=-1).astype(np.uint8)
+class PixelCNNTask:
+    """What the training loop and export need to know about the `pixelcnn` family."""
 
+    family = "pixelcnn"
 
-def train(out: Path, config: PixelCNNConfig, *, steps: int, minutes: float, batch: int, patch: int,
-          lr: float, lr_decay: float, ema_decay: float, seed: int, log_every: int = 50,
-          save_every_s: float = 300.0, images: list[np.ndarray] | None = None,
-          reset_ema: bool = False) -> dict:
-    out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    model = config.build()
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    step = 0
-    ema = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    if (out / checkpoint.FILE).exists():
-        meta, ema = checkpoint.load(out, model=model, optimizer=opt, rng=rng)
-        step = meta["step"]
-        if meta["config"] != config.to_dict():
-            raise click.ClickException(f"{out} holds a run with another config: {meta['config']}")
-        if reset_ema:
-            ema = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    ema_start = step if reset_ema else 0
-    if images is None:
-        images = load_images(prepare())
-    batches = random_patches(images, patch, batch, rng)
-    log = (out / "log.jsonl").open("a")
-    start = last_save = time.time()
-    bar = tqdm(total=steps, initial=step, desc="train pixelcnn", unit="step")
-    running = None
-    while step < steps and (time.time() - start) < minutes * 60:
-        x = next(batches)
-        gray = step % GRAY_EVERY == GRAY_EVERY - 1
-        if gray:
-            x = gray_replicated(x)
-        xt = torch.from_numpy(x).permute(0, 3, 1, 2)
-        bits = nll_bits(model(to_input(xt)), xt, config.mixtures, channels=1 if gray else 3)
-        loss = bits.mean() / (patch * patch * (1 if gray else 3))  # bits/dim
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 100.0)
-        opt.step()
-        for g in opt.param_groups:
-            g["lr"] *= lr_decay
-        step += 1
-        decay = min(ema_decay, (1 + step - ema_start) / (10 + step - ema_start))  # warm-up
+    def __init__(self, config: RunConfig):
+        self.net = PixelCNNConfig(**config.network)
+        self.dropout = config.train.dropout
+
+    def build(self) -> torch.nn.Module:
+        return self.net.build(dropout=self.dropout)
+
+    def bits(self, model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """Bits per image of uint8 crops (B, H, W, C), C = 3 or 1 (gray: the codec replicates
+        gray to three channels and codes only the first, and so does training)."""
+        channels = x.shape[-1]
+        xt = x.permute(0, 3, 1, 2)
+        if channels == 1:
+            xt = xt.expand(-1, 3, -1, -1)
+        params = model(to_input(xt)).float()  # the mixture in float32 also under autocast
+        return nll_bits(params, xt, self.net.mixtures, channels=channels)
+
+    def export(self, weights: dict[str, torch.Tensor], calibration: np.ndarray) -> tuple[dict, dict, PixelCNNFamily]:
+        """Exact form of float `weights`, calibrated on uint8 RGB crops (N, H, W, 3):
+        (tensors, exact config, the family ready to code)."""
+        x = torch.from_numpy(_rgb(calibration)).permute(0, 3, 1, 2).contiguous()
+        tensors, exact_config = export_pixelcnn(weights, self.net, x)
+        family = PixelCNNFamily(exact_config, {k: torch.from_numpy(v) for k, v in tensors.items()})
+        return tensors, exact_config, family
+
+    def float_bits(self, weights: dict[str, torch.Tensor], images: np.ndarray) -> float:
+        """Bits of uint8 images (N, H, W, C) under the float model."""
+        x = torch.from_numpy(images)
+        if images.shape[-1] == 3:
+            return float_bits(weights, self.net, x.permute(0, 3, 1, 2).contiguous())
+        model = self.build()
+        model.load_state_dict(weights)
+        model.eval()
         with torch.no_grad():
-            for k, v in model.state_dict().items():
-                ema[k].mul_(decay).add_(v.detach(), alpha=1 - decay) if v.is_floating_point() else ema[k].copy_(v)
-        if not gray:
-            running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
-        bar.update(1)
-        if step % log_every == 0:
-            rec = {"step": step, "bpd": loss.item(), "bpd_avg": running, "gray": gray,
-                   "grad_norm": float(grad_norm), "lr": opt.param_groups[0]["lr"], "time": time.time()}
-            log.write(json.dumps(rec) + "\n")
-            log.flush()
-            bar.set_postfix(bpd=f"{running:.3f}")
-        if time.time() - last_save > save_every_s:
-            _save(out, model, ema, opt, rng, step, config)
-            last_save = time.time()
-    _save(out, model, ema, opt, rng, step, config)
-    bar.close()
-    return {"step": step, "bpd_avg": running}
+            return float(self.bits(model, x).sum())
+
+    def describe(self, steps: int) -> str:
+        n = self.net
+        return f"gated PixelCNN, {n.layers} layers x {n.channels}, {n.mixtures} logistics, {steps} steps"
 
 
-def _save(out, model, ema, opt, rng, step, config):
-    checkpoint.save(out, model=model, ema=ema, optimizer=opt, rng=rng,
-                    meta={"step": step, "config": config.to_dict(), "family": "pixelcnn"})
-
-
-@click.command()
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Run folder (resumed if present).")
-@click.option("--steps", default=1_000_000, help="Stop after this many steps in total.")
-@click.option("--minutes", default=60.0, help="Stop after this many minutes of this invocation.")
-@click.option("--batch", default=8, help="Patches per step.")
-@click.option("--patch", default=64, help="Patch side in pixels.")
-@click.option("--lr", default=1e-3, help="Adam learning rate (Kolesnikov & Lampert 2017, sec. 4.2).")
-@click.option("--lr-decay", default=0.99999, help="Learning-rate decay per step.")
-@click.option("--ema-decay", default=0.999, help="Polyak averaging decay.")
-@click.option("--channels", default=PixelCNNConfig.channels)
-@click.option("--layers", default=PixelCNNConfig.layers)
-@click.option("--mixtures", default=PixelCNNConfig.mixtures)
-@click.option("--threads", default=2, help="torch CPU threads.")
-@click.option("--seed", default=0)
-@click.option("--reset-ema", is_flag=True, help="On resume, restart the average from the current weights.")
-def main(out, steps, minutes, batch, patch, lr, lr_decay, ema_decay, channels, layers, mixtures, threads, seed,
-         reset_ema):
-    """Train (or resume) a gated PixelCNN with a logistic-mixture head on the training photos."""
-    torch.set_num_threads(threads)
-    config = PixelCNNConfig(channels=channels, layers=layers, mixtures=mixtures)
-    result = train(out, config, steps=steps, minutes=minutes, batch=batch, patch=patch, lr=lr,
-                   lr_decay=lr_decay, ema_decay=ema_decay, seed=seed, reset_ema=reset_ema)
-    click.echo(json.dumps(result))
-
-
-if __name__ == "__main__":
-    main()
+def _rgb(images: np.ndarray) -> np.ndarray:
+    return np.repeat(images, 3, axis=-1) if images.shape[-1] == 1 else images

@@ -1,0 +1,61 @@
+"""Encode and decode seconds of a 512x512 photo for gated PixelCNNs of several sizes: which is
+the largest network whose file still decodes in under 30 s on this CPU (docs/RESULTS.md).
+
+Decode time does not depend on the values of the weights, only on the network's shape, so each
+size is exported from its random initialisation (calibrated on crops of the image itself).
+
+    python benchmarks/decode_speed.py --size 6x64 --size 8x64 --size 6x96
+"""
+
+from __future__ import annotations
+
+import hiercodec  # noqa: F401  (first: the OpenMP wait policy must be set before torch loads)
+
+import json
+import time
+
+import click
+import numpy as np
+import torch
+
+from hiercodec.codec import decode_image, encode_image
+from hiercodec.exact.export import export_pixelcnn
+from hiercodec.families.pixelcnn import PixelCNNFamily
+from hiercodec.families.pixelcnn_config import PixelCNNConfig
+from hiercodec.heldout import heldout_images
+from hiercodec.zoo import Model
+
+
+def exported(config: PixelCNNConfig, image: np.ndarray) -> Model:
+    torch.manual_seed(0)
+    crops = np.stack([image[y : y + 64, x : x + 64] for y in (0, 200, 400) for x in (0, 200, 400)])
+    tensors, exact = export_pixelcnn(config.build().state_dict(), config,
+                                     torch.from_numpy(crops).permute(0, 3, 1, 2).contiguous())
+    family = PixelCNNFamily(exact, {k: torch.from_numpy(v) for k, v in tensors.items()})
+    return Model(f"speed-{config.layers}x{config.channels}", b"\0" * 32, exact, family)
+
+
+@click.command()
+@click.option("--size", "sizes", multiple=True, default=("6x64",), help="LAYERSxCHANNELS (repeatable).")
+@click.option("--mixtures", default=5, show_default=True)
+@click.option("--image", default="astronaut", show_default=True, help="Held-out photo.")
+def main(sizes: tuple[str, ...], mixtures: int, image: str) -> None:
+    torch.set_num_threads(1)  # as the CLI: the step loop is single-threaded, big products use more
+    pixels = heldout_images([image])[image]
+    for size in sizes:
+        layers, channels = map(int, size.split("x"))
+        model = exported(PixelCNNConfig(channels=channels, layers=layers, head=2 * channels, mixtures=mixtures),
+                         pixels)
+        t = time.perf_counter()
+        data, _ = encode_image(model, pixels)
+        enc = time.perf_counter() - t
+        t = time.perf_counter()
+        back, _ = decode_image(data, loader=lambda _id: model)
+        dec = time.perf_counter() - t
+        assert np.array_equal(back, pixels)
+        click.echo(json.dumps({"size": size, "mixtures": mixtures, "image": image, "shape": list(pixels.shape),
+                               "encode_s": round(enc, 2), "decode_s": round(dec, 2)}))
+
+
+if __name__ == "__main__":
+    main()

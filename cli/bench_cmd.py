@@ -1,0 +1,166 @@
+"""`hiercodec bench`: hiercodec models against the peer codecs, on the same images, in one run.
+
+The work is in hiercodec.bench; this file parses arguments, checks everything that can fail
+before the (long) run, shows progress and writes the outputs. Errors are HiercodecErrors, which
+the `hiercodec` group prints as one line with exit status 1.
+"""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+
+from hiercodec.errors import HiercodecError
+
+_PEER_NAMES = "png, jpegxl, webp, jpeg2000, jpegls, avif"
+
+
+def _peer_list(spec: str | None) -> list[str]:
+    """--peers: a comma list, 'none', or (not given) every installed peer."""
+    from hiercodec.peers import PEERS, available_peers
+
+    if spec is None:
+        return available_peers()
+    names = [p.strip().lower() for p in spec.split(",") if p.strip()]
+    if names == ["none"]:
+        return []
+    installed = set(available_peers())
+    for name in names:
+        if name not in PEERS:
+            raise HiercodecError(f"--peers: unknown peer codec {name!r}; choose from {', '.join(PEERS)} or none")
+        if name not in installed:
+            raise HiercodecError(f"--peers: {name!r} is not available here: pip install \"hiercodec[bench]\"")
+    return names
+
+
+def _check_outputs(out: Path | None, plot: Path | None, force: bool) -> None:
+    """Before any coding: a bad name must not cost a whole benchmark run."""
+    from hiercodec.bench import check_plot, output_format
+    from hiercodec.fileio import check_output
+
+    if out is not None:
+        output_format(out)
+        check_output(out, force)
+    if plot is not None:
+        if plot.suffix.lower() != ".png":
+            raise HiercodecError(f"{plot}: the plot is written as PNG; give a file name ending in .png")
+        check_output(plot, force)
+        check_plot()
+    if out is not None and plot is not None and out.resolve() == plot.resolve():
+        raise HiercodecError(f"--out and --plot are the same file {out}")
+
+
+def _load_images(targets: tuple[Path, ...]) -> dict:
+    """Files and folders first, then held-out photos named on the command line (a name that is
+    not a file here), e.g. `hiercodec bench astronaut`; no targets: every held-out photo."""
+    from hiercodec.bench import image_paths, read_images
+    from hiercodec.heldout import HELDOUT_NAMES, heldout_images
+
+    if not targets:
+        return heldout_images()
+    named = [str(t) for t in targets if not t.exists() and str(t) in HELDOUT_NAMES]
+    files = [t for t in targets if str(t) not in named]
+    images = read_images(image_paths(files)) if files else {}
+    images.update(heldout_images(named) if named else {})
+    return images
+
+
+@contextmanager
+def _torch_threads(n: int):
+    """Set torch's thread count for the run and put it back (the command may run in-process)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@contextmanager
+def _step_bar(total: int):
+    """A tqdm bar over (image, codec) steps, only where a person watches stderr."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, unit="run", file=sys.stderr, leave=False, dynamic_ncols=True)
+
+    def step(image: str, codec: str) -> None:
+        bar.set_postfix_str(f"{image}: {codec} done", refresh=False)
+        bar.update(1)
+
+    try:
+        yield step
+    finally:
+        bar.close()
+
+
+@click.command(short_help="Compare models with PNG, JPEG XL, WebP, ... on the same images.")
+@click.argument("targets", metavar="[IMAGES...|DIR]", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--model", "-m", "models", multiple=True, metavar="NAME",
+              help="Model id or alias (see `hiercodec models`); repeat for several.  [default: default]")
+@click.option("--peers", metavar="LIST",
+              help=f"Comma-separated peer codecs out of {_PEER_NAMES}, or 'none'. "
+                   "[default: every one installed]")
+@click.option("--out", "-o", type=click.Path(path_type=Path), metavar="FILE",
+              help="Also write every row to FILE: CSV if it ends in .csv, JSON if in .json.")
+@click.option("--plot", type=click.Path(path_type=Path), metavar="FILE.png",
+              help="Draw bits/dim per image and codec, and bits/dim vs decode time (needs matplotlib).")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
+              help="torch threads for the models (timings depend on it; sizes do not).")
+@click.option("--force", "-f", is_flag=True, help="Overwrite --out and --plot files that exist.")
+def bench(targets: tuple[Path, ...], models: tuple[str, ...], peers: str | None, out: Path | None,
+          plot: Path | None, threads: int, force: bool) -> None:
+    """Code the same images with hiercodec models and the peer codecs, check every round trip,
+    and print a markdown table: per image and pooled over all images ("all": total bits / total
+    samples, summed seconds), each codec's bits/dim of the real bytes (header included), a
+    model's exact bound next to it, and encode and decode seconds (wall time).
+
+    \b
+    Peers, each in its lossless mode at its strongest setting:
+      png       Pillow PNG recoded by oxipng (level 6)
+      jpegxl    JPEG XL lossless, effort 9          (imagecodecs)
+      webp      WebP lossless, level 100, method 6  (imagecodecs)
+      jpeg2000  JPEG 2000 reversible 5/3 wavelet    (imagecodecs)
+      jpegls    JPEG-LS, NEAR=0                     (imagecodecs)
+      avif      AVIF lossless, speed 0, libaom      (imagecodecs)
+
+    IMAGES are image files, or names of held-out photos (astronaut, face, ...); a DIR gives
+    its .png .jpg .jpeg .webp .bmp .tif images in name order. Without either, every held-out
+    photo is used (fetched on first use). A file that
+    does not decode to the same pixels is an error, not a row. Gray + alpha images are coded by
+    the models only (no peer stores them).
+
+    \b
+    Examples:
+      hiercodec bench                                   # held-out photos, default model, all peers
+      hiercodec bench photos/ --peers png,jpegxl --out results.json
+      hiercodec bench astronaut --threads 2             # one held-out photo
+      hiercodec bench a.png b.png -m default -m my-pixelcnn --plot bench.png
+    """
+    from hiercodec.bench import markdown, plot as draw, run_bench, write_output
+    from hiercodec.zoo import load
+
+    _check_outputs(out, plot, force)
+    peer_names = _peer_list(peers)
+    loaded = [load(name) for name in (models or ("default",))]  # a missing model fails first
+    images = _load_images(targets)
+    with _torch_threads(threads), _step_bar(len(images) * (len(loaded) + len(peer_names))) as step:
+        result = run_bench(images, loaded, peer_names, on_step=step)
+    click.echo(markdown(result))
+    click.echo(f"\nbpd: 8 x file bytes / samples (header included); bound bpd: the exact model's "
+               f"-log2 p; seconds: wall time, {threads} torch thread{'s' if threads > 1 else ''}.")
+    for image, codec, why in result.skipped:
+        click.echo(f"{image}: {codec} left out ({why})", err=True)
+    if out is not None:
+        write_output(result, out, force)
+        click.echo(f"wrote {out}", err=True)
+    if plot is not None:
+        draw(result, plot, force)
+        click.echo(f"wrote {plot}", err=True)

@@ -1,0 +1,413 @@
+"""Benchmark hiercodec models against the peer codecs (hiercodec.peers) on the same images.
+
+Every codec codes every image once; every file is decoded and compared with the original (a
+difference raises, it never becomes a row). Sizes are the real bytes: bits/dim is
+8 x file bytes / samples, header included; a model's row also carries the exact model's bound
+(its -log2 p of the image) in bits/dim. Seconds are wall time of this process.
+
+    >>> result = run_bench({"photo": image}, [zoo.load("default")], available_peers())
+    >>> print(markdown(result))
+
+Overall figures pool every image (total bits / total samples, summed seconds), so large images
+weigh more, as in a corpus. The CLI front end is `hiercodec bench` (cli/bench_cmd.py).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import platform
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from hiercodec import __version__, container
+from hiercodec.errors import HiercodecError, ImageError
+from hiercodec.fileio import atomic_write
+from hiercodec.images import load_image, to_public
+from hiercodec.peers import PEERS, run_peer
+
+if TYPE_CHECKING:  # pragma: no cover
+    from hiercodec.zoo import Model
+
+__all__ = ["Row", "Overall", "BenchResult", "IMAGE_SUFFIXES", "image_paths", "read_images",
+           "check_codecs", "run_bench", "markdown", "to_csv", "to_json", "output_format", "write_output",
+           "check_plot", "plot"]
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+OUTPUT_FORMATS = {".csv": "csv", ".json": "json"}
+MODEL, PEER = "hiercodec", "peer"
+FIELDS = ["image", "shape", "dims", "codec", "kind", "bytes", "bits_per_dim", "bound_bits_per_dim",
+          "encode_s", "decode_s"]  # of a CSV line / JSON row
+_NO_PLOT = 'plotting needs matplotlib, which is not installed: pip install "hiercodec[bench]"'
+
+
+@dataclass(frozen=True)
+class Row:
+    """One codec on one image."""
+
+    image: str
+    shape: tuple[int, ...]  # (H, W, C)
+    codec: str  # a model id or a peer name
+    kind: str  # MODEL or PEER
+    nbytes: int
+    bits_per_dim: float  # of the real bytes, header included
+    bound_bits_per_dim: float | None  # the exact model's bound; None for peers
+    encode_s: float
+    decode_s: float
+
+    @property
+    def dims(self) -> int:
+        return int(np.prod(self.shape))
+
+
+@dataclass(frozen=True)
+class Overall:
+    """One codec pooled over every image: total bits / total samples, summed seconds."""
+
+    codec: str
+    kind: str
+    images: int
+    dims: int
+    nbytes: int
+    bits_per_dim: float
+    bound_bits_per_dim: float | None
+    encode_s: float
+    decode_s: float
+
+
+@dataclass
+class BenchResult:
+    shapes: dict[str, tuple[int, ...]]  # image name -> (H, W, C), in run order
+    codecs: dict[str, str]  # codec -> MODEL or PEER; models first, then peers
+    rows: list[Row]
+    # (image, codec, why) for a peer that cannot store the image's layout (gray + alpha)
+    skipped: list[tuple[str, str, str]] = field(default_factory=list)
+    meta: dict = field(default_factory=dict)
+
+    def row(self, image: str, codec: str) -> Row | None:
+        return next((r for r in self.rows if r.image == image and r.codec == codec), None)
+
+    def overall(self) -> dict[str, Overall]:
+        """Per codec, pooled; a codec that could not code every image has none (its pooled
+        figure would not be comparable with the others')."""
+        out = {}
+        for codec in self.codecs:
+            rows = [r for r in self.rows if r.codec == codec]
+            if len(rows) == len(self.shapes) and rows:
+                out[codec] = _pool(codec, rows)
+        return out
+
+
+def _pool(codec: str, rows: list[Row]) -> Overall:
+    dims = sum(r.dims for r in rows)
+    nbytes = sum(r.nbytes for r in rows)
+    bound = None
+    if all(r.bound_bits_per_dim is not None for r in rows):
+        bound = sum(r.bound_bits_per_dim * r.dims for r in rows) / dims
+    return Overall(codec, rows[0].kind, len(rows), dims, nbytes, 8 * nbytes / dims, bound,
+                   sum(r.encode_s for r in rows), sum(r.decode_s for r in rows))
+
+
+# ----------------------------------------------------------------------------- images
+
+
+def image_paths(targets: Sequence[str | Path]) -> list[Path]:
+    """Image files from files and folders (a folder gives its images in name order)."""
+    found: list[Path] = []
+    for target in map(Path, targets):
+        if not target.exists():
+            raise HiercodecError(f"{target}: no such file or directory")
+        if not target.is_dir():
+            found.append(target)
+            continue
+        inside = sorted(p for p in target.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if not inside:
+            raise HiercodecError(f"{target} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+        found.extend(inside)
+    return found
+
+
+def read_images(paths: Sequence[Path]) -> dict[str, np.ndarray]:
+    """name -> uint8 (H, W, C), read with the checks of `hiercodec compress`. A name is the file
+    name, or the whole path where two files share a name."""
+    names = [p.name for p in paths]
+    out: dict[str, np.ndarray] = {}
+    for path, name in zip(paths, names):
+        key = name if names.count(name) == 1 else str(path)
+        if key in out:  # the same file given twice
+            continue
+        out[key] = load_image(path)  # run_bench checks the pixel count
+    return out
+
+
+def _checked(image: np.ndarray, name: str) -> np.ndarray:
+    image = load_image(image)  # (H, W, C) uint8, or ImageError
+    h, w = image.shape[:2]
+    if h * w > container.MAX_PIXELS:
+        raise ImageError(f"{name}: the image has {h * w} pixels; a .hc file holds at most "
+                         f"{container.MAX_PIXELS}")
+    return image
+
+
+# ----------------------------------------------------------------------------- running
+
+
+def _timed(fn, *args):
+    start = time.perf_counter()
+    value = fn(*args)
+    return value, time.perf_counter() - start
+
+
+def _model_row(model: "Model", name: str, image: np.ndarray) -> Row:
+    from hiercodec.codec import decode_image, encode_image
+
+    (data, report), encode_s = _timed(encode_image, model, image)
+    # Decode with the very model that encoded (as verify does): decode_image still checks its hash.
+    (decoded, _), decode_s = _timed(decode_image, data, lambda _id: model)
+    if decoded.shape != image.shape or not np.array_equal(decoded, image):
+        raise HiercodecError(f"model {model.id!r} did not decode image {name!r} to the same pixels")
+    return Row(name, tuple(image.shape), model.id, MODEL, len(data), 8 * len(data) / image.size,
+               report.bound_bits_per_dim, encode_s, decode_s)
+
+
+def _peer_input(image: np.ndarray) -> np.ndarray | None:
+    """The layout peers take ((H, W) gray, RGB, RGBA), or None: none of them stores gray + alpha."""
+    return None if image.shape[2] == 2 else to_public(image)
+
+
+def _peer_row(peer: str, name: str, image: np.ndarray) -> Row:
+    r = run_peer(peer, _peer_input(image))  # checks the round trip itself
+    return Row(name, tuple(image.shape), peer, PEER, r.nbytes, 8 * r.nbytes / image.size, None,
+               r.encode_seconds, r.decode_seconds)
+
+
+def check_codecs(models: Sequence["Model"], peers: Sequence[str]) -> None:
+    """Refuse unknown peers and a model id that would be confused with a peer's column."""
+    for peer in peers:
+        if peer not in PEERS:
+            raise HiercodecError(f"unknown peer codec {peer!r}; choose from {', '.join(PEERS)}")
+    clash = {m.id for m in models} & set(peers)
+    if clash:
+        raise HiercodecError(f"model id {sorted(clash)[0]!r} is also the name of a peer codec; leave that peer out")
+
+
+def run_bench(images: Mapping[str, np.ndarray], models: Sequence["Model"], peers: Sequence[str],
+              on_step: Callable[[str, str], None] | None = None) -> BenchResult:
+    """Code every image with every model and every peer, checking every round trip.
+
+    images: name -> uint8 array ((H, W) or (H, W, C)); models: loaded zoo models (one column
+    group per distinct id); peers: names of hiercodec.peers.PEERS. on_step(image, codec) is called
+    after each codec finishes an image (for progress bars). Raises HiercodecError on any failed
+    round trip or codec error.
+    """
+    models = list({m.id: m for m in models}.values())
+    peers = list(dict.fromkeys(peers))
+    check_codecs(models, peers)
+    checked = {name: _checked(image, name) for name, image in images.items()}
+    result = BenchResult({n: tuple(a.shape) for n, a in checked.items()},
+                         {**{m.id: MODEL for m in models}, **{p: PEER for p in peers}}, [],
+                         meta=_meta(models, peers))
+    for name, image in checked.items():
+        for model in models:
+            result.rows.append(_model_row(model, name, image))
+            if on_step:
+                on_step(name, model.id)
+        for peer in peers:
+            if _peer_input(image) is None:
+                result.skipped.append((name, peer, "gray + alpha is not stored by the peer codecs"))
+            else:
+                result.rows.append(_peer_row(peer, name, image))
+            if on_step:
+                on_step(name, peer)
+    return result
+
+
+def _version(dist: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return None
+
+
+def _meta(models: Sequence["Model"], peers: Sequence[str]) -> dict:
+    import torch
+
+    return {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "platform": platform.platform(),
+        "machine": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+        "hiercodec": __version__,
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "imagecodecs": _version("imagecodecs"),
+        "pyoxipng": _version("pyoxipng"),
+        "models": {m.id: m.hash.hex() for m in models},
+        "peers": {p: PEERS[p].settings for p in peers},
+    }
+
+
+# ----------------------------------------------------------------------------- renderers
+
+
+def _shape(shape: Sequence[int]) -> str:
+    return "x".join(map(str, shape))
+
+
+def _bpd(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _secs(value: float | None) -> str:
+    """Enough digits to compare both a 0.0004 s peer and a 240 s model."""
+    if value is None:
+        return "-"
+    digits = 0 if value >= 100 else 1 if value >= 10 else 2 if value >= 1 else 4
+    return f"{value:.{digits}f}"
+
+
+def _columns(result: BenchResult) -> list[tuple[str, str, str]]:
+    """(codec, field, header) per table column after image and shape."""
+    cols = []
+    heads = {"bits_per_dim": "bpd", "bound_bits_per_dim": "bound bpd", "encode_s": "enc s", "decode_s": "dec s"}
+    for codec, kind in result.codecs.items():
+        fields = [f for f in heads if kind == MODEL or f != "bound_bits_per_dim"]  # peers have no bound
+        cols += [(codec, f, f"{codec} {heads[f]}") for f in fields]
+    return cols
+
+
+def _cell(item: Row | Overall | None, name: str) -> str:
+    if item is None:
+        return "-"
+    value = getattr(item, name)
+    return _bpd(value) if "bits" in name else _secs(value)
+
+
+def markdown(result: BenchResult) -> str:
+    """A markdown table: one row per image and a pooled "all" row; a column group per codec."""
+    cols = _columns(result)
+    lines = ["| " + " | ".join(["image", "shape", *(h for _, _, h in cols)]) + " |",
+             "|" + "---|" * (len(cols) + 2)]
+    for name, shape in result.shapes.items():
+        cells = [name.replace("|", "\\|"), _shape(shape), *(_cell(result.row(name, c), f) for c, f, _ in cols)]
+        lines.append("| " + " | ".join(cells) + " |")
+    overall = result.overall()
+    dims = sum(int(np.prod(s)) for s in result.shapes.values())
+    cells = ["all", f"{dims} dims", *(_cell(overall.get(c), f) for c, f, _ in cols)]
+    lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _record(item: Row | Overall) -> dict:
+    """The fields of a row or a pooled row, as CSV and JSON write them."""
+    pooled = isinstance(item, Overall)
+    return {"image": "all" if pooled else item.image, "shape": "" if pooled else _shape(item.shape),
+            "dims": item.dims, "codec": item.codec, "kind": item.kind, "bytes": item.nbytes,
+            "bits_per_dim": item.bits_per_dim, "bound_bits_per_dim": item.bound_bits_per_dim,
+            "encode_s": item.encode_s, "decode_s": item.decode_s}
+
+
+def to_csv(result: BenchResult) -> str:
+    """One line per (image, codec), then one per codec with image "all" (pooled)."""
+    records = [_record(r) for r in result.rows] + [_record(o) for o in result.overall().values()]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(records)  # None (a peer's bound) is written as an empty field
+    return buf.getvalue()
+
+
+def to_json(result: BenchResult) -> str:
+    """meta (machine, versions, settings), images, rows, overall (pooled, with its image count)."""
+    doc = {"meta": result.meta,
+           "images": [{"name": n, "shape": list(s)} for n, s in result.shapes.items()],
+           "codecs": result.codecs,
+           "rows": [_record(r) for r in result.rows],
+           "overall": [dict(_record(o), images=o.images) for o in result.overall().values()],
+           "skipped": [{"image": i, "codec": c, "why": w} for i, c, w in result.skipped]}
+    return json.dumps(doc, indent=1) + "\n"
+
+
+def output_format(path: str | Path) -> str:
+    """'csv' or 'json' by the file's suffix; a HiercodecError for anything else."""
+    kind = OUTPUT_FORMATS.get(Path(path).suffix.lower())
+    if kind is None:
+        raise HiercodecError(f"{path}: the results file must end in .csv or .json")
+    return kind
+
+
+def write_output(result: BenchResult, path: str | Path, force: bool = False) -> None:
+    """CSV or JSON by the suffix, written atomically."""
+    text = to_csv(result) if output_format(path) == "csv" else to_json(result)
+    atomic_write(path, text.encode("utf-8"), force)
+
+
+# ----------------------------------------------------------------------------- plot
+
+
+def check_plot() -> None:
+    """Fail before a long run, not after it, when matplotlib is missing."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise HiercodecError(_NO_PLOT) from None
+
+
+def plot(result: BenchResult, path: str | Path, force: bool = False) -> None:
+    """A PNG with two panels: bits/dim per image and codec (grouped bars, plus the pooled "all"),
+    and pooled bits/dim against decode seconds per codec (log x). Written atomically."""
+    check_plot()
+    # The object API, not pyplot: no global figure state and no GUI backend in a CLI.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    bars_width = max(5.0, 1.0 + 0.15 * (len(result.shapes) + 1) * len(result.codecs))  # inches
+    fig = Figure(figsize=(1.5 * bars_width, 4.8), layout="constrained")
+    FigureCanvasAgg(fig)
+    bars, scatter = fig.subplots(1, 2, width_ratios=[2, 1])
+    _draw_bars(bars, result)
+    _draw_scatter(scatter, result)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120)
+    atomic_write(path, buf.getvalue(), force)
+
+
+def _color(result: BenchResult, codec: str) -> str:
+    """The same colour for a codec in both panels (the scatter may lack codecs the bars have)."""
+    return f"C{list(result.codecs).index(codec) % 10}"
+
+
+def _draw_bars(ax, result: BenchResult) -> None:
+    labels = [*result.shapes, "all"]
+    overall = result.overall()
+    width = 0.8 / max(1, len(result.codecs))
+    for k, codec in enumerate(result.codecs):
+        items = [result.row(n, codec) for n in result.shapes] + [overall.get(codec)]
+        values = [np.nan if i is None else i.bits_per_dim for i in items]
+        ax.bar(np.arange(len(labels)) + (k - (len(result.codecs) - 1) / 2) * width, values, width,
+               label=codec, color=_color(result, codec))
+    ax.set_xticks(np.arange(len(labels)), labels, rotation=30, ha="right")
+    ax.set_ylabel("bits/dim (file bytes)")
+    ax.set_title("bits/dim per image")
+    ax.legend(fontsize="small")
+
+
+def _draw_scatter(ax, result: BenchResult) -> None:
+    for codec, o in result.overall().items():
+        x = max(o.decode_s, 1e-6)  # a log axis cannot show 0
+        ax.scatter([x], [o.bits_per_dim], marker="o" if o.kind == MODEL else "s", color=_color(result, codec))
+        ax.annotate(codec, (x, o.bits_per_dim), textcoords="offset points", xytext=(4, 4), fontsize="small")
+    ax.set_xscale("log")
+    ax.set_xlabel("decode seconds, all images")
+    ax.set_ylabel("bits/dim, all images")
+    ax.set_title("size vs decode time")
+    ax.grid(True, alpha=0.3)

@@ -1,0 +1,65 @@
+"""Training curves from runs' log.jsonl: training bits/dim (RGB and gray batches) and the held-out
+bits/dim of the averaged weights, against the step.
+
+    python -m hiercodec.train.curves runs/a/log.jsonl runs/b/log.jsonl --out curves.png
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import click
+
+from hiercodec.bench import check_plot
+from hiercodec.errors import HiercodecError
+from hiercodec.fileio import atomic_write
+
+SERIES = (("bpd", "training, RGB batches", "-"), ("bpd_gray", "training, gray batches", ":"),
+          ("eval_bpd", "held-out, averaged weights", "o--"))
+
+
+def read_log(path: Path) -> list[dict]:
+    try:
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    except (OSError, json.JSONDecodeError) as err:
+        raise HiercodecError(f"{path}: not a training log ({err})") from None
+
+
+def plot_curves(logs: dict[str, list[dict]], path: Path, force: bool = False) -> None:
+    """One panel: every series of every run (colour per run, line style per series)."""
+    check_plot()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, 4.8), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    for n, (run, records) in enumerate(logs.items()):
+        for key, label, style in SERIES:
+            points = [(r["step"], r[key]) for r in records if key in r]
+            if points:
+                steps, values = zip(*points)
+                ax.plot(steps, values, style, color=f"C{n}", label=f"{run}: {label}", markersize=4)
+    ax.set_xlabel("step")
+    ax.set_ylabel("bits/dim")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120)
+    atomic_write(path, buf.getvalue(), force)
+
+
+@click.command()
+@click.argument("logs", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="PNG to write.")
+@click.option("--force", "-f", is_flag=True, help="Overwrite --out.")
+def main(logs: tuple[Path, ...], out: Path, force: bool) -> None:
+    """Plot the training curves of LOGS (log.jsonl files of runs; named by their folder)."""
+    plot_curves({p.parent.name if p.name == "log.jsonl" else p.stem: read_log(p) for p in logs}, out, force)
+    click.echo(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,273 @@
+"""The training loop shared by every family: CPU or CUDA, one process or many (torchrun +
+DistributedDataParallel), Adam or Adamax with exponential learning-rate decay, dropout (in the
+network), gradient clipping, Polyak/EMA weights, bfloat16 autocast on CUDA, bits/dim on held-out
+data during training, a JSONL log, and checkpoints that resume exactly.
+
+    hiercodec train pixelcnn --config pixelcnn-small --out runs/small
+    torchrun --nproc-per-node 8 -m hiercodec.cli.main train pixelcnn --config pixelcnn --out runs/big
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from hiercodec.errors import HiercodecError
+from hiercodec.train import checkpoint
+from hiercodec.train.config import RunConfig
+from hiercodec.train.datasets import ImageSet, open_dataset
+from hiercodec.train.tasks import task_for
+
+LOG = "log.jsonl"
+EVAL_BATCH = 16
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where this process runs: its rank among `world` processes and its torch device."""
+
+    rank: int = 0
+    world: int = 1
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def place() -> Placement:
+    """Join the torchrun process group when launched by torchrun, else run alone."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    cuda = torch.cuda.is_available()
+    if world == 1:
+        return Placement(device=torch.device("cuda" if cuda else "cpu"))
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if cuda else "gloo")
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if cuda:
+        torch.cuda.set_device(local)
+    return Placement(dist.get_rank(), dist.get_world_size(), torch.device(f"cuda:{local}" if cuda else "cpu"))
+
+
+def to_gray(batch: np.ndarray) -> np.ndarray:
+    """ITU-R 601 luma, rounded (what a gray photo holds): (B, H, W, 3) -> (B, H, W, 1)."""
+    b = batch.astype(np.int32)
+    y = (b[..., 0] * 299 + b[..., 1] * 587 + b[..., 2] * 114 + 500) // 1000
+    return y[..., None].astype(np.uint8)
+
+
+def eval_crops(spec: str, crops: int, size: int) -> np.ndarray | None:
+    """The fixed evaluation crops of a run: `crops` per image of the held-out photos ("heldout")
+    or of a dataset (at most 64 images of it), drawn with a fixed seed; None for "none"."""
+    if spec == "none":
+        return None
+    if spec == "heldout":
+        from hiercodec.heldout import heldout_images
+
+        images = ImageSet(list(heldout_images().values()), "heldout")
+    else:
+        images = open_dataset(spec)
+    n = crops * min(len(images.images), 64)
+    patch = size if images.images[0].shape[0] >= size and images.images[0].shape[1] >= size else None
+    return next(images.batches(patch, n, np.random.default_rng(1234), flip=False))
+
+
+def evaluate(task, model: torch.nn.Module, crops: np.ndarray, device: torch.device) -> float:
+    """Bits/dim of the float model on the evaluation crops."""
+    model.eval()
+    total = 0.0
+    with torch.no_grad():
+        for i in range(0, len(crops), EVAL_BATCH):
+            total += float(task.bits(model, torch.from_numpy(crops[i : i + EVAL_BATCH]).to(device)).sum())
+    model.train()
+    return total / crops.size
+
+
+def _optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr)
+    if name == "adamax":
+        return torch.optim.Adamax(params, lr=lr)
+    raise HiercodecError(f"unknown optimizer {name!r}; use adam or adamax")
+
+
+def _ema_update(ema: dict[str, torch.Tensor], model: torch.nn.Module, decay: float) -> None:
+    with torch.no_grad():
+        for k, v in model.state_dict().items():
+            if v.is_floating_point():
+                ema[k].mul_(decay).add_(v.detach(), alpha=1 - decay)
+            else:
+                ema[k].copy_(v)
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """Drop log records written after the checkpoint a run resumes from (they will be redone)."""
+    if not path.exists():
+        return
+    kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(line + "\n" for line in kept))
+    os.replace(tmp, path)
+
+
+def _agree(flags: list[bool], where: Placement) -> list[bool]:
+    """Process 0's decisions (save, stop), shared so that every process acts alike."""
+    if where.world > 1:
+        box = [flags]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+    return flags
+
+
+def _rng_states(rng: np.random.Generator, where: Placement) -> list[dict]:
+    if where.world == 1:
+        return [rng.bit_generator.state]
+    states: list = [None] * where.world
+    dist.all_gather_object(states, rng.bit_generator.state)
+    return states
+
+
+def train(out: Path, config: RunConfig, *, resume: bool = False, minutes: float | None = None,
+          progress: bool = True, images: ImageSet | None = None, eval_images: np.ndarray | None = None) -> dict:
+    """Train (or with `resume`, continue) the run in folder `out`; returns a summary.
+
+    `images` / `eval_images` replace the datasets named by the config (tests use small arrays).
+    Stops after config.train.steps steps in total, or `minutes` of this call, or Ctrl-C; saves a
+    checkpoint on every way out."""
+    where = place()
+    ckpt = out / checkpoint.FILE
+    if ckpt.exists() and not resume:
+        raise HiercodecError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    if resume and ckpt.exists():
+        _, meta = checkpoint.read(out)
+        stored = RunConfig.from_dict(meta["config"])
+        if (stored.family, stored.network) != (config.family, config.network):
+            raise HiercodecError(f"{out} holds a run of another network ({stored.family} {stored.network}); "
+                                 "choose another --out")
+        config = stored.with_train(steps=config.train.steps)
+    s = config.train
+    if s.batch % where.world:
+        raise HiercodecError(f"batch {s.batch} does not split over {where.world} processes")
+    task = task_for(config)
+    torch.manual_seed(s.seed + where.rank)
+    rng = np.random.default_rng(s.seed + where.rank)
+    model = task.build().to(where.device)
+    opt = _optimizer(s.optimizer, model.parameters(), s.lr)
+    ema = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    step = 0
+    if resume and ckpt.exists():
+        meta, ema = checkpoint.load(out, model=model, optimizer=opt, rng=rng, rank=where.rank)
+        ema = {k: v.to(where.device) for k, v in ema.items()}
+        step = meta["step"]
+    net = model
+    if where.world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[where.device.index] if where.device.type == "cuda" else None)
+    data = images if images is not None else open_dataset(s.data)
+    batches = data.batches(s.patch or None, s.batch // where.world, rng)
+    crops = eval_images if eval_images is not None else (eval_crops(s.eval_data, s.eval_crops, s.eval_patch)
+                                                         if where.main else None)
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if s.amp and where.device.type == "cuda" else nullcontext()
+    eval_model = task.build().to(where.device) if crops is not None else None
+
+    log = None
+    if where.main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(config.to_dict(), indent=1) + "\n")
+        _truncate_log(out / LOG, step)
+        log = (out / LOG).open("a")
+
+    def write(record: dict) -> None:
+        if log is not None:
+            log.write(json.dumps(record) + "\n")
+            log.flush()
+
+    def save() -> None:
+        states = _rng_states(rng, where)
+        if where.main:
+            checkpoint.save(out, model=model, ema=ema, optimizer=opt, rng_states=states,
+                            meta={"step": step, "config": config.to_dict(), "family": config.family})
+
+    def run_eval() -> float | None:
+        if eval_model is None or not where.main:
+            return None
+        eval_model.load_state_dict(ema)
+        bpd = evaluate(task, eval_model, crops, where.device)
+        write({"step": step, "eval_bpd": bpd, "eval_data": s.eval_data, "weights": "ema", "time": time.time()})
+        return bpd
+
+    start = last_save = time.time()
+    window: dict[str, list[float]] = {"rgb": [], "gray": []}
+    grad_norms: list[float] = []
+    eval_bpd = None
+    bar = tqdm(total=s.steps, initial=step, desc=f"train {config.name}", unit="step",
+               disable=not (progress and where.main))
+    if step == 0:
+        eval_bpd = run_eval()  # the untrained baseline: the first point of the curve
+    try:
+        while step < s.steps:
+            lr = s.lr * s.lr_decay ** step  # from the step alone: a resumed run continues the schedule
+            for g in opt.param_groups:
+                g["lr"] = lr
+            x = next(batches)
+            gray = s.gray_every > 0 and x.shape[-1] == 3 and step % s.gray_every == s.gray_every - 1
+            if gray:
+                x = to_gray(x)
+            xt = torch.from_numpy(x).to(where.device)
+            with amp:
+                bits = task.bits(net, xt)
+            loss = bits.sum() / x.size  # bits/dim
+            if not torch.isfinite(loss):
+                raise HiercodecError(f"the loss is {loss.item()} at step {step}; the last checkpoint is kept, "
+                                     "lower --lr or set clip in the config")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), s.clip if s.clip > 0 else math.inf)
+            opt.step()
+            step += 1
+            # EMA with a warm-up, so early averages are not dominated by the random initialisation
+            _ema_update(ema, model, min(s.ema_decay, (1 + step) / (10 + step)))
+            window["gray" if gray else "rgb"].append(loss.item())
+            grad_norms.append(float(grad_norm))
+            bar.update(1)
+            if step % s.log_every == 0 or step == s.steps:
+                rec = {"step": step, "lr": lr, "grad_norm": float(np.mean(grad_norms)), "time": time.time(),
+                       "elapsed_s": time.time() - start}
+                for kind, values in window.items():
+                    if values:
+                        rec["bpd" if kind == "rgb" else "bpd_gray"] = float(np.mean(values))
+                write(rec)
+                if window["rgb"]:
+                    bar.set_postfix(bpd=f"{rec['bpd']:.3f}")
+                window, grad_norms = {"rgb": [], "gray": []}, []
+                due = time.time() - last_save > s.save_every_s
+                late = minutes is not None and time.time() - start > minutes * 60
+                due, late = _agree([due, late], where)
+                if due:
+                    save()
+                    last_save = time.time()
+                if late:
+                    break
+            if step % s.eval_every == 0:
+                eval_bpd = run_eval()
+    except KeyboardInterrupt:
+        save()
+        bar.close()
+        raise
+    save()
+    if step % s.eval_every != 0:
+        eval_bpd = run_eval()
+    bar.close()
+    if log is not None:
+        log.close()
+    return {"step": step, "seconds": time.time() - start, "eval_bpd": eval_bpd, "out": str(out)}
