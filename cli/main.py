@@ -100,6 +100,9 @@ def cli() -> None:
       hiercodec info photo.hc
       hiercodec verify photos/
       hiercodec models
+      hiercodec bench photos/ --plot bench.png
+      hiercodec train pixelcnn --config pixelcnn-small --out runs/try
+      hiercodec export runs/try --name my-model
     """
 
 
