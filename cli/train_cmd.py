@@ -45,7 +45,7 @@ def train(family: str, config_name: str | None, data: str | None, eval_data: str
       hiercodec train pixelcnn --config pixelcnn-small --out runs/small --steps 100
       hiercodec train pixelcnn --config pixelcnn-codec --data ~/photos --out runs/mine
       hiercodec train pixelcnn --out runs/mine --resume
-      torchrun --nproc-per-node 4 -m hiercodec.cli.main train pixelcnn --config pixelcnn --out runs/big
+      torchrun --nproc-per-node 4 "$(which hiercodec)" train pixelcnn --config pixelcnn --out runs/big
       hiercodec export runs/small --name my-model
     """
     from hiercodec.train.loop import train as run

@@ -5,6 +5,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -172,15 +173,21 @@ def test_train_cli_errors(tmp_path):
     assert r.exit_code == 1 and "checkpoint" in r.output
 
 
-@pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun not on PATH")
+def hiercodec_script() -> str | None:
+    beside = Path(sys.executable).parent / "hiercodec"  # the console script of this environment
+    return str(beside) if beside.exists() else shutil.which("hiercodec")
+
+
+@pytest.mark.skipif(hiercodec_script() is None, reason="the hiercodec console script is not installed")
 def test_torchrun_two_processes(tmp_path):
     """DistributedDataParallel over two CPU processes (gloo): both halves of the batch train one model."""
     data = write_pngs(tmp_path / "data", smooth_images(3, 40))
     env = dict(os.environ, OMP_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE")
-    cmd = ["torchrun", "--nproc-per-node", "2", "--master-port", "29731", "-m", "hiercodec.cli.main", "train",
-           "pixelcnn", "--config", "pixelcnn-small", "--data", str(data), "--eval-data", "none",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+           hiercodec_script(), "train", "pixelcnn", "--config", "pixelcnn-small", "--data", str(data), "--eval-data", "none",
            "--out", str(tmp_path / "run"), "--steps", "4"]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    # the way the README launches it; not `-m`, which in a source checkout finds ./hiercodec first
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     tensors, meta = checkpoint.read(tmp_path / "run")
     assert meta["step"] == 4 and len(meta["rng_numpy"]) == 2

@@ -4,7 +4,7 @@ network), gradient clipping, Polyak/EMA weights, bfloat16 autocast on CUDA, bits
 data during training, a JSONL log, and checkpoints that resume exactly.
 
     hiercodec train pixelcnn --config pixelcnn-small --out runs/small
-    torchrun --nproc-per-node 8 -m hiercodec.cli.main train pixelcnn --config pixelcnn --out runs/big
+    torchrun --nproc-per-node 8 "$(which hiercodec)" train pixelcnn --config pixelcnn --out runs/big
 """
 
 from __future__ import annotations
