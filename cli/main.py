@@ -24,8 +24,6 @@ import click
 from hiercodec import __version__
 from hiercodec.errors import HiercodecError
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
-
 
 def _fail(message: str) -> None:
     click.echo(f"hiercodec: error: {message}", err=True)
@@ -214,17 +212,6 @@ def _table(head: tuple[str, ...], rows: list[tuple[str, ...]], align: str = "") 
         click.echo("  " + "  ".join(cells).rstrip())
 
 
-def _images_in(path: Path) -> list[Path]:
-    if not path.exists():
-        raise HiercodecError(f"{path}: no such file or directory")
-    if not path.is_dir():
-        return [path]
-    found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    if not found:
-        raise HiercodecError(f"{path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
-    return found
-
-
 @cli.command(short_help="Check round trips; bound vs bits written per level.")
 @click.argument("target", metavar="IMAGE_OR_DIR", type=click.Path(path_type=Path))
 @click.option("--model", "-m", default="default", show_default=True, metavar="NAME",
@@ -243,9 +230,9 @@ def verify(target: Path, model: str) -> None:
       hiercodec verify --model default photos/
     """
     from hiercodec import api
-    from hiercodec.images import color_name
+    from hiercodec.images import color_name, images_in
 
-    paths = _images_in(target)
+    paths = images_in(target)
     many = target.is_dir()
     m = api.load_model(model)  # once, and a missing model fails before any image
     _single_thread()

@@ -30,17 +30,16 @@ import numpy as np
 from hiercodec import __version__, container
 from hiercodec.errors import HiercodecError, ImageError
 from hiercodec.fileio import atomic_write
-from hiercodec.images import load_image, to_public
+from hiercodec.images import images_in, load_image, to_public
 from hiercodec.peers import PEERS, run_peer
 
 if TYPE_CHECKING:  # pragma: no cover
     from hiercodec.zoo import Model
 
-__all__ = ["Row", "Overall", "BenchResult", "IMAGE_SUFFIXES", "image_paths", "read_images",
+__all__ = ["Row", "Overall", "BenchResult", "image_paths", "read_images",
            "check_codecs", "run_bench", "markdown", "to_csv", "to_json", "output_format", "write_output",
            "check_plot", "plot"]
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 OUTPUT_FORMATS = {".csv": "csv", ".json": "json"}
 MODEL, PEER = "hiercodec", "peer"
 FIELDS = ["image", "shape", "dims", "codec", "kind", "bytes", "bits_per_dim", "bound_bits_per_dim",
@@ -120,18 +119,7 @@ def _pool(codec: str, rows: list[Row]) -> Overall:
 
 def image_paths(targets: Sequence[str | Path]) -> list[Path]:
     """Image files from files and folders (a folder gives its images in name order)."""
-    found: list[Path] = []
-    for target in map(Path, targets):
-        if not target.exists():
-            raise HiercodecError(f"{target}: no such file or directory")
-        if not target.is_dir():
-            found.append(target)
-            continue
-        inside = sorted(p for p in target.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-        if not inside:
-            raise HiercodecError(f"{target} holds no images ({', '.join(IMAGE_SUFFIXES)})")
-        found.extend(inside)
-    return found
+    return [p for target in targets for p in images_in(Path(target))]
 
 
 def read_images(paths: Sequence[Path]) -> dict[str, np.ndarray]:

@@ -20,6 +20,7 @@ from PIL import Image, UnidentifiedImageError
 from hiercodec.errors import HiercodecError, ImageError
 from hiercodec.fileio import atomic_write
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm", ".pgm")
 MAX_DIM = 65535  # the container's limit on height and width (bitstreams/FORMAT.md)
 
 _AS_IS = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}
@@ -181,3 +182,15 @@ def save_image(array: np.ndarray, path: str | os.PathLike, *, force: bool = Fals
     if path.suffix.lower() != ".png":
         raise ImageError(f"{path}: hiercodec writes PNG images only; give a file name ending in .png")
     atomic_write(path, png_bytes(array), force)
+
+
+def images_in(path: Path) -> list[Path]:
+    """[path] for a file; for a folder, its image files (by suffix) in name order."""
+    if not path.exists():
+        raise HiercodecError(f"{path}: no such file or directory")
+    if not path.is_dir():
+        return [path]
+    found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not found:
+        raise HiercodecError(f"{path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+    return found

@@ -31,6 +31,7 @@ from PIL import Image
 from hiercodec.cache import cache_dir
 from hiercodec.errors import HiercodecError
 from hiercodec.fetch import deb_members, run
+from hiercodec.images import IMAGE_SUFFIXES
 
 try:
     import fcntl
@@ -38,14 +39,13 @@ except ImportError:  # Windows: no lock, fetch from one process first
     fcntl = None
 
 __all__ = [
-    "BINARIZE_SEED", "DATASETS", "IMAGE_SUFFIXES", "ImageSet", "binarize", "fashion_mnist", "folder",
+    "BINARIZE_SEED", "DATASETS", "ImageSet", "binarize", "fashion_mnist", "folder",
     "mnist", "open_dataset", "photos",
 ]
 
 #: The named data sets `open_dataset` knows; any other spec must be a folder of images.
 DATASETS: tuple[str, ...] = ("photos", "mnist", "binarized-mnist", "fashion-mnist", "fashion-mnist-test")
 
-IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm", ".pgm")
 
 #: Seed of the one fixed binarization of MNIST, so every run trains and tests on the same bits.
 BINARIZE_SEED = 2008
