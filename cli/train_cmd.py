@@ -29,9 +29,13 @@ from hiercodec.train.tasks import TRAINABLE
 @click.option("--steps", type=click.IntRange(1), help="Total steps to train to (default: the config's).")
 @click.option("--minutes", type=click.FloatRange(0, min_open=True),
               help="Stop (with a checkpoint) after this many minutes; --resume goes on later.")
+@click.option("--init-from", type=click.Path(exists=True, path_type=Path), metavar="CHECKPOINT",
+              help="Start a new run from the averaged weights of another run (a deeper network grows from "
+                   "a shallower one: its extra layers start as identities).")
 @click.option("--threads", type=click.IntRange(1), help="torch CPU threads (default: torch's choice).")
 def train(family: str, config_name: str | None, data: str | None, eval_data: str | None, out: Path | None,
-          resume: bool, steps: int | None, minutes: float | None, threads: int | None) -> None:
+          resume: bool, steps: int | None, minutes: float | None, init_from: Path | None,
+          threads: int | None) -> None:
     """Train FAMILY with a config of hiercodec/train/configs and write checkpoints to --out.
 
     Runs on the GPU when torch sees one (bfloat16 autocast where the config says amp), on the CPU
@@ -60,7 +64,8 @@ def train(family: str, config_name: str | None, data: str | None, eval_data: str
     config = config.with_train(data=_data_spec(data), eval_data=_data_spec(eval_data), steps=steps)
     out = out or Path("runs") / config.name
     try:
-        summary = run(out, config, resume=resume, minutes=minutes, progress=sys.stderr.isatty())
+        summary = run(out, config, resume=resume, minutes=minutes, progress=sys.stderr.isatty(),
+                      init_from=init_from)
     except KeyboardInterrupt:
         raise HiercodecError(f"interrupted; the checkpoint in {out} is saved: add --resume to continue") from None
     click.echo(json.dumps(summary))

@@ -192,3 +192,26 @@ def test_torchrun_two_processes(tmp_path):
     tensors, meta = checkpoint.read(tmp_path / "run")
     assert meta["step"] == 4 and len(meta["rng_numpy"]) == 2
     assert meta["rng_numpy"][0] != meta["rng_numpy"][1]  # each process draws its own crops
+
+
+def test_deeper_network_grows_from_shallower_exactly(tmp_path):
+    """--init-from: 3 layers started from a trained 1-layer run compute exactly what it computes."""
+    torch.set_num_threads(1)
+    images = ImageSet(smooth_images(3, 40), "smooth")
+    small = tiny_config(steps=3, batch=2, patch=16)
+    train(tmp_path / "a", small, images=images, progress=False)
+    deep = RunConfig(small.name, small.family, "", dict(small.network, layers=3), small.train)
+    from hiercodec.train.tasks import task_for
+
+    source, grown = task_for(small).build().eval(), task_for(deep).build().eval()
+    weights = checkpoint.load_weights(tmp_path / "a", "ema")[1]
+    source.load_state_dict(weights)
+    task_for(deep).warm_start(grown, weights)
+    x = torch.from_numpy(np.stack(images.images)).permute(0, 3, 1, 2).float() / 128 - 1
+    with torch.no_grad():
+        assert torch.equal(source(x), grown(x))
+    train(tmp_path / "b", deep.with_train(steps=2), images=images, progress=False, init_from=tmp_path / "a")
+    assert checkpoint.read(tmp_path / "b")[1]["step"] == 2
+    wide = RunConfig(small.name, small.family, "", dict(small.network, channels=12), small.train)
+    with pytest.raises(HiercodecError, match="does not fit"):
+        task_for(wide).warm_start(task_for(wide).build(), weights)

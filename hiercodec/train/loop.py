@@ -138,12 +138,14 @@ def _rng_states(rng: np.random.Generator, where: Placement) -> list[dict]:
 
 
 def train(out: Path, config: RunConfig, *, resume: bool = False, minutes: float | None = None,
-          progress: bool = True, images: ImageSet | None = None, eval_images: np.ndarray | None = None) -> dict:
+          progress: bool = True, images: ImageSet | None = None, eval_images: np.ndarray | None = None,
+          init_from: Path | None = None) -> dict:
     """Train (or with `resume`, continue) the run in folder `out`; returns a summary.
 
     `images` / `eval_images` replace the datasets named by the config (tests use small arrays).
     Stops after config.train.steps steps in total, or `minutes` of this call, or Ctrl-C; saves a
-    checkpoint on every way out."""
+    checkpoint on every way out. `init_from` (a checkpoint) starts a new run from its EMA weights,
+    as far as the family's `warm_start` can map them (a deeper network grows from a shallower)."""
     where = place()
     ckpt = out / checkpoint.FILE
     if ckpt.exists() and not resume:
@@ -162,6 +164,8 @@ def train(out: Path, config: RunConfig, *, resume: bool = False, minutes: float 
     torch.manual_seed(s.seed + where.rank)
     rng = np.random.default_rng(s.seed + where.rank)
     model = task.build().to(where.device)
+    if init_from is not None and not (resume and ckpt.exists()):
+        task.warm_start(model, checkpoint.load_weights(init_from, "ema")[1])
     opt = _optimizer(s.optimizer, model.parameters(), s.lr)
     ema = {k: v.detach().clone() for k, v in model.state_dict().items()}
     step = 0

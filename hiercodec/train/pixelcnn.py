@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from hiercodec.errors import HiercodecError
 from hiercodec.exact.export import export_pixelcnn, float_bits
 from hiercodec.families.pixelcnn import PixelCNNFamily
 from hiercodec.families.pixelcnn_config import PixelCNNConfig, to_input
@@ -37,6 +38,22 @@ class PixelCNNTask:
             xt = xt.expand(-1, 3, -1, -1)
         params = model(to_input(xt)).float()  # the mixture in float32 also under autocast
         return nll_bits(params, xt, self.net.mixtures, channels=channels)
+
+    def warm_start(self, model: torch.nn.Module, weights: dict[str, torch.Tensor]) -> None:
+        """Start `model` from the weights of a network with the same channels and as many or fewer
+        layers: the layers present are copied, the extra ones appended with their residual output
+        set to zero, so the model computes exactly what the smaller one did and grows from there."""
+        own = model.state_dict()
+        missing = [k for k in weights if k not in own or own[k].shape != weights[k].shape]
+        if missing:
+            raise HiercodecError(f"cannot start from those weights: {missing[0]} does not fit this network "
+                                 f"({self.net.layers} layers x {self.net.channels} channels)")
+        with torch.no_grad():
+            for k, v in own.items():
+                if k in weights:
+                    v.copy_(weights[k])
+                elif k.startswith("res."):  # an appended layer adds nothing until it has learned
+                    v.zero_()
 
     def export(self, weights: dict[str, torch.Tensor], calibration: np.ndarray) -> tuple[dict, dict, PixelCNNFamily]:
         """Exact form of float `weights`, calibrated on uint8 RGB crops (N, H, W, 3):
