@@ -211,7 +211,9 @@ def test_deeper_network_grows_from_shallower_exactly(tmp_path):
     with torch.no_grad():
         assert torch.equal(source(x), grown(x))
     train(tmp_path / "b", deep.with_train(steps=2), images=images, progress=False, init_from=tmp_path / "a")
-    assert checkpoint.read(tmp_path / "b")[1]["step"] == 2
+    meta = checkpoint.read(tmp_path / "b")[1]
+    assert meta["step"] == 2 and meta["origin"]["init_step"] == 3
+    assert records(tmp_path / "b")[0]["init_step"] == 3
     wide = RunConfig(small.name, small.family, "", dict(small.network, channels=12), small.train)
     with pytest.raises(HiercodecError, match="does not fit"):
         task_for(wide).warm_start(task_for(wide).build(), weights)

@@ -164,15 +164,18 @@ def train(out: Path, config: RunConfig, *, resume: bool = False, minutes: float 
     torch.manual_seed(s.seed + where.rank)
     rng = np.random.default_rng(s.seed + where.rank)
     model = task.build().to(where.device)
+    origin: dict = {}  # where a warm-started run began, kept in its log and checkpoints
     if init_from is not None and not (resume and ckpt.exists()):
-        task.warm_start(model, checkpoint.load_weights(init_from, "ema")[1])
+        init_meta, weights = checkpoint.load_weights(init_from, "ema")
+        task.warm_start(model, weights)
+        origin = {"init_from": str(Path(init_from).resolve()), "init_step": init_meta["step"]}
     opt = _optimizer(s.optimizer, model.parameters(), s.lr)
     ema = {k: v.detach().clone() for k, v in model.state_dict().items()}
     step = 0
     if resume and ckpt.exists():
         meta, ema = checkpoint.load(out, model=model, optimizer=opt, rng=rng, rank=where.rank)
         ema = {k: v.to(where.device) for k, v in ema.items()}
-        step = meta["step"]
+        step, origin = meta["step"], meta.get("origin", {})
     net = model
     if where.world > 1:
         net = torch.nn.parallel.DistributedDataParallel(
@@ -200,7 +203,8 @@ def train(out: Path, config: RunConfig, *, resume: bool = False, minutes: float 
         states = _rng_states(rng, where)
         if where.main:
             checkpoint.save(out, model=model, ema=ema, optimizer=opt, rng_states=states,
-                            meta={"step": step, "config": config.to_dict(), "family": config.family})
+                            meta={"step": step, "config": config.to_dict(), "family": config.family,
+                                  "origin": origin})
 
     def run_eval() -> float | None:
         if eval_model is None or not where.main:
@@ -217,6 +221,8 @@ def train(out: Path, config: RunConfig, *, resume: bool = False, minutes: float 
     bar = tqdm(total=s.steps, initial=step, desc=f"train {config.name}", unit="step",
                disable=not (progress and where.main))
     if step == 0:
+        if origin:
+            write({"step": 0, **origin, "time": time.time()})
         eval_bpd = run_eval()  # the untrained baseline: the first point of the curve
     try:
         while step < s.steps:
