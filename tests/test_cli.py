@@ -22,6 +22,9 @@ from PIL import Image
 from hiercodec import container
 from hiercodec.cli.main import cli
 from hiercodec.images import load_image
+from hiercodec.zoo import ALIASES
+
+DEFAULT_ID = ALIASES["default"]
 
 torch.set_num_threads(1)  # the decoder is overhead-bound; OpenMP threads only contend
 
@@ -322,7 +325,7 @@ def test_model_not_installed(tmp_path, hc_file):
 def test_model_with_other_weights(tmp_path, hc_file):
     src = tmp_path / "other.hc"
     src.write_bytes(_rewrite_header(hc_file[1].read_bytes(), model_hash=bytes(range(32))))
-    assert_error(run("decompress", src, tmp_path / "back.png"), "pixelcnn-s1", "other weights", "000102030405")
+    assert_error(run("decompress", src, tmp_path / "back.png"), DEFAULT_ID, "other weights", "000102030405")
 
 
 def test_unknown_model_option(tmp_path, hc_file):
@@ -344,7 +347,7 @@ def test_info(hc_file):
     size = hc.stat().st_size
     box = container.read(hc.read_bytes())
     chunk = box.chunks[0]
-    assert "7x6 RGB" in out and "pixelcnn-s1" in out and "constriction-ans 0.5" in out
+    assert "7x6 RGB" in out and DEFAULT_ID in out and "constriction-ans 0.5" in out
     assert "lossless, 1 of 1 levels present" in out
     assert f"{size:,} bytes" in out
     level_row = next(line.split() for line in out.splitlines() if line.split()[:1] == ["0"])
@@ -410,8 +413,9 @@ def test_verify_empty_dir(tmp_path):
 def test_models():
     r = run("models")
     assert r.exit_code == 0, r.output
-    row = next(line.split() for line in r.stdout.splitlines() if "pixelcnn-s1" in line)
-    assert row[:4] == ["pixelcnn-s1", "default", "pixelcnn", "shipped"]
+    rows = {line.split()[0]: line.split() for line in r.stdout.splitlines()[1:]}
+    assert rows[DEFAULT_ID][:4] == [DEFAULT_ID, "default", "pixelcnn", "shipped"]
+    assert rows["pixelcnn-s1"][2:4] == ["pixelcnn", "shipped"]
 
 
 @pytest.mark.parametrize("cmd", [[], ["compress"], ["decompress"], ["info"], ["verify"], ["models"]])
