@@ -120,7 +120,7 @@ def compress(src: Path, out: Path, model: str, force: bool) -> None:
     \b
     Example:
       hiercodec compress photo.png photo.hc
-      hiercodec compress --model pixelcnn-s1 --force photo.png photo.hc
+      hiercodec compress --model pixelcnn-s2 --force photo.png photo.hc
     """
     from hiercodec import api
     from hiercodec.fileio import atomic_write
@@ -275,7 +275,7 @@ def models() -> None:
     \b
     Example:
       hiercodec models
-      hiercodec compress --model pixelcnn-s1 photo.png photo.hc
+      hiercodec compress --model pixelcnn-s2 photo.png photo.hc
     """
     from hiercodec import api
 

@@ -59,7 +59,7 @@ def test_encode_accepts_path_pil_and_views(tmp_path):
     by_path = hiercodec.encode(path)
     assert hiercodec.encode(str(path)) == by_path
     assert hiercodec.encode(Image.open(path)) == by_path
-    assert hiercodec.encode(rgb, model="pixelcnn-s1") == by_path
+    assert hiercodec.encode(rgb, model=DEFAULT_ID) == by_path
     big = np.zeros((12, 16, 3), np.uint8)
     big[::2, ::2] = rgb  # a strided view is accepted and coded as its values
     np.testing.assert_array_equal(hiercodec.decode(hiercodec.encode(big[::2, ::2])), rgb)

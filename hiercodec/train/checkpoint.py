@@ -23,8 +23,9 @@ from hiercodec.errors import HiercodecError
 FILE = "checkpoint.safetensors"
 
 
-def checkpoint_file(path: Path) -> Path:
+def checkpoint_file(path: str | os.PathLike) -> Path:
     """The checkpoint file of a run folder, or the file itself."""
+    path = Path(path)
     return path / FILE if path.is_dir() else path
 
 

@@ -42,6 +42,8 @@ def plot_curves(logs: dict[str, list[dict]], path: Path, force: bool = False) ->
             if points:
                 steps, values = zip(*points)
                 ax.plot(steps, values, style, color=f"C{n}", label=f"{run}: {label}", markersize=4)
+    low = min(v for r in sum(logs.values(), []) for k, _, _ in SERIES if k in r for v in [r[k]])
+    ax.set_ylim(low - 0.1, min(ax.get_ylim()[1], low + 1.5))  # the first steps' 8+ bits would flatten the rest
     ax.set_xlabel("step")
     ax.set_ylabel("bits/dim")
     ax.grid(alpha=0.3)
