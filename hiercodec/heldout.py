@@ -30,8 +30,7 @@ import zipfile
 import numpy as np
 
 from hiercodec.errors import HiercodecError
-from hiercodec.fetch import deb_members as _deb_member_reader
-from hiercodec.fetch import run as _run
+from hiercodec.fetch import deb_members, run
 
 __all__ = [
     "HELDOUT_NAMES",
@@ -269,7 +268,7 @@ def _fetch_face() -> None:
             f"--platform manylinux2014_x86_64 --python-version 3.11 -d {dest}"
         )
         _progress(f"fetching 'face' from the scipy {_SCIPY_VERSION} wheel (pip download) into {dest}")
-        _run(_pip_download_command(dest), dest, by_hand, f"the scipy {_SCIPY_VERSION} wheel")
+        run(_pip_download_command(dest), dest, by_hand, f"the scipy {_SCIPY_VERSION} wheel")
         wheels = sorted(dest.glob(f"scipy-{_SCIPY_VERSION}-*.whl"))
         if not wheels:
             raise HiercodecError(f"pip reported success but no scipy {_SCIPY_VERSION} wheel is in {dest}; run by hand: {by_hand}")
@@ -297,7 +296,7 @@ def _fetch_jxl_testdata(names: list[str]) -> None:
     by_hand = f"cd {dest} && apt-get download {_JXL_PACKAGE}"
     if not debs:
         _progress(f"fetching {len(names)} photo(s) from Debian's {_JXL_PACKAGE} (apt-get download, 56 MB) into {dest}")
-        _run(["apt-get", "download", _JXL_PACKAGE], dest, by_hand + "  (or fetch the .deb from a Debian mirror into that folder)", f"Debian's {_JXL_PACKAGE}")
+        run(["apt-get", "download", _JXL_PACKAGE], dest, by_hand + "  (or fetch the .deb from a Debian mirror into that folder)", f"Debian's {_JXL_PACKAGE}")
         debs = sorted(dest.glob(f"{_JXL_PACKAGE}_*.deb"))
         if not debs:
             raise HiercodecError(f"apt-get reported success but no {_JXL_PACKAGE} .deb is in {dest}; run by hand: {by_hand}")
@@ -305,10 +304,10 @@ def _fetch_jxl_testdata(names: list[str]) -> None:
     wanted = {_JXL_ROOT + JXL_TESTDATA_PHOTOS[n]: n for n in names}
     if shutil.which("dpkg"):
         with tempfile.TemporaryDirectory(dir=dest) as tmp:
-            _run(["dpkg", "-x", str(deb), tmp], dest, f"dpkg -x {deb} <folder>", f"the files of {deb.name}")
+            run(["dpkg", "-x", str(deb), tmp], dest, f"dpkg -x {deb} <folder>", f"the files of {deb.name}")
             found = {p: (pathlib.Path(tmp) / p).read_bytes() for p in wanted if (pathlib.Path(tmp) / p).is_file()}
     else:
-        found = _deb_member_reader(deb, set(wanted))
+        found = deb_members(deb, set(wanted))
     missing = sorted(set(wanted) - set(found))
     if missing:
         raise HiercodecError(f"{deb.name} lacks {missing}; this package version is not the one hiercodec knows")

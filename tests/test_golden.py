@@ -32,16 +32,20 @@ golden = pytest.mark.parametrize("path", GOLDEN or [pytest.param(None, marks=pyt
                                  ids=lambda p: p.stem if p else "none")
 
 
-@golden
-def test_golden_file_has_its_png(path):
+def png_of(path):
     png = path.with_suffix(".png")
     assert png.is_file(), f"{path.name} has no {png.name} beside it: a golden file must come with the image it decodes to"
+    return png
+
+
+@golden
+def test_golden_file_has_its_png(path):
+    png_of(path)
 
 
 @golden
 def test_golden_file_decodes_to_its_png(path):
-    png = path.with_suffix(".png")
-    assert png.is_file(), f"{path.name} has no {png.name} beside it"
+    png = png_of(path)
     data = path.read_bytes()
     box = container.read(data)
     h = box.header
@@ -56,8 +60,7 @@ def test_golden_file_decodes_to_its_png(path):
 
 @golden
 def test_golden_file_reencodes_identically(path):
-    png = path.with_suffix(".png")
-    assert png.is_file(), f"{path.name} has no {png.name} beside it"
+    png = png_of(path)
     data = path.read_bytes()
     header = container.read_header(data)
     model = load(header.model_id)

