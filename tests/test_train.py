@@ -65,6 +65,14 @@ def test_config_errors(tmp_path):
     bad.write_text('family = "pixelcnn"\n[network]\n[train]\nlearning_rate = 1\n')
     with pytest.raises(HiercodecError, match="unknown: learning_rate"):
         load_config(str(bad))
+    bad.write_text('family = "pixelcnn"\n[network]\n[train]\nsteps = "many"\n')
+    with pytest.raises(HiercodecError, match="steps = 'many' should be a int"):
+        load_config(str(bad))
+    bad.write_text('family = "pixelcnn"\n[network]\nlayerz = 3\n[train]\n')
+    from hiercodec.train.tasks import task_for
+
+    with pytest.raises(HiercodecError, match="layerz = 3"):
+        task_for(load_config(str(bad)))
 
 
 def test_small_config_loss_falls(tmp_path):

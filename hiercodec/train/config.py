@@ -87,5 +87,10 @@ def load_config(name: str) -> RunConfig:
     if unknown or "family" not in raw or "network" not in raw:
         raise HiercodecError(f"{path}: needs `family`, [network] and [train] with fields of TrainSettings"
                              + (f"; unknown: {', '.join(sorted(unknown))}" if unknown else ""))
+    defaults = TrainSettings()
+    for key, value in raw.get("train", {}).items():
+        want = type(getattr(defaults, key))
+        if not (isinstance(value, want) or (want is float and type(value) is int)):
+            raise HiercodecError(f"{path}: [train] {key} = {value!r} should be a {want.__name__}")
     return RunConfig(path.stem, raw["family"], raw.get("description", ""), dict(raw["network"]),
                      TrainSettings(**raw.get("train", {})))

@@ -23,6 +23,11 @@ class PixelCNNTask:
     family = "pixelcnn"
 
     def __init__(self, config: RunConfig):
+        fields = PixelCNNConfig.__dataclass_fields__
+        for key, value in config.network.items():
+            if key not in fields or type(value) is not int or value < 1:
+                raise HiercodecError(f"config {config.name}: [network] {key} = {value!r}; expected positive "
+                                     f"integers for {', '.join(fields)}")
         self.net = PixelCNNConfig(**config.network)
         self.dropout = config.train.dropout
 
