@@ -31,6 +31,14 @@ _SIXTEEN_BIT = "16-bit images are not supported: convert to 8 bits per sample fi
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, zlib.error, IndexError)
 
 
+def luma(rgb: np.ndarray) -> np.ndarray:
+    """ITU-R BT.601 luma of 8-bit RGB samples (..., 3), rounded, in integers only:
+    floor((299 R + 587 G + 114 B + 500) / 1000) as int64 (...). Gray training batches and the
+    Grayscale PixelCNN's psi(x) (bitstreams/FORMAT.md) both use it."""
+    b = rgb.astype(np.int64)
+    return (b[..., 0] * 299 + b[..., 1] * 587 + b[..., 2] * 114 + 500) // 1000
+
+
 def color_name(channels: int) -> str:
     """'gray', 'gray+alpha', 'RGB' or 'RGBA'."""
     return _COLOR_NAME.get(channels, f"{channels}-channel")

@@ -21,10 +21,12 @@ class TileLayout:
     tile_w: int
 
     @classmethod
-    def for_image(cls, height: int, width: int, tile: int) -> "TileLayout":
+    def for_image(cls, height: int, width: int, tile: int, multiple: int = 1) -> "TileLayout":
+        """The layout of an image with tiles of at most `tile` (rounded up to a multiple of
+        `multiple`, for levels whose 2 x 2 blocks must not straddle tiles)."""
         th = math.ceil(height / math.ceil(height / tile))
         tw = math.ceil(width / math.ceil(width / tile))
-        return cls(height, width, th, tw)
+        return cls(height, width, -(-th // multiple) * multiple, -(-tw // multiple) * multiple)
 
     @property
     def rows(self) -> int:

@@ -87,7 +87,7 @@ def decoder_params(net, x: torch.Tensor) -> torch.Tensor:
             if out is None:
                 out = torch.empty(b, p.shape[1], h, w, dtype=p.dtype)
             out[:, :, i, j] = p
-            dec.set_pixel(j, x[:, :, i, j] + 128)
+            dec.set_pixel(j, x[:, :, i, j])
     return out
 
 
@@ -459,12 +459,12 @@ def test_mixture_tables_approximate_the_float_head(tiny_model, channels):
 def test_encoder_tables_in_column_blocks_equal_one_block(tiny_model, monkeypatch):
     """The encoder computes a tile row's tables in blocks of columns to bound memory on large
     images; blocks of any size give the groups the decoder expects."""
-    from hiercodec.families import pixelcnn
+    from hiercodec.families import raster
 
     image = natural(np.random.default_rng(5), 19, 23, 3)
     level = levels_of(tiny_model, image)[0]
     whole = list(level.encode_groups(image, {}))
-    monkeypatch.setattr(pixelcnn, "POSITIONS_PER_BLOCK", 7)  # 1 column of the 9 tiles at a time
+    monkeypatch.setattr(raster, "POSITIONS_PER_BLOCK", 7)  # 1 column of the 9 tiles at a time
     blocks = list(level.encode_groups(image, {}))
     assert len(blocks) == len(whole)
     for (s1, t1), (s2, t2) in zip(whole, blocks):
@@ -477,9 +477,9 @@ def test_tile_batches_match_and_round_trip(tiny_model, monkeypatch):
     """Tiles are coded in batches of at most MAX_TILES (bounded memory); with batches of 2 tiles
     the decoder still gets every table the encoder used, and the image comes back."""
     from hiercodec.codec import decode_image, encode_image
-    from hiercodec.families import pixelcnn
+    from hiercodec.families import raster
 
-    monkeypatch.setattr(pixelcnn, "MAX_TILES", 2)
+    monkeypatch.setattr(raster, "MAX_TILES", 2)
     image = natural(np.random.default_rng(9), 19, 23, 3)  # 9 tiles of the tiny model: 5 batches
     assert len(levels_of(tiny_model, image)[0].batches()) == 5
     assert_encoder_matches_decoder(tiny_model, image)

@@ -120,3 +120,15 @@ def bits(symbols: np.ndarray, freqs: np.ndarray) -> float:
     rowsum = f.sum(axis=1).astype(np.float64)
     chosen = f[np.arange(f.shape[0]), s].astype(np.float64)
     return float(np.sum(np.log2(rowsum) - np.log2(chosen)))
+
+
+def restrict(freqs: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """A table restricted to the symbols lo[i] ... hi[i] of each row and renormalised, in integers:
+    ``normalize`` of the row with every entry outside the interval set to 0. Symbols outside keep
+    frequency 1 (the least a coder table holds, so that a damaged file still decodes to something
+    the CRCs reject): together under 2^-16 of the mass. An empty interval (lo > hi, possible only
+    for a damaged stream) gives the uniform row."""
+    f = _as_table(freqs)
+    s = np.arange(f.shape[1])
+    inside = (s >= np.asarray(lo)[:, None]) & (s <= np.asarray(hi)[:, None])
+    return normalize(np.where(inside, f, 0))

@@ -1,4 +1,4 @@
-"""Export a trained float PixelCNN to its exact integer form (post-training quantization).
+"""Export trained float networks to their exact integer form (post-training quantization).
 
 Calibration runs the float model on sample patches and records the range of every tensor that is
 requantized; each gets the largest power-of-two scale that holds 1.25x its range in 12-bit
@@ -15,12 +15,16 @@ import numpy as np
 import torch
 
 from hiercodec.exact import mixture as xm
+from hiercodec.exact.categorical import LOGIT_MAX, LOGIT_MIN, LOGIT_SCALE
 from hiercodec.exact.quant import (
     ACT_MIN, GATE_FRAC, accumulator_bound, elu_lut, frac_bits_for, gate_luts, quantize_bias,
     quantize_weights, rounding_offset,
 )
+from hiercodec.families.auxiliary_config import GRAY_LEVELS, GrayscaleConfig, PyramidConfig
 from hiercodec.families.pixelcnn_config import PixelCNNConfig, to_input
 from hiercodec.nn import mixture as fm
+from hiercodec.nn.embedding import Embedding
+from hiercodec.nn.gated import GatedPixelCNN
 
 INPUT_FRAC = 7  # network input (x - 128) / 128
 MARGIN = 1.25
@@ -38,28 +42,19 @@ def _out2_affine(k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray
     return cols[0], cols[1], cols[2], cols[3]
 
 
-def export_pixelcnn(state_dict: dict[str, torch.Tensor], config: PixelCNNConfig,
-                    calibration: torch.Tensor) -> tuple[dict[str, np.ndarray], dict]:
-    """(tensors, exact config) of the exact model; calibration: uint8 (N, 3, H, W) patches."""
-    model = config.build()
-    model.load_state_dict(state_dict)
-    model.eval()
-    trace: dict[str, list[torch.Tensor]] = {}
-    with torch.no_grad():
-        model(to_input(calibration), trace=trace)
+class Exporter:
+    """Collects the integer tensors of one model file (`tensors`) and the log2 accumulator bound of
+    every layer (`bounds`) as layers are quantized; sub-networks go under a name prefix."""
 
-    def rng(ts: list[torch.Tensor]) -> float:
-        return MARGIN * max(float(t.abs().max()) for t in ts)
+    def __init__(self) -> None:
+        self.tensors: dict[str, np.ndarray] = {}
+        self.bounds: dict[str, float] = {}
 
-    f_vp = [frac_bits_for(rng([t])) for t in trace["vp"]]
-    f_hp = [frac_bits_for(rng([t])) for t in trace["hp"]]
-    f_h = min(GATE_FRAC, frac_bits_for(rng(trace["h"])))
-    f_o1 = min(GATE_FRAC, frac_bits_for(rng(trace["o1"])))
-    tensors: dict[str, np.ndarray] = {}
-    bounds: dict[str, float] = {}
-
-    def quant(name: str, conv: torch.nn.Conv2d, in_frac: int, out_frac, in_max: float = -ACT_MIN,
-              gain=None, offset=None, lo=None, hi=None) -> None:
+    def conv(self, name: str, conv: torch.nn.Conv2d, in_frac: int, out_frac, in_max: float = -ACT_MIN,
+             gain=None, offset=None, lo=None, hi=None) -> None:
+        """Quantize `conv` (weights 10 bits per output channel) for inputs with in_frac fractional
+        bits to outputs with out_frac (one int or one per output channel); gain/offset fold an
+        affine map of the outputs into the layer; lo/hi are per-channel clamps."""
         w = conv.weight.detach().double().numpy().reshape(conv.out_channels, -1)
         b = conv.bias.detach().double().numpy() if conv.bias is not None else np.zeros(conv.out_channels)
         if gain is not None:
@@ -68,33 +63,161 @@ def export_pixelcnn(state_dict: dict[str, torch.Tensor], config: PixelCNNConfig,
         acc_frac = fw + in_frac
         shift = acc_frac - np.asarray(out_frac)
         b_int = quantize_bias(b, acc_frac) + rounding_offset(shift).astype(np.int64)
-        tensors[f"{name}.w"] = w_int.astype(np.int16)
-        tensors[f"{name}.b"] = b_int
-        tensors[f"{name}.shift"] = shift.astype(np.int32)
+        self.tensors[f"{name}.w"] = w_int.astype(np.int16)
+        self.tensors[f"{name}.b"] = b_int
+        self.tensors[f"{name}.shift"] = shift.astype(np.int32)
         if lo is not None:
-            tensors[f"{name}.lo"], tensors[f"{name}.hi"] = lo.astype(np.int32), hi.astype(np.int32)
-        bounds[name] = math.log2(max(1.0, accumulator_bound(w_int, b_int, in_max)))
+            self.tensors[f"{name}.lo"], self.tensors[f"{name}.hi"] = lo.astype(np.int32), hi.astype(np.int32)
+        self.bounds[name] = math.log2(max(1.0, accumulator_bound(w_int, b_int, in_max)))
 
-    quant("v_in", model.v_in, INPUT_FRAC, f_vp[0], in_max=128)
-    quant("h_in", model.h_in, INPUT_FRAC, f_hp[0], in_max=128)
-    quant("link_in", model.link_in, f_vp[0], f_hp[0])
-    for l in range(config.layers):
-        quant(f"v.{l}", model.v[l], GATE_FRAC, f_vp[l + 1])
-        quant(f"h.{l}", model.h[l], f_h, f_hp[l + 1])
-        quant(f"link.{l}", model.link[l], f_vp[l + 1], f_hp[l + 1])
-        quant(f"res.{l}", model.res[l], GATE_FRAC, f_h)
-    quant("out1", model.out1, f_h, f_o1)
-    gain, offset, lo, hi = _out2_affine(config.mixtures)
-    quant("out2", model.out2, f_o1, 0, gain=gain, offset=offset, lo=lo, hi=hi)
-    for l in range(config.layers + 1):
-        if l < config.layers:  # the last vertical stack output feeds nothing
-            tensors[f"lut.gate.v{l}.tanh"], tensors[f"lut.gate.v{l}.sig"] = gate_luts(f_vp[l])
-        tensors[f"lut.gate.h{l}.tanh"], tensors[f"lut.gate.h{l}.sig"] = gate_luts(f_hp[l])
-    tensors["lut.elu"] = elu_lut(f_o1, f_o1)
-    tensors.update({f"lut.{k}": v for k, v in xm.build_luts().items()})
-    exact = {"act_bits": 12, "weight_bits": 10, "h_frac": f_h, "vp_frac": f_vp, "hp_frac": f_hp,
-             "o1_frac": f_o1, "accumulator_log2_bound": {k: round(v, 2) for k, v in bounds.items()}}
-    return tensors, {"family": "pixelcnn", "network": config.to_dict(), "exact": exact}
+    def bound_report(self) -> dict[str, float]:
+        return {k: round(v, 2) for k, v in self.bounds.items()}
+
+
+def _range(ts: list[torch.Tensor]) -> float:
+    return MARGIN * max(float(t.abs().max()) for t in ts)
+
+
+def export_gated(ex: Exporter, prefix: str, model: GatedPixelCNN, x: torch.Tensor, in_frac: int, in_max: float,
+                 head: str, k: int, features: torch.Tensor | None = None, features_frac: int = 0) -> dict:
+    """Quantize a float gated PixelCNN into `ex` under `prefix`, calibrated on its input x (float,
+    exactly x_int 2^-in_frac) and features (exactly f_int 2^-features_frac). head "mixture": 10k
+    discretized-logistic parameters (hiercodec.exact.mixture); "categorical": k logits in 1/16 nat
+    (hiercodec.exact.categorical). Returns the fractional bits chosen (the exact config)."""
+    model.eval()
+    trace: dict[str, list[torch.Tensor]] = {}
+    with torch.no_grad():
+        model(x, features, trace=trace)
+    f_vp = [frac_bits_for(_range([t])) for t in trace["vp"]]
+    f_hp = [frac_bits_for(_range([t])) for t in trace["hp"]]
+    f_h = min(GATE_FRAC, frac_bits_for(_range(trace["h"])))
+    f_o1 = min(GATE_FRAC, frac_bits_for(_range(trace["o1"])))
+    n = lambda name: f"{prefix}{name}"  # noqa: E731
+    ex.conv(n("v_in"), model.v_in, in_frac, f_vp[0], in_max=in_max)
+    ex.conv(n("h_in"), model.h_in, in_frac, f_hp[0], in_max=in_max)
+    ex.conv(n("link_in"), model.link_in, f_vp[0], f_hp[0])
+    layers, c2 = model.layers, 2 * model.channels
+    for l in range(layers):
+        ex.conv(n(f"v.{l}"), model.v[l], GATE_FRAC, f_vp[l + 1])
+        ex.conv(n(f"h.{l}"), model.h[l], f_h, f_hp[l + 1])
+        ex.conv(n(f"link.{l}"), model.link[l], f_vp[l + 1], f_hp[l + 1])
+        ex.conv(n(f"res.{l}"), model.res[l], GATE_FRAC, f_h)
+    if model.cond is not None:  # one projection per layer: 2C vertical biases, then 2C horizontal
+        for l in range(layers + 1):
+            ex.conv(n(f"cond.{l}"), model.cond[l], features_frac, np.repeat([f_vp[l], f_hp[l]], c2))
+    ex.conv(n("out1"), model.out1, f_h, f_o1)
+    if head == "mixture":
+        gain, offset, lo, hi = _out2_affine(k)
+        ex.tensors.update({n(f"lut.{name}"): v for name, v in xm.build_luts().items()})
+    elif head == "categorical":
+        gain, offset = np.full(k, LOGIT_SCALE), np.zeros(k)
+        lo, hi = np.full(k, LOGIT_MIN), np.full(k, LOGIT_MAX)
+        ex.tensors[n("lut.exp")] = xm.build_luts()["exp"]
+    else:
+        raise ValueError(f"unknown head {head!r}")
+    ex.conv(n("out2"), model.out2, f_o1, 0, gain=gain, offset=offset, lo=lo, hi=hi)
+    for l in range(layers + 1):
+        if l < layers:  # the last vertical stack output feeds nothing
+            ex.tensors[n(f"lut.gate.v{l}.tanh")], ex.tensors[n(f"lut.gate.v{l}.sig")] = gate_luts(f_vp[l])
+        ex.tensors[n(f"lut.gate.h{l}.tanh")], ex.tensors[n(f"lut.gate.h{l}.sig")] = gate_luts(f_hp[l])
+    ex.tensors[n("lut.elu")] = elu_lut(f_o1, f_o1)
+    return {"h_frac": f_h, "vp_frac": f_vp, "hp_frac": f_hp, "o1_frac": f_o1}
+
+
+def export_embedding(ex: Exporter, prefix: str, model: Embedding, x: torch.Tensor, in_frac: int,
+                     in_max: float) -> dict:
+    """Quantize a float embedding into `ex` under `prefix`, calibrated on its input x (exactly
+    x_int 2^-in_frac). Returns the exact config; its "frac" is that of the output features."""
+    model.eval()
+    trace: dict[str, list[torch.Tensor]] = {}
+    with torch.no_grad():
+        model(x, trace=trace)
+    f_h = min(GATE_FRAC, frac_bits_for(_range(trace["e_h"])))
+    f_r = [min(GATE_FRAC, frac_bits_for(_range([t]))) for t in trace["e_r"]]
+    n = lambda name: f"{prefix}{name}"  # noqa: E731
+    ex.conv(n("inp"), model.inp, in_frac, f_h, in_max=in_max)
+    for b in range(model.blocks):
+        ex.conv(n(f"conv1.{b}"), model.conv1[b], f_h, f_r[b])
+        ex.conv(n(f"conv2.{b}"), model.conv2[b], f_r[b], f_h)
+        ex.tensors[n(f"lut.elu.{b}")] = elu_lut(f_r[b], f_r[b])
+    for b, conv in model.down.items():
+        ex.conv(n(f"down.{b}"), conv, f_h, f_h)
+    for b, conv in model.up.items():
+        ex.conv(n(f"up.{b}"), conv, f_h, f_h)
+    ex.tensors[n("lut.elu")] = elu_lut(f_h, f_h)
+    return {"frac": f_h, "r_frac": f_r}
+
+
+def export_pixelcnn(state_dict: dict[str, torch.Tensor], config: PixelCNNConfig,
+                    calibration: torch.Tensor) -> tuple[dict[str, np.ndarray], dict]:
+    """(tensors, exact config) of the exact model; calibration: uint8 (N, 3, H, W) patches."""
+    model = config.build()
+    model.load_state_dict(state_dict)
+    ex = Exporter()
+    fracs = export_gated(ex, "", model, to_input(calibration), INPUT_FRAC, 128, "mixture", config.mixtures)
+    return ex.tensors, _exact_config("pixelcnn", config, ex, **fracs)
+
+
+def _exact_config(family: str, network, ex: Exporter, **parts: dict) -> dict:
+    exact = {"act_bits": 12, "weight_bits": 10, **parts, "accumulator_log2_bound": ex.bound_report()}
+    return {"family": family, "network": network.to_dict(), "exact": exact}
+
+
+def psi_tensor(psi_values: np.ndarray) -> torch.Tensor:
+    """psi (N, H, W, 1) uint8 -> float network input (N, 1, H, W) (2 psi - 15) / 16, exactly the
+    exact network's integers 2 psi - 15 at 4 fractional bits."""
+    p = torch.from_numpy(psi_values.astype(np.float32)).permute(0, 3, 1, 2)
+    return (2 * p - 15) / 16
+
+
+def pixels_tensor(values: np.ndarray) -> torch.Tensor:
+    """uint8 (N, H, W, C), C = 1 or 3 -> float network input (N, 3, H, W) (gray replicated)."""
+    x = torch.from_numpy(np.ascontiguousarray(values)).permute(0, 3, 1, 2)
+    return to_input(x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x)
+
+
+def export_grayscale(state_dict: dict[str, torch.Tensor], config: GrayscaleConfig,
+                     calibration: np.ndarray) -> tuple[dict[str, np.ndarray], dict]:
+    """(tensors, exact config) of a Grayscale PixelCNN; calibration: uint8 RGB crops (N, H, W, 3)."""
+    from hiercodec.families.grayscale import psi
+
+    model = config.build()
+    model.load_state_dict(state_dict)
+    model.eval()
+    p, x = psi_tensor(psi(calibration)), pixels_tensor(calibration)
+    ex = Exporter()
+    prior = export_gated(ex, "prior.", model["prior"], p, 4, 15, "categorical", GRAY_LEVELS)
+    embed = export_embedding(ex, "embed.", model["embed"], p, 4, 15)
+    with torch.no_grad():
+        features = model["embed"](p)[..., : x.shape[2], : x.shape[3]]
+    cond = export_gated(ex, "cond.", model["cond"], x, INPUT_FRAC, 128, "mixture", config.mixtures,
+                        features, embed["frac"])
+    return ex.tensors, _exact_config("grayscale", config, ex, prior=prior, embed=embed, cond=cond)
+
+
+def export_pyramid(state_dict: dict[str, torch.Tensor], config: PyramidConfig,
+                   calibration: np.ndarray) -> tuple[dict[str, np.ndarray], dict]:
+    """(tensors, exact config) of a Pyramid PixelCNN; calibration: uint8 RGB crops (N, H, W, 3)."""
+    from hiercodec.families.pyramid import downsample
+
+    model = config.build()
+    model.load_state_dict(state_dict)
+    model.eval()
+    levels = [calibration]
+    for _ in range(config.levels - 1):
+        levels.append(np.stack([downsample(c) for c in levels[-1]]))
+    ex = Exporter()
+    parts = {"bottom": export_gated(ex, "bottom.", model["bottom"], pixels_tensor(levels[-1]), INPUT_FRAC, 128,
+                                    "mixture", config.mixtures)}
+    for k in range(config.levels - 1):
+        below, x = pixels_tensor(levels[k + 1]), pixels_tensor(levels[k])
+        embed = export_embedding(ex, f"embed{k}.", model[f"embed{k}"], below, INPUT_FRAC, 128)
+        with torch.no_grad():
+            features = model[f"embed{k}"](below)[..., : x.shape[2], : x.shape[3]]
+        parts[f"embed{k}"] = embed
+        parts[f"cond{k}"] = export_gated(ex, f"cond{k}.", model[f"cond{k}"], x, INPUT_FRAC, 128, "mixture",
+                                         config.mixtures, features, embed["frac"])
+    return ex.tensors, _exact_config("pyramid", config, ex, **parts)
 
 
 def float_bits(state_dict: dict[str, torch.Tensor], config: PixelCNNConfig, images: torch.Tensor) -> float:

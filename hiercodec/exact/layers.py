@@ -66,6 +66,20 @@ class QConv:
         self.weight_t = self.weight.T.contiguous()
 
 
+def qconv(tensors: dict[str, torch.Tensor], name: str, kernel: tuple[int, int], in_max: float = -ACT_MIN) -> QConv:
+    """The layer stored under `name` in a model's tensors: `.w`, `.b`, `.shift` and optional
+    per-channel clamps `.lo`, `.hi`; in_max bounds the magnitude of its integer inputs."""
+    lo, hi = tensors.get(f"{name}.lo"), tensors.get(f"{name}.hi")
+    return QConv.from_ints(tensors[f"{name}.w"].numpy(), tensors[f"{name}.b"].numpy(),
+                           tensors[f"{name}.shift"].numpy(), kernel,
+                           None if lo is None else lo.numpy(), None if hi is None else hi.numpy(), in_max)
+
+
+def subset(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """The tensors of one sub-network of a model file (names `prefix<name>`), without the prefix."""
+    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
 def _clamp(x: torch.Tensor, lo, hi, shape) -> torch.Tensor:
     if isinstance(lo, torch.Tensor):
         return torch.maximum(torch.minimum(x, hi.reshape(shape)), lo.reshape(shape))

