@@ -95,6 +95,7 @@ def cli() -> None:
     Examples:
       hiercodec compress photo.png photo.hc
       hiercodec decompress photo.hc back.png
+      hiercodec cut --levels 2 photo.hc preview.hc
       hiercodec info photo.hc
       hiercodec verify photos/
       hiercodec models
@@ -139,16 +140,26 @@ def compress(src: Path, out: Path, model: str, force: bool) -> None:
 @cli.command(short_help="Decompress a .hc file into a PNG image.")
 @click.argument("src", metavar="IN", type=click.Path(path_type=Path))
 @click.argument("out", metavar="OUT", type=click.Path(path_type=Path))
+@click.option("--levels", "-l", type=click.IntRange(min=1), default=None, metavar="K",
+              help="Decode only the first K levels (progressive decoding; see `hiercodec info IN`).")
+@click.option("--full-size", is_flag=True,
+              help="With --levels, upsample a lower-resolution level to the image's size.")
 @click.option("--force", "-f", is_flag=True, help="Overwrite OUT if it exists.")
-def decompress(src: Path, out: Path, force: bool) -> None:
+def decompress(src: Path, out: Path, levels: int | None, full_size: bool, force: bool) -> None:
     """Decompress the .hc file IN into the PNG image OUT (same pixels as the original).
 
     OUT must end in .png. The model the file was written with must be installed; a damaged or
     truncated file is refused (every level is checked with CRC32), never decoded wrongly.
 
+    Progressive decoding: with --levels K (or for a file cut with `hiercodec cut`) only the first
+    K levels are decoded. A `pyramid` file then gives the image at that level's resolution
+    (--full-size repeats each sample to the image's size); a `grayscale` file cut after level 1
+    its 4-bit gray image; any file without its alpha level the image without alpha.
+
     \b
     Example:
       hiercodec decompress photo.hc back.png
+      hiercodec decompress --levels 2 --full-size photo.hc preview.png
     """
     from hiercodec import api
     from hiercodec.fileio import read_input
@@ -161,11 +172,38 @@ def decompress(src: Path, out: Path, force: bool) -> None:
     data = read_input(src)
     _single_thread()
     start = time.perf_counter()
-    image, _ = api.decode_with_report(data, progress=_progress())
+    image, report = api.decode_with_report(data, progress=_progress(), levels=levels, full_size=full_size)
     seconds = time.perf_counter() - start
     save_image(image, out, force=force)
     h, w, c = image.shape
-    click.echo(f"{out}: {w}x{h} {color_name(c)}, decoded in {seconds:.1f} s")
+    partial = f", levels {', '.join(lv.name for lv in report.levels)}" if levels or image.shape != report.geometry.shape else ""
+    click.echo(f"{out}: {w}x{h} {color_name(c)}{partial}, decoded in {seconds:.1f} s")
+
+
+@cli.command(short_help="Keep the first levels of a .hc file (a smaller, progressive file).")
+@click.argument("src", metavar="IN", type=click.Path(path_type=Path))
+@click.argument("out", metavar="OUT", type=click.Path(path_type=Path))
+@click.option("--levels", "-l", type=click.IntRange(min=1), required=True, metavar="K",
+              help="How many levels to keep, top first (see `hiercodec info IN`).")
+@click.option("--force", "-f", is_flag=True, help="Overwrite OUT if it exists.")
+def cut(src: Path, out: Path, levels: int, force: bool) -> None:
+    """Write to OUT a .hc file holding only the first K levels of IN: a lossy preview that
+    `hiercodec decompress` decodes to a coarser image (pyramid: a lower resolution; grayscale:
+    the 4-bit gray image; any family: the image without its alpha). IN is not changed.
+
+    \b
+    Example:
+      hiercodec cut --levels 2 photo.hc preview.hc
+    """
+    from hiercodec import api
+    from hiercodec.fileio import atomic_write, read_input
+
+    _check_paths(src, out, force)
+    data = read_input(src)
+    kept = api.cut(data, levels)
+    atomic_write(out, kept, force)
+    click.echo(f"{out}: {len(kept):,} bytes, {levels} of {api.info(data)['levels_total']} levels "
+               f"({100 * len(kept) / len(data):.1f}% of {src})")
 
 
 @cli.command(short_help="Show the header and chunk table of a .hc file.")
@@ -249,14 +287,21 @@ def verify(target: Path, model: str) -> None:
             _fail(_one_line(err))
             continue
         click.echo(f"{path}: {r.width}x{r.height} {color_name(r.channels)}, model {r.model_id}")
-        rows = [(lv.name, _fmt_bits(lv.bound_bits), f"{lv.written_bits:,}", f"{lv.overhead_percent:+.3f}%")
+        # families with consistency-constrained coding also show the paper's bound (tables unrestricted)
+        paper = r.constrained
+        rows = [(lv.name, *([_fmt_bits(lv.bound_bits if lv.unconstrained_bits is None else lv.unconstrained_bits)] if paper else []),
+                 _fmt_bits(lv.bound_bits), f"{lv.written_bits:,}", f"{lv.overhead_percent:+.3f}%")
                 for lv in r.levels]
-        rows.append(("chunks", _fmt_bits(r.bound_bits), f"{r.written_bits:,}", f"{r.overhead_percent:+.3f}%"))
-        rows.append(("header", "", f"{r.header_bits:,}", ""))
-        rows.append(("file", _fmt_bits(r.bound_bits), f"{r.file_bits:,}", f"{r.file_overhead_percent:+.3f}%"))
-        _table(("level", "bound bits", "bits written", "overhead"), rows)
+        rows.append(("chunks", *([_fmt_bits(r.unconstrained_bits)] if paper else []), _fmt_bits(r.bound_bits),
+                     f"{r.written_bits:,}", f"{r.overhead_percent:+.3f}%"))
+        rows.append(("header", *([""] if paper else []), "", f"{r.header_bits:,}", ""))
+        rows.append(("file", *([_fmt_bits(r.unconstrained_bits)] if paper else []), _fmt_bits(r.bound_bits),
+                     f"{r.file_bits:,}", f"{r.file_overhead_percent:+.3f}%"))
+        _table(("level", *(["paper bound"] if paper else []), "bound bits", "bits written", "overhead"), rows)
         verdict = "round trip ok" if r.roundtrip_ok else f"ROUND TRIP FAILED: {_one_line(r.error)}"
-        click.echo(f"  {r.bits_per_dim:.3f} bits/dim (bound {r.bound_bits_per_dim:.3f}); {verdict}; "
+        bounds = f"bound {r.bound_bits_per_dim:.3f}" + (
+            f", paper bound {r.unconstrained_bits / r.dims:.3f} without consistency coding" if paper else "")
+        click.echo(f"  {r.bits_per_dim:.3f} bits/dim ({bounds}); {verdict}; "
                    f"encode {r.encode_seconds:.2f} s, decode {r.decode_seconds:.2f} s")
         failures += not r.roundtrip_ok
     if many:

@@ -33,7 +33,7 @@ from hiercodec.report import LevelReport, Report
 if TYPE_CHECKING:  # pragma: no cover
     from hiercodec.zoo import Model, ModelInfo
 
-__all__ = ["encode", "decode", "load_model", "list_models", "verify", "info", "VerifyResult",
+__all__ = ["encode", "decode", "cut", "load_model", "list_models", "verify", "info", "VerifyResult",
            "LevelReport", "encode_with_report", "decode_with_report"]
 
 
@@ -132,24 +132,34 @@ def _as_bytes(data) -> bytes:
     raise TypeError(f"expected the bytes of a .hc file, got {type(data).__name__}")
 
 
-def decode_with_report(data: bytes, *, progress: bool = False) -> "tuple[np.ndarray, Report]":
+def decode_with_report(data: bytes, *, progress: bool = False, levels: int | None = None,
+                       full_size: bool = False) -> "tuple[np.ndarray, Report]":
     """`decode`, also returning the codec's Report; the image is (H, W, C) with C = 1 for gray."""
     from hiercodec.codec import decode_image
 
     data = _as_bytes(data)
     header = container.read_header(data)  # cheap checks first, and the size of the bar
     total = header.height * header.width * header.channels
-    with _progress(progress, total, "decode") as update:
-        return decode_image(data, progress=update)
+    with _progress(progress and levels is None, total, "decode") as update:
+        return decode_image(data, progress=update, levels=levels, full_size=full_size)
 
 
-def decode(data: bytes, *, progress: bool = False) -> np.ndarray:
+def decode(data: bytes, *, progress: bool = False, levels: int | None = None, full_size: bool = False) -> np.ndarray:
     """Decompress the bytes of a .hc file to a uint8 image: (H, W) for gray, else (H, W, C).
 
+    levels: decode only the first `levels` levels (progressive decoding; a file cut with `cut`
+    holds only those): a `pyramid` file gives the image at that level's resolution (full_size:
+    upsampled to the image's size), a `grayscale` file cut after level 1 its 4-bit gray image.
     Damaged, truncated or foreign files raise FormatError / IntegrityError (never a wrong image);
     a file whose model is not installed raises ModelNotFoundError naming the model.
     """
-    return to_public(decode_with_report(data, progress=progress)[0])
+    return to_public(decode_with_report(data, progress=progress, levels=levels, full_size=full_size)[0])
+
+
+def cut(data: bytes, levels: int) -> bytes:
+    """The bytes of a valid .hc file holding only the first `levels` levels of `data` (smaller,
+    and decodes as `decode(data, levels=levels)` does)."""
+    return container.cut(_as_bytes(data), levels)
 
 
 # ---------------------------------------------------------------------------------------------

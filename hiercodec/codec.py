@@ -14,7 +14,7 @@ import numpy as np
 
 from hiercodec import container
 from hiercodec.coding.ans import CODER_ID, CODER_VERSION, StackCoder
-from hiercodec.errors import FormatError, IntegrityError, ModelNotFoundError
+from hiercodec.errors import FormatError, HiercodecError, IntegrityError, ModelNotFoundError
 from hiercodec.families.base import Geometry
 from hiercodec.report import LevelReport, Report
 from hiercodec.zoo import Model, load
@@ -40,7 +40,8 @@ def encode_image(model: Model, image: np.ndarray, progress: Progress | None = No
         stats = level.encode(values, above, coder, progress)
         data = coder.to_bytes()
         chunks.append(container.ChunkEntry(index, data, _values_crc(values), math.ceil(stats.bound_bits)))
-        reports.append(LevelReport(level.name, stats.bound_bits, len(data), stats.symbols))
+        reports.append(LevelReport(level.name, stats.bound_bits, len(data), stats.symbols,
+                                   stats.extra.get("unconstrained_bits")))
         above[level.name] = values
     header = container.Header(
         model_id=model.id, model_hash=model.hash, coder_id=CODER_ID, coder_version=CODER_VERSION,
@@ -66,10 +67,17 @@ def model_for(header: container.Header, loader: Callable[[str], Model] = load) -
     return model
 
 
-def decode_image(data: bytes, loader: Callable[[str], Model] = load,
-                 progress: Progress | None = None) -> tuple[np.ndarray, Report]:
-    """Decode a .hc file; every CRC is checked and a damaged file raises, never returns pixels."""
+def decode_image(data: bytes, loader: Callable[[str], Model] = load, progress: Progress | None = None,
+                 levels: int | None = None, full_size: bool = False) -> tuple[np.ndarray, Report]:
+    """Decode a .hc file; every CRC is checked and a damaged file raises, never returns pixels.
+
+    levels: decode only the first `levels` levels present (progressive decoding): the image is
+    then what the family makes of them (a coarser pyramid level, the 4-bit gray image, the colour
+    without alpha), upsampled to the image's size with full_size."""
     box = container.read(data)
+    if levels is not None and not 1 <= levels <= box.levels_present:
+        raise HiercodecError(f"cannot decode {levels} levels: the file has {box.levels_present} "
+                             f"(choose 1..{box.levels_present})")
     h = box.header
     model = model_for(h, loader)
     geometry = Geometry(h.height, h.width, h.channels)
@@ -77,12 +85,12 @@ def decode_image(data: bytes, loader: Callable[[str], Model] = load,
     if (h.tile_height, h.tile_width) != (layout.tile_h, layout.tile_w):
         raise FormatError(f"tile size {h.tile_width}x{h.tile_height} in the header is not the one model "
                           f"'{model.id}' uses for this image ({layout.tile_w}x{layout.tile_h}); the file is damaged")
-    levels = model.family.levels(geometry, layout)
-    if h.levels_total != len(levels):
-        raise FormatError(f"file has {h.levels_total} levels, model '{model.id}' codes this image in {len(levels)}")
+    model_levels = model.family.levels(geometry, layout)
+    if h.levels_total != len(model_levels):
+        raise FormatError(f"file has {h.levels_total} levels, model '{model.id}' codes this image in {len(model_levels)}")
     above: dict[str, np.ndarray] = {}
     reports = []
-    for level, chunk in zip(levels, box.chunks):  # a cut file holds a prefix of the levels
+    for level, chunk in zip(model_levels, box.chunks[:levels]):  # a cut file holds a prefix of the levels
         coder = StackCoder(chunk.data)
         values = level.decode(above, coder, progress)
         coder.pop_sentinel(f"level {chunk.level} ({level.name})")
@@ -91,5 +99,5 @@ def decode_image(data: bytes, loader: Callable[[str], Model] = load,
                                  "does not match: the file is damaged")
         above[level.name] = values
         reports.append(LevelReport(level.name, float(chunk.bound_bits), len(chunk.data), values.size))
-    image = model.family.reconstruct(above, geometry)
+    image = model.family.reconstruct(above, geometry, full_size)
     return image, Report(model.id, geometry, len(data), reports)

@@ -16,6 +16,9 @@ class LevelReport:
     bound_bits: float  # the exact model's -log2 p of the level's symbols
     written_bytes: int  # the chunk's length
     symbols: int
+    # what the level would cost with tables not restricted to the values consistent with the levels
+    # above (the paper's bound); None where the encoder did not measure it (decoding)
+    unconstrained_bits: float | None = None
 
     @property
     def written_bits(self) -> int:
@@ -86,3 +89,15 @@ class Report:
     @property
     def bound_bits_per_dim(self) -> float:
         return self.bound_bits / self.dims
+
+    @property
+    def unconstrained_bits(self) -> float:
+        """The bound with every table unrestricted (the paper's bound, -log2 p(x, z) of the model
+        as trained); equal to bound_bits for families without consistency-constrained coding."""
+        return sum(lv.bound_bits if lv.unconstrained_bits is None else lv.unconstrained_bits for lv in self.levels)
+
+    @property
+    def constrained(self) -> bool:
+        """Whether consistency-constrained coding changed any level's cost."""
+        return any(lv.unconstrained_bits is not None and lv.unconstrained_bits != lv.bound_bits
+                   for lv in self.levels)

@@ -27,7 +27,9 @@ import torch
 from safetensors.numpy import save_file
 from safetensors.torch import load_file
 
-from hiercodec.exact.export import export_pixelcnn
+from hiercodec.exact.export import export_grayscale, export_pixelcnn, export_pyramid
+from hiercodec.families import build_family
+from hiercodec.families.auxiliary_config import GrayscaleConfig, PyramidConfig
 from hiercodec.families.pixelcnn import PixelCNNFamily
 from hiercodec.families.pixelcnn_config import PixelCNNConfig
 from hiercodec.zoo import model_hash, Model, load
@@ -69,6 +71,42 @@ def make_tiny_model(folder) -> Model:
     digest = model_hash(path.read_bytes(), config)
     loaded = load_file(str(path))
     return Model(TINY_ID, digest, config, PixelCNNFamily(config, loaded))
+
+
+# Tiny models of the families with auxiliary variables; their embeddings down- and upsample, so that
+# every exact operation is exercised.
+TINY_GRAYSCALE = GrayscaleConfig(tile=8, halo=2, prior_layers=2, prior_channels=8, prior_head=16, layers=2,
+                                 channels=8, head=16, mixtures=3, embed_channels=8, embed_blocks=2,
+                                 embed_down=(1,), embed_up=(2,))
+TINY_PYRAMID = PyramidConfig(levels=3, tile=8, halo=2, bottom_layers=1, bottom_channels=8, bottom_head=16,
+                             layers=2, channels=8, head=16, mixtures=3, embed_channels=8, embed_blocks=3,
+                             embed_down=(1,), embed_up=(2, 3))
+
+
+def make_auxiliary_model(folder, config, export, model_id: str) -> Model:
+    """Like make_tiny_model for a `grayscale` or `pyramid` config (untrained, fixed seed)."""
+    torch.manual_seed(4321)
+    float_model = config.build()
+    rng = np.random.default_rng(4321)
+    calib = np.concatenate([_smooth_patches(rng, 12, 16), rng.integers(0, 256, (4, 3, 16, 16), dtype=np.uint8)])
+    tensors, exact = export(float_model.state_dict(), config, calib.transpose(0, 2, 3, 1))
+    exact = dict(exact, id=model_id, description=f"untrained tiny {config.family} model for tests")
+    path = folder / "weights.safetensors"
+    save_file(tensors, str(path))
+    loaded = load_file(str(path))
+    return Model(model_id, model_hash(path.read_bytes(), exact), exact, build_family(exact, loaded))
+
+
+@pytest.fixture(scope="session")
+def tiny_grayscale(tmp_path_factory) -> Model:
+    return make_auxiliary_model(tmp_path_factory.mktemp("tiny-grayscale"), TINY_GRAYSCALE, export_grayscale,
+                                "tiny-grayscale")
+
+
+@pytest.fixture(scope="session")
+def tiny_pyramid(tmp_path_factory) -> Model:
+    return make_auxiliary_model(tmp_path_factory.mktemp("tiny-pyramid"), TINY_PYRAMID, export_pyramid,
+                                "tiny-pyramid")
 
 
 @pytest.fixture(scope="session")

@@ -205,7 +205,7 @@ def export_pyramid(state_dict: dict[str, torch.Tensor], config: PyramidConfig,
     model.eval()
     levels = [calibration]
     for _ in range(config.levels - 1):
-        levels.append(np.stack([downsample(c) for c in levels[-1]]))
+        levels.append(downsample(levels[-1]))
     ex = Exporter()
     parts = {"bottom": export_gated(ex, "bottom.", model["bottom"], pixels_tensor(levels[-1]), INPUT_FRAC, 128,
                                     "mixture", config.mixtures)}

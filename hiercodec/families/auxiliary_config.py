@@ -21,21 +21,21 @@ GRAY_LEVELS = 16  # the 4-bit grayscale auxiliary variable (sec. 3.1)
 @dataclass(frozen=True)
 class _Config:
     @classmethod
-    def from_dict(cls, d: dict, where: str = "network") -> "_Config":
+    def from_dict(cls, d: dict, where: str = "[network]") -> "_Config":
         """Fields from a TOML/JSON table; a clear one-line error for an unknown or mistyped one."""
         kinds = {f.name: f.type for f in fields(cls)}
         out = {}
         for key, value in d.items():
             kind = kinds.get(key)
             if kind is None:
-                raise HiercodecError(f"[{where}] {key}: unknown field; {cls.family} networks have "
+                raise HiercodecError(f"{where} {key}: unknown field; {cls.family} networks have "
                                      f"{', '.join(kinds)}")
             if "tuple" in str(kind):
                 if not isinstance(value, (list, tuple)) or any(type(v) is not int or v < 1 for v in value):
-                    raise HiercodecError(f"[{where}] {key} = {value!r}: expected a list of positive integers")
+                    raise HiercodecError(f"{where} {key} = {value!r}: expected a list of positive integers")
                 value = tuple(value)
             elif type(value) is not int or value < (0 if key == "halo" else 1):
-                raise HiercodecError(f"[{where}] {key} = {value!r}: expected a positive integer")
+                raise HiercodecError(f"{where} {key} = {value!r}: expected a positive integer")
             out[key] = value
         config = cls(**out)
         config.check()

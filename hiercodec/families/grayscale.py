@@ -94,7 +94,7 @@ class _GrayContext:
 
     def bounds(self, tiles: slice, values: np.ndarray, i: int, j0: int, j1: int, c: int):
         p = self.psi[tiles][:, i, j0:j1].T.reshape(-1)  # (j, tile), as the tables are ordered
-        prev = values[:, :c, i, j0:j1].transpose(2, 0, 1).reshape(-1, c)
+        prev = values[:, :c, i, j0:j1].transpose(2, 0, 1).reshape(len(p), c)
         lo, hi = luma_bounds(p, prev, c, self.channels)
         n = j1 - j0
         return lo.reshape(n, -1), hi.reshape(n, -1)

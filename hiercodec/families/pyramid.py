@@ -41,11 +41,11 @@ REST = {(0, 0): ((0, 1), (1, 0), (1, 1)), (0, 1): ((1, -1), (1, 0)), (1, 0): ((0
 
 
 def downsample(x: np.ndarray) -> np.ndarray:
-    """(H, W, C) uint8 -> (ceil(H/2), ceil(W/2), C): odd sizes extended by edge repetition, then
-    floor((sum of the 2 x 2 block + 2) / 4)."""
-    h, w = x.shape[:2]
-    p = np.pad(x.astype(np.int64), ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
-    s = p[0::2, 0::2] + p[0::2, 1::2] + p[1::2, 0::2] + p[1::2, 1::2]
+    """(..., H, W, C) uint8 -> (..., ceil(H/2), ceil(W/2), C): odd sizes extended by edge
+    repetition, then floor((sum of the 2 x 2 block + 2) / 4)."""
+    h, w = x.shape[-3:-1]
+    p = np.pad(x.astype(np.int64), [(0, 0)] * (x.ndim - 3) + [(0, h % 2), (0, w % 2), (0, 0)], mode="edge")
+    s = p[..., 0::2, 0::2, :] + p[..., 0::2, 1::2, :] + p[..., 1::2, 0::2, :] + p[..., 1::2, 1::2, :]
     return ((s + 2) >> 2).astype(np.uint8)
 
 

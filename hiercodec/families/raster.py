@@ -104,9 +104,9 @@ class RasterLevel(Level):
             tables = []
             for c in range(self.channels):
                 tab = self.head.table(state, c, sym[:, :c].to(DTYPE))
+                self.unconstrained_bits += bits(symbols[..., c][v], tab.reshape(j1 - j0, t, -1)[v])
                 box = ctx.bounds(b, tiles, i, j0, j1, c) if ctx else None
                 if box is not None:
-                    self.unconstrained_bits += bits(symbols[..., c][v], tab.reshape(j1 - j0, t, -1)[v])
                     tab = restrict(tab, box[0].reshape(-1), box[1].reshape(-1))
                 tables.append(tab.reshape(j1 - j0, t, -1))
                 if c + 1 < self.channels:
@@ -138,12 +138,11 @@ class RasterLevel(Level):
 
     def encode(self, values: np.ndarray, above: dict[str, np.ndarray], coder: StackCoder,
                progress: Callable[[int], None] | None = None) -> LevelStats:
-        """As Level.encode; a level with bounds also reports what it would have cost without them
-        (stats.extra["unconstrained_bits"]: the paper's bound for this level)."""
+        """As Level.encode; also reports what the level would cost with tables not restricted to
+        their bounds (stats.extra["unconstrained_bits"]: the paper's bound for the level)."""
         self.unconstrained_bits = 0.0
         stats = super().encode(values, above, coder, progress)
-        if self.unconstrained_bits:
-            stats.extra["unconstrained_bits"] = self.unconstrained_bits
+        stats.extra["unconstrained_bits"] = self.unconstrained_bits
         return stats
 
     # -- decoder --------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from __future__ import annotations
 from hiercodec.errors import HiercodecError
 from hiercodec.train.config import RunConfig
 
-TRAINABLE = ("pixelcnn",)
+TRAINABLE = ("pixelcnn", "grayscale", "pyramid")
 
 
 def task_for(config: RunConfig):
@@ -15,4 +15,12 @@ def task_for(config: RunConfig):
         from hiercodec.train.pixelcnn import PixelCNNTask
 
         return PixelCNNTask(config)
+    if config.family == "grayscale":
+        from hiercodec.train.auxiliary import GrayscaleTask
+
+        return GrayscaleTask(config)
+    if config.family == "pyramid":
+        from hiercodec.train.auxiliary import PyramidTask
+
+        return PyramidTask(config)
     raise HiercodecError(f"family {config.family!r} cannot be trained yet; trainable: {', '.join(TRAINABLE)}")
