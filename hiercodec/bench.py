@@ -32,6 +32,7 @@ from hiercodec.errors import HiercodecError, ImageError
 from hiercodec.fileio import atomic_write
 from hiercodec.images import images_in, load_image, to_public
 from hiercodec.peers import PEERS, run_peer
+from hiercodec.report import differs
 
 if TYPE_CHECKING:  # pragma: no cover
     from hiercodec.zoo import Model
@@ -43,7 +44,7 @@ __all__ = ["Row", "Overall", "BenchResult", "image_paths", "read_images",
 OUTPUT_FORMATS = {".csv": "csv", ".json": "json"}
 MODEL, PEER = "hiercodec", "peer"
 FIELDS = ["image", "shape", "dims", "codec", "kind", "bytes", "bits_per_dim", "bound_bits_per_dim",
-          "encode_s", "decode_s"]  # of a CSV line / JSON row
+          "paper_bound_bits_per_dim", "encode_s", "decode_s"]  # of a CSV line / JSON row
 _NO_PLOT = 'plotting needs matplotlib, which is not installed: pip install "hiercodec[bench]"'
 
 
@@ -60,6 +61,9 @@ class Row:
     bound_bits_per_dim: float | None  # the exact model's bound; None for peers
     encode_s: float
     decode_s: float
+    # the bound with tables not restricted by consistency-constrained coding (the paper's bound)
+    paper_bound_bits_per_dim: float | None = None
+    levels: tuple[tuple[str, float, float], ...] = ()  # per level: name, bound bits, paper bound bits
 
     @property
     def dims(self) -> int:
@@ -79,6 +83,8 @@ class Overall:
     bound_bits_per_dim: float | None
     encode_s: float
     decode_s: float
+    paper_bound_bits_per_dim: float | None = None
+    levels: tuple[tuple[str, float, float], ...] = ()  # per level: name, bound bits, paper bound bits
 
 
 @dataclass
@@ -107,11 +113,15 @@ class BenchResult:
 def _pool(codec: str, rows: list[Row]) -> Overall:
     dims = sum(r.dims for r in rows)
     nbytes = sum(r.nbytes for r in rows)
-    bound = None
+    bound = paper = None
     if all(r.bound_bits_per_dim is not None for r in rows):
         bound = sum(r.bound_bits_per_dim * r.dims for r in rows) / dims
+        paper = sum(r.paper_bound_bits_per_dim * r.dims for r in rows) / dims
+    names = list(dict.fromkeys(name for r in rows for name, _, _ in r.levels))
+    levels = tuple((n, sum(b for r in rows for m, b, _ in r.levels if m == n),
+                    sum(p for r in rows for m, _, p in r.levels if m == n)) for n in names)
     return Overall(codec, rows[0].kind, len(rows), dims, nbytes, 8 * nbytes / dims, bound,
-                   sum(r.encode_s for r in rows), sum(r.decode_s for r in rows))
+                   sum(r.encode_s for r in rows), sum(r.decode_s for r in rows), paper, levels)
 
 
 # ----------------------------------------------------------------------------- images
@@ -161,8 +171,10 @@ def _model_row(model: "Model", name: str, image: np.ndarray) -> Row:
     (decoded, _), decode_s = _timed(decode_image, data, lambda _id: model)
     if decoded.shape != image.shape or not np.array_equal(decoded, image):
         raise HiercodecError(f"model {model.id!r} did not decode image {name!r} to the same pixels")
+    levels = tuple((lv.name, lv.bound_bits, lv.bound_bits if lv.unconstrained_bits is None else lv.unconstrained_bits)
+                   for lv in report.levels)
     return Row(name, tuple(image.shape), model.id, MODEL, len(data), 8 * len(data) / image.size,
-               report.bound_bits_per_dim, encode_s, decode_s)
+               report.bound_bits_per_dim, encode_s, decode_s, report.unconstrained_bits / image.size, levels)
 
 
 def _peer_input(image: np.ndarray) -> np.ndarray | None:
@@ -266,9 +278,14 @@ def _secs(value: float | None) -> str:
 def _columns(result: BenchResult) -> list[tuple[str, str, str]]:
     """(codec, field, header) per table column after image and shape."""
     cols = []
-    heads = {"bits_per_dim": "bpd", "bound_bits_per_dim": "bound bpd", "encode_s": "enc s", "decode_s": "dec s"}
+    heads = {"bits_per_dim": "bpd", "bound_bits_per_dim": "bound bpd", "paper_bound_bits_per_dim": "paper bpd",
+             "encode_s": "enc s", "decode_s": "dec s"}
     for codec, kind in result.codecs.items():
-        fields = [f for f in heads if kind == MODEL or f != "bound_bits_per_dim"]  # peers have no bound
+        # peers have no bound; the paper's bound is shown where consistency-constrained coding changed it
+        constrained = any(differs(r.paper_bound_bits_per_dim, r.bound_bits_per_dim)
+                          for r in result.rows if r.codec == codec and r.bound_bits_per_dim is not None)
+        fields = [f for f in heads if kind == MODEL or "bound" not in f]
+        fields = [f for f in fields if constrained or f != "paper_bound_bits_per_dim"]
         cols += [(codec, f, f"{codec} {heads[f]}") for f in fields]
     return cols
 
@@ -301,7 +318,14 @@ def _record(item: Row | Overall) -> dict:
     return {"image": "all" if pooled else item.image, "shape": "" if pooled else _shape(item.shape),
             "dims": item.dims, "codec": item.codec, "kind": item.kind, "bytes": item.nbytes,
             "bits_per_dim": item.bits_per_dim, "bound_bits_per_dim": item.bound_bits_per_dim,
+            "paper_bound_bits_per_dim": item.paper_bound_bits_per_dim,
             "encode_s": item.encode_s, "decode_s": item.decode_s}
+
+
+def _levels(item: Row | Overall) -> list[dict]:
+    """Per level, bits per sample of the whole image: the bound and the paper's bound."""
+    return [{"level": n, "bound_bits_per_dim": b / item.dims, "paper_bound_bits_per_dim": p / item.dims}
+            for n, b, p in item.levels]
 
 
 def to_csv(result: BenchResult) -> str:
@@ -319,8 +343,8 @@ def to_json(result: BenchResult) -> str:
     doc = {"meta": result.meta,
            "images": [{"name": n, "shape": list(s)} for n, s in result.shapes.items()],
            "codecs": result.codecs,
-           "rows": [_record(r) for r in result.rows],
-           "overall": [dict(_record(o), images=o.images) for o in result.overall().values()],
+           "rows": [dict(_record(r), levels=_levels(r)) for r in result.rows],
+           "overall": [dict(_record(o), images=o.images, levels=_levels(o)) for o in result.overall().values()],
            "skipped": [{"image": i, "codec": c, "why": w} for i, c, w in result.skipped]}
     return json.dumps(doc, indent=1) + "\n"
 

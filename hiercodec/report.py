@@ -99,5 +99,10 @@ class Report:
     @property
     def constrained(self) -> bool:
         """Whether consistency-constrained coding changed any level's cost."""
-        return any(lv.unconstrained_bits is not None and lv.unconstrained_bits != lv.bound_bits
+        return any(lv.unconstrained_bits is not None and differs(lv.unconstrained_bits, lv.bound_bits)
                    for lv in self.levels)
+
+
+def differs(a: float, b: float) -> bool:
+    """Two costs summed in a different order differ in the last bits only; more is a real difference."""
+    return abs(a - b) > 1e-9 * max(1.0, abs(a), abs(b))

@@ -348,3 +348,20 @@ def test_cli_progressive(installed_pyramid, tmp_path):
     assert not (tmp_path / "d.png").exists()
     r = run(cli, ["cut", "--levels", "4", str(tmp_path / "a.hc"), str(tmp_path / "e.hc")])
     assert r.exit_code == 1 and "cannot keep 4 levels" in r.output, r.output
+
+
+def test_bench_shows_paper_bound_and_levels(tiny_pyramid, tiny_model):
+    import json
+
+    from hiercodec.bench import markdown, run_bench, to_json
+
+    images = {"a": natural(np.random.default_rng(8), 12, 10, 3), "b": natural(np.random.default_rng(9), 7, 9, 3)}
+    result = run_bench(images, [tiny_pyramid, tiny_model], [])
+    table = markdown(result)
+    assert "tiny-pyramid paper bpd" in table and "tiny-test paper bpd" not in table  # pixelcnn: no constraint
+    doc = json.loads(to_json(result))
+    pooled = next(o for o in doc["overall"] if o["codec"] == "tiny-pyramid")
+    assert [lv["level"] for lv in pooled["levels"]] == ["pixels/4", "pixels/2", "pixels"]
+    assert sum(lv["bound_bits_per_dim"] for lv in pooled["levels"]) == pytest.approx(pooled["bound_bits_per_dim"])
+    assert sum(lv["paper_bound_bits_per_dim"] for lv in pooled["levels"]) == pytest.approx(pooled["paper_bound_bits_per_dim"])
+    assert pooled["paper_bound_bits_per_dim"] > pooled["bound_bits_per_dim"]
