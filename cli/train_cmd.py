@@ -102,5 +102,7 @@ def export(checkpoint: Path, name: str, zoo: bool, weights: str, description: st
     report = export_run(checkpoint, name, zoo=zoo, weights=weights, description=description,
                         eval_on=eval_on, force=force)
     click.echo(f"exported {name} to {report['path']}: float {report['float_bpd']:.4f} bits/dim, exact "
-               f"{report['exact_bpd']:.4f} bits/dim ({report['loss_percent']:+.2f}% from quantization)")
+               f"{report['exact_bpd']:.4f} bits/dim ({report['loss_percent']:+.2f}% from quantization)"
+               + (f"; {report['constrained_bpd']:.4f} bits/dim with consistency-constrained coding"
+                  if "constrained_bpd" in report else ""))
 

@@ -173,6 +173,25 @@ def test_train_export_compress_decompress(tmp_path, monkeypatch):
     assert np.array_equal(np.asarray(Image.open(tmp_path / "back.png")), image)
 
 
+@pytest.mark.parametrize("family", ["grayscale", "pyramid"])
+def test_train_export_compress_auxiliary(family, tmp_path, monkeypatch):
+    """The families with auxiliary variables train, export (the exact model's paper bound next to
+    the float loss, and the smaller consistency-constrained bound) and round-trip."""
+    monkeypatch.setenv("HIERCODEC_MODELS", str(tmp_path / "models"))
+    torch.set_num_threads(1)
+    data = write_pngs(tmp_path / "data", smooth_images(4, 40))
+    runner = CliRunner()
+    r = runner.invoke(cli, ["train", family, "--config", f"{family}-small", "--data", str(data),
+                            "--eval-data", str(data), "--out", str(tmp_path / "run"), "--steps", "6"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(cli, ["export", str(tmp_path / "run"), "--name", f"tiny-{family}"])
+    assert r.exit_code == 0 and "with consistency-constrained coding" in r.output, r.output
+    image = smooth_images(1, 23, seed=6)[0][:, :19]
+    Image.fromarray(image).save(tmp_path / "in.png")
+    r = runner.invoke(cli, ["verify", "--model", f"tiny-{family}", str(tmp_path / "in.png")])
+    assert r.exit_code == 0 and "round trip ok" in r.output and "paper bound" in r.output, r.output
+
+
 def test_train_cli_errors(tmp_path):
     runner = CliRunner()
     r = runner.invoke(cli, ["train", "pixelcnn", "--config", "nope", "--out", str(tmp_path / "r")])
