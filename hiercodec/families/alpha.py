@@ -64,3 +64,16 @@ class AlphaLevel(Level):
             out[i] = yield self._row_tables(prev)
             prev = out[i]
         return out
+
+
+def alpha_levels(geometry) -> list[Level]:
+    """The alpha level every family appends for images with 2 or 4 channels (none otherwise)."""
+    c = geometry.channels
+    return [AlphaLevel(c - 1, geometry.height, geometry.width)] if c in (2, 4) else []
+
+
+def with_alpha(image: np.ndarray, decoded: dict[str, np.ndarray]) -> np.ndarray:
+    """The colour (or gray) image with the decoded alpha appended, when the file held it."""
+    if "alpha" not in decoded:
+        return image
+    return np.concatenate([image, decoded["alpha"][..., None]], axis=2)

@@ -28,6 +28,7 @@ from hiercodec.exact.layers import subset
 from hiercodec.exact.mixture import ExactMixture
 from hiercodec.exact.pixelcnn import ExactPixelCNN
 from hiercodec.families.auxiliary_config import GRAY_LEVELS, GrayscaleConfig
+from hiercodec.families.alpha import alpha_levels, with_alpha
 from hiercodec.families.base import Geometry, Level
 from hiercodec.families.conditioning import TileFeatures
 from hiercodec.families.pixelcnn import PixelLevel
@@ -134,20 +135,13 @@ class GrayscaleFamily:
         return TileLayout.for_image(geometry.height, geometry.width, self.net.tile)
 
     def levels(self, geometry: Geometry, layout: TileLayout) -> list[Level]:
-        from hiercodec.families.alpha import AlphaLevel
-
         color = 3 if geometry.channels >= 3 else 1
-        levels: list[Level] = [GrayLevel(self.prior, self.categorical, layout, color),
-                               ColorLevel(self.cond, self.mixture, layout, color, self.embedding, self.net.halo)]
-        if geometry.channels in (2, 4):
-            levels.append(AlphaLevel(geometry.channels - 1, geometry.height, geometry.width))
-        return levels
+        return [GrayLevel(self.prior, self.categorical, layout, color),
+                ColorLevel(self.cond, self.mixture, layout, color, self.embedding, self.net.halo),
+                *alpha_levels(geometry)]
 
     def reconstruct(self, decoded: dict[str, np.ndarray], geometry: Geometry, full_size: bool = False) -> np.ndarray:
         """The image from the decoded levels; a file cut after `gray` gives psi x 17 (gray)."""
         if "pixels" not in decoded:
             return (decoded["gray"] * (255 // (GRAY_LEVELS - 1))).astype(np.uint8)
-        image = decoded["pixels"]
-        if "alpha" in decoded:
-            image = np.concatenate([image, decoded["alpha"][..., None]], axis=2)
-        return image
+        return with_alpha(decoded["pixels"], decoded)

@@ -12,6 +12,7 @@ import torch
 
 from hiercodec.exact.mixture import ExactMixture
 from hiercodec.exact.pixelcnn import ExactPixelCNN
+from hiercodec.families.alpha import alpha_levels, with_alpha
 from hiercodec.families.base import Geometry, Level
 from hiercodec.families.raster import RasterLevel
 from hiercodec.tiling import TileLayout
@@ -57,18 +58,10 @@ class PixelCNNFamily:
         return TileLayout.for_image(geometry.height, geometry.width, self.tile)
 
     def levels(self, geometry: Geometry, layout: TileLayout) -> list[Level]:
-        from hiercodec.families.alpha import AlphaLevel
-
         color = 3 if geometry.channels >= 3 else 1
-        levels: list[Level] = [PixelLevel(self.net, self.mixture, layout, color)]
-        if geometry.channels in (2, 4):
-            levels.append(AlphaLevel(geometry.channels - 1, geometry.height, geometry.width))
-        return levels
+        return [PixelLevel(self.net, self.mixture, layout, color), *alpha_levels(geometry)]
 
     def reconstruct(self, decoded: dict[str, np.ndarray], geometry: Geometry, full_size: bool = False) -> np.ndarray:
         """The image (H, W, C) from the decoded levels (pixels, then alpha if present): a file cut
         after the pixels decodes to the colour image without its alpha."""
-        image = decoded["pixels"]
-        if "alpha" in decoded:
-            image = np.concatenate([image, decoded["alpha"][..., None]], axis=2)
-        return image
+        return with_alpha(decoded["pixels"], decoded)

@@ -29,6 +29,7 @@ from hiercodec.exact.layers import subset
 from hiercodec.exact.mixture import ExactMixture
 from hiercodec.exact.pixelcnn import ExactPixelCNN
 from hiercodec.families.auxiliary_config import PyramidConfig
+from hiercodec.families.alpha import alpha_levels, with_alpha
 from hiercodec.families.base import Geometry, Level
 from hiercodec.families.conditioning import TileFeatures
 from hiercodec.families.pixelcnn import PixelLevel, pixel_input
@@ -155,17 +156,13 @@ class PyramidFamily:
         return self.level_layout(geometry, 0)
 
     def levels(self, geometry: Geometry, layout: TileLayout) -> list[Level]:
-        from hiercodec.families.alpha import AlphaLevel
-
         color = 3 if geometry.channels >= 3 else 1
         top = self.net.levels - 1
         levels: list[Level] = [PyramidLevel(self.bottom, self.bottom_mixture, self.level_layout(geometry, top), color, top)]
         for k in reversed(range(top)):
             lay = layout if k == 0 else self.level_layout(geometry, k)
             levels.append(PyramidLevel(self.cond[k], self.mixture[k], lay, color, k, self.embed[k], self.net.halo))
-        if geometry.channels in (2, 4):
-            levels.append(AlphaLevel(geometry.channels - 1, geometry.height, geometry.width))
-        return levels
+        return levels + alpha_levels(geometry)
 
     def reconstruct(self, decoded: dict[str, np.ndarray], geometry: Geometry, full_size: bool = False) -> np.ndarray:
         """The finest decoded level (with alpha when everything is there); with full_size, a coarser
@@ -175,6 +172,4 @@ class PyramidFamily:
         if k and full_size:
             f = 1 << k
             image = np.repeat(np.repeat(image, f, axis=0), f, axis=1)[: geometry.height, : geometry.width]
-        if "alpha" in decoded:
-            image = np.concatenate([image, decoded["alpha"][..., None]], axis=2)
-        return image
+        return with_alpha(image, decoded)
