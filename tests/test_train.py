@@ -190,6 +190,12 @@ def test_train_export_compress_auxiliary(family, tmp_path, monkeypatch):
     Image.fromarray(image).save(tmp_path / "in.png")
     r = runner.invoke(cli, ["verify", "--model", f"tiny-{family}", str(tmp_path / "in.png")])
     assert r.exit_code == 0 and "round trip ok" in r.output and "paper bound" in r.output, r.output
+    r = runner.invoke(cli, ["export", str(tmp_path / "run"), "--name", f"tiny-{family}-8", "--tile", "8"])
+    assert r.exit_code == 0, r.output
+    config = json.loads((tmp_path / "models" / f"tiny-{family}-8" / "config.json").read_text())
+    assert config["network"]["tile"] == 8
+    r = runner.invoke(cli, ["verify", "--model", f"tiny-{family}-8", str(tmp_path / "in.png")])
+    assert r.exit_code == 0 and "round trip ok" in r.output, r.output
 
 
 def test_train_cli_errors(tmp_path):

@@ -8,6 +8,7 @@ of the float model and of the exact model on evaluation crops: the cost of quant
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -51,13 +52,17 @@ def _check_new_id(name: str, folder: Path, force: bool) -> None:
 
 
 def export_run(run: Path, name: str, *, zoo: bool = False, weights: str = "ema", description: str = "",
-               calibration: int = 32, eval_on: str = "train", eval_count: int = 8, force: bool = False) -> dict:
+               calibration: int = 32, eval_on: str = "train", eval_count: int = 8, force: bool = False,
+               tile: int | None = None) -> dict:
     """Export the `weights` ("ema" or "model") of checkpoint `run` (a run folder or its file) as
-    model `name`; returns where it went and the quantization report."""
+    model `name`; returns where it went and the quantization report. `tile` replaces the config's
+    tile side (a coding choice, not part of the trained network)."""
     folder = ZOO_DIR if zoo else user_model_dir()
     _check_new_id(name, folder, force)
     meta, state = load_weights(run, weights)
     config = RunConfig.from_dict(meta["config"])
+    if tile is not None:
+        config = replace(config, network={**config.network, "tile": tile})
     task = task_for(config)
     data = open_dataset(config.train.data)
     patch = config.train.patch or None
