@@ -365,3 +365,25 @@ def test_bench_shows_paper_bound_and_levels(tiny_pyramid, tiny_model):
     assert sum(lv["bound_bits_per_dim"] for lv in pooled["levels"]) == pytest.approx(pooled["bound_bits_per_dim"])
     assert sum(lv["paper_bound_bits_per_dim"] for lv in pooled["levels"]) == pytest.approx(pooled["paper_bound_bits_per_dim"])
     assert pooled["paper_bound_bits_per_dim"] > pooled["bound_bits_per_dim"]
+
+
+def test_damaged_chunks_never_decode_to_a_wrong_image(aux_model):
+    """Bit flips in each level's coded data (CRC32s recomputed, so the decoder really decodes the
+    damage, bounds and features included): a HiercodecError or the very same image, never another."""
+    from test_corruption import attempt, rewrite_chunk
+
+    from hiercodec import container as hc
+
+    image = natural(np.random.default_rng(30), 12, 14, 3)
+    data, _ = round_trip(aux_model, image)
+    rng = np.random.default_rng(31)
+    outcomes = {"error": 0, "image": 0}
+    for index, chunk in enumerate(hc.read(data).chunks):
+        for bit in rng.choice(8 * len(chunk.data), size=12, replace=False):
+            damaged = bytearray(chunk.data)
+            damaged[bit // 8] ^= 1 << (bit % 8)
+            kind, result = attempt(rewrite_chunk(data, index, bytes(damaged)), lambda name: aux_model)
+            outcomes[kind] += 1
+            if kind == "image":
+                np.testing.assert_array_equal(result, image)
+    assert outcomes["error"] > outcomes["image"], outcomes
