@@ -252,3 +252,34 @@ def test_deeper_network_grows_from_shallower_exactly(tmp_path):
     wide = RunConfig(small.name, small.family, "", dict(small.network, channels=12), small.train)
     with pytest.raises(HiercodecError, match="does not fit"):
         task_for(wide).warm_start(task_for(wide).build(), weights)
+
+
+def test_auxiliary_levels_start_from_a_pixelcnn_exactly():
+    """--init-from for grayscale/pyramid: every PixelCNN of the pixelcnn's shape starts as that
+    network (conditioning projections zero, so the embedding changes nothing yet)."""
+    from hiercodec.nn.gated import GatedPixelCNN
+    from hiercodec.train.tasks import task_for
+
+    torch.manual_seed(3)
+    source = GatedPixelCNN(3, 30, 8, 2, 16).eval()
+    for param in source.parameters():  # not the defaults: a copy must show
+        param.data.normal_(0, 0.1)
+    weights = source.state_dict()
+    network = dict(layers=2, channels=8, head=16, mixtures=3, bottom_layers=2, bottom_channels=8, bottom_head=16)
+    config = RunConfig("t", "pyramid", "", network, load_config("pyramid-small").train)
+    task = task_for(config)
+    model = task.build().eval()
+    task.warm_start(model, weights)
+    x = torch.rand(2, 3, 8, 8) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(model["bottom"](x), source(x))
+        features = model["embed0"](x[..., :4, :4])
+        assert torch.equal(model["cond0"](x, features), source(x))
+    gray = RunConfig("t", "grayscale", "", dict(layers=2, channels=8, head=16, mixtures=3),
+                     load_config("grayscale-small").train)
+    model = task_for(gray).build().eval()
+    task_for(gray).warm_start(model, weights)  # the colour network; the 16-way prior starts fresh
+    with torch.no_grad():
+        assert torch.equal(model["cond"](x, model["embed"](x[:, :1])), source(x))
+    with pytest.raises(HiercodecError, match="no PixelCNN"):
+        task_for(load_config("pyramid-small")).warm_start(task_for(load_config("pyramid-small")).build(), weights)

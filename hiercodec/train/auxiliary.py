@@ -21,6 +21,7 @@ from hiercodec.errors import HiercodecError
 from hiercodec.exact.export import export_grayscale, export_pyramid, pixels_tensor, psi_tensor
 from hiercodec.families import build_family
 from hiercodec.families.auxiliary_config import GrayscaleConfig, PyramidConfig
+from hiercodec.nn.gated import GatedPixelCNN
 from hiercodec.nn.mixture import nll_bits
 from hiercodec.train.config import RunConfig
 
@@ -50,7 +51,26 @@ class _AuxiliaryTask:
         return self.net.build(dropout=self.dropout)
 
     def warm_start(self, model: torch.nn.Module, weights: dict[str, torch.Tensor]) -> None:
-        raise HiercodecError(f"--init-from is not available for the {self.net.family} family")
+        """Start every PixelCNN of the model that has the shape of a trained `pixelcnn` network
+        from its weights, with the conditioning projections zeroed: each such level then codes
+        exactly as that network does and learns from there to use the level above (whose
+        embedding starts fresh). Networks of other shapes (the 16-way gray prior) start fresh."""
+        started = []
+        with torch.no_grad():
+            for name, net in model.items():
+                if not isinstance(net, GatedPixelCNN):
+                    continue
+                own = net.state_dict()  # shares storage with the parameters
+                shared = [k for k in own if not k.startswith("cond.")]
+                if set(shared) == set(weights) and all(weights[k].shape == own[k].shape for k in shared):
+                    for k in shared:
+                        own[k].copy_(weights[k])
+                    for p in net.cond.parameters() if net.cond is not None else ():
+                        p.zero_()
+                    started.append(name)
+        if not started:
+            raise HiercodecError(f"cannot start from those weights: no PixelCNN of this {self.net.family} "
+                                 "model has their shape (layers, channels, head, mixtures)")
 
     def export(self, weights: dict[str, torch.Tensor], calibration: np.ndarray):
         """(tensors, exact config, the family ready to code), calibrated on uint8 crops (N, H, W, C)."""
