@@ -1,6 +1,6 @@
 #!/usr/bin/env python
-"""Write the golden .hc files of bitstreams/ with the shipped `default` model, each beside the PNG
-it must decode to (bitstreams/FORMAT.md, "Compatibility"; checked by tests/test_golden.py).
+"""Write the golden .hc files of bitstreams/ with the shipped models, each beside the PNG it must
+decode to (bitstreams/FORMAT.md, "Compatibility"; checked by tests/test_golden.py).
 
     python bitstreams/make_golden.py            # writes bitstreams/<name>.hc and <name>.png
     python bitstreams/make_golden.py --out DIR  # somewhere else (e.g. to try it)
@@ -26,7 +26,8 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 
-# name (sizes as width x height, like the CLI prints them): (height, width, channels, seed)
+# name (sizes as width x height, like the CLI prints them): (height, width, channels, seed), written
+# with --model (the first six with pixelcnn-s1, the default model then), or with the model in MODELS
 GOLDEN: dict[str, tuple[int, int, int, int]] = {
     "gray-17x23": (23, 17, 1, 101),
     "rgb-odd-19x31": (31, 19, 3, 102),
@@ -34,7 +35,13 @@ GOLDEN: dict[str, tuple[int, int, int, int]] = {
     "strip-57x1": (1, 57, 3, 104),
     "gray-alpha-14x9": (9, 14, 2, 105),
     "rgb-tiles-130x5": (5, 130, 3, 106),  # more than one tile of the default model (64)
+    "grayscale-rgb-37x29": (29, 37, 3, 107),
+    "grayscale-gray-alpha-13x10": (10, 13, 2, 108),
+    "pyramid-rgb-70x45": (45, 70, 3, 109),  # two tiles of the full-size level (64)
+    "pyramid-rgba-9x17": (17, 9, 4, 110),
+    "pyramid-gray-5x3": (3, 5, 1, 111),
 }
+MODELS = {name: name.split("-")[0] + "-s1" for name in GOLDEN if name.startswith(("grayscale-", "pyramid-"))}
 PNG_MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
 
 
@@ -93,7 +100,8 @@ def read_png(path: Path) -> np.ndarray:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=HERE, help="folder to write into (default: bitstreams/)")
-    parser.add_argument("--model", default="default", help="model id or alias (default: default)")
+    parser.add_argument("--model", default="default",
+                        help="model id or alias for the files not in MODELS (default: default)")
     parser.add_argument("--only", action="append", choices=sorted(GOLDEN), help="write only these (repeatable)")
     parser.add_argument("--force", action="store_true", help="overwrite existing files (never committed ones!)")
     args = parser.parse_args(argv)
@@ -112,11 +120,11 @@ def main(argv: list[str] | None = None) -> int:
               + ", ".join(str(p) for p in existing) + "; use --force only for files never committed",
               file=sys.stderr)
         return 1
-    model = load(args.model)
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=args.out) as tmp:
         staged = []
         for name in names:
+            model = load(MODELS.get(name, args.model))
             image = golden_image(name)
             data, report = encode_image(model, image)
             decoded, _ = decode_image(data)  # by the id in its header, as a user would

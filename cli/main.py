@@ -213,7 +213,7 @@ def info(file: Path) -> None:
     written and bits per sample (bits/dim) next to the model's bound stored in the file.
 
     Reads the file's header and chunk table (and checks its CRC32s); the model need not be
-    installed.
+    installed (when it is, the levels are named).
 
     \b
     Example:
@@ -222,7 +222,7 @@ def info(file: Path) -> None:
     from hiercodec import api
     from hiercodec.fileio import read_input
 
-    d = api.info(read_input(file))
+    d = api.info(read_input(file), level_names=True)
     echo = click.echo
     echo(f"file:     {file} ({d['file_bytes']:,} bytes, .hc format version {d['format_version']})")
     echo(f"image:    {d['width']}x{d['height']} {d['color']} ({d['channels']} channels, "
@@ -232,7 +232,9 @@ def info(file: Path) -> None:
     echo(f"tiles:    {d['tile'][1]}x{d['tile'][0]} ({d['tiles']} tile{'s' if d['tiles'] != 1 else ''})")
     echo(f"mode:     {d['mode']}, {d['levels_present']} of {d['levels_total']} levels present")
     echo(f"size:     {d['bits_per_dim']:.3f} bits/dim (model bound {d['bound_bits_per_dim']:.3f} bits/dim)")
-    rows = [(str(lv["level"]), f"{lv['bytes']:,}", f"{lv['bits_per_dim']:.3f}",
+    if d["level_names"]:
+        echo(f"levels:   {', '.join(d['level_names'])} (decompress --levels K decodes the first K)")
+    rows = [(f"{lv['level']} {lv['name']}" if "name" in lv else str(lv["level"]), f"{lv['bytes']:,}", f"{lv['bits_per_dim']:.3f}",
              f"{lv['bound_bits']:,}", f"{lv['bound_bits_per_dim']:.3f}") for lv in d["levels"]]
     rows.append(("header", f"{d['header_bytes']:,}", f"{8 * d['header_bytes'] / d['dims']:.3f}", "", ""))
     rows.append(("total", f"{d['file_bytes']:,}", f"{d['bits_per_dim']:.3f}",

@@ -212,7 +212,7 @@ def verify(image, model: str = "default", *, progress: bool = False) -> VerifyRe
 # Info
 
 
-def info(data: bytes) -> dict:
+def info(data: bytes, *, level_names: bool = False) -> dict:
     """What a .hc file holds, from its header and chunk table only (no model, no decoding).
 
     Keys: format_version, model, model_hash (hex), coder, coder_id, coder_version, height, width,
@@ -221,14 +221,19 @@ def info(data: bytes) -> dict:
     bound_bits, bound_bits_per_dim, and levels: one dict per level present with level, bytes,
     bits_per_dim (from the chunk length), bound_bits and bound_bits_per_dim (from the bound
     stored in the file). Bits/dim are per sample of the whole image, so the levels' sum up.
+    With level_names=True and the file's model installed, each level also has its `name` and
+    `level_names` lists every level of the model, top first (this loads the model, hence torch);
+    otherwise `level_names` is [].
     The whole file is checked (header and chunk CRC32s): a damaged file raises FormatError.
     """
     data = _as_bytes(data)
     box = container.read(data)
     h = box.header
     dims = h.height * h.width * h.channels
+    names = _level_names(h) if level_names else []
     levels = [{
         "level": c.level,
+        **({"name": names[c.level]} if names else {}),
         "bytes": len(c.data),
         "bits_per_dim": 8 * len(c.data) / dims,
         "bound_bits": c.bound_bits,
@@ -260,4 +265,19 @@ def info(data: bytes) -> dict:
         "bound_bits": bound,
         "bound_bits_per_dim": bound / dims,
         "levels": levels,
+        "level_names": names,  # every level of the model, top first; [] if it is not installed
     }
+
+
+def _level_names(h: "container.Header") -> list[str]:
+    """The names of the levels of a file's model, or [] when it is not installed (or differs)."""
+    from hiercodec.codec import model_for
+    from hiercodec.families.base import Geometry
+
+    try:
+        model = model_for(h)
+    except HiercodecError:
+        return []
+    geometry = Geometry(h.height, h.width, h.channels)
+    names = [level.name for level in model.family.levels(geometry, model.family.layout(geometry))]
+    return names if len(names) == h.levels_total else []

@@ -351,7 +351,8 @@ def test_info(hc_file):
     assert "lossless, 1 of 1 levels present" in out
     assert f"{size:,} bytes" in out
     level_row = next(line.split() for line in out.splitlines() if line.split()[:1] == ["0"])
-    assert level_row == ["0", f"{len(chunk.data):,}", f"{8 * len(chunk.data) / 126:.3f}",
+    assert "levels:   pixels (decompress --levels K decodes the first K)" in out  # the model is installed
+    assert level_row == ["0", "pixels", f"{len(chunk.data):,}", f"{8 * len(chunk.data) / 126:.3f}",
                          f"{chunk.bound_bits:,}", f"{chunk.bound_bits / 126:.3f}"]
     total_row = next(line.split() for line in out.splitlines() if line.split()[:1] == ["total"])
     assert total_row[1] == f"{size:,}" and total_row[2] == f"{8 * size / 126:.3f}"
@@ -364,8 +365,9 @@ def test_info_rgba_has_two_levels(tmp_path):
     r = run("info", tmp_path / "a.hc")
     assert r.exit_code == 0
     assert "6x5 RGBA" in r.stdout and "2 of 2 levels present" in r.stdout
-    rows = [line.split()[0] for line in r.stdout.splitlines() if line.startswith("  ")]
-    assert rows == ["level", "0", "1", "header", "total"]
+    rows = [" ".join(line.split()[:2]) for line in r.stdout.splitlines() if line.startswith("  ")]
+    assert [row.split()[0] for row in rows] == ["level", "0", "1", "header", "total"]
+    assert rows[1:3] == ["0 pixels", "1 alpha"]
 
 
 def test_verify_dir(tmp_path):
