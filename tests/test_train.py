@@ -77,11 +77,12 @@ def test_config_errors(tmp_path):
         task_for(load_config(str(bad)))
 
 
-def test_small_config_loss_falls(tmp_path):
+@pytest.mark.parametrize("family", ["pixelcnn", "grayscale", "pyramid"])
+def test_small_config_loss_falls(tmp_path, family):
     torch.set_num_threads(1)
     images = ImageSet(smooth_images(6, 32), "smooth")
     crops = np.stack([im[:16, :16] for im in smooth_images(4, 32, seed=9)])
-    config = load_config("pixelcnn-small").with_train(steps=60, log_every=10, eval_every=60, eval_data="given")
+    config = load_config(f"{family}-small").with_train(steps=60, log_every=10, eval_every=60, eval_data="given")
     summary = train(tmp_path / "run", config, images=images, eval_images=crops, progress=False)
     log = records(tmp_path / "run")
     evals = [r["eval_bpd"] for r in log if "eval_bpd" in r]
