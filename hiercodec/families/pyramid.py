@@ -89,21 +89,20 @@ class _BlockContext:
         self.w = lay.to_tiles(block_weights(lay.height, lay.width)[..., None], 0)[:, 0]  # 0 = padding
 
     def bounds(self, tiles: slice, values: np.ndarray, i: int, j0: int, j1: int, c: int):
-        js = np.arange(j0, j1)
         wt, x = self.w[tiles], values[:, c]
-        known = np.zeros((len(wt), len(js)), np.int64)
+        known = np.zeros((len(wt), j1 - j0), np.int64)
         rest = np.zeros_like(known)
-        for pj in (0, 1):
-            sel = (js & 1) == pj
-            jj = js[sel]
-            if not len(jj):
+        for pj in (0, 1):  # columns of each parity: their block neighbours sit at the same offsets
+            first = j0 + ((pj - j0) & 1)
+            if first >= j1:
                 continue
+            jj, at = np.arange(first, j1, 2), slice(first - j0, None, 2)
             for di, dj in KNOWN[i & 1, pj]:
-                known[:, sel] += x[:, i + di, jj + dj].astype(np.int64) * wt[:, i + di, jj + dj]
+                known[:, at] += x[:, i + di, jj + dj].astype(np.int64) * wt[:, i + di, jj + dj]
             for di, dj in REST[i & 1, pj]:
-                rest[:, sel] += wt[:, i + di, jj + dj]
-        w = wt[:, i, js]
-        lo, hi = block_bounds(self.m[tiles][:, c, i, js], known, rest, np.maximum(w, 1))
+                rest[:, at] += wt[:, i + di, jj + dj]
+        w = wt[:, i, j0:j1]
+        lo, hi = block_bounds(self.m[tiles][:, c, i, j0:j1], known, rest, np.maximum(w, 1))
         return np.where(w > 0, lo, 0).T, np.where(w > 0, hi, 255).T  # padding: unrestricted
 
 
