@@ -284,3 +284,11 @@ def test_auxiliary_levels_start_from_a_pixelcnn_exactly():
         assert torch.equal(model["cond"](x, model["embed"](x[:, :1])), source(x))
     with pytest.raises(HiercodecError, match="no PixelCNN"):
         task_for(load_config("pyramid-small")).warm_start(task_for(load_config("pyramid-small")).build(), weights)
+
+
+def test_learning_rate_warmup_and_decay():
+    from hiercodec.train.loop import learning_rate
+
+    s = tiny_config().train.__class__(lr=0.01, lr_decay=0.5, warmup=4)
+    assert [learning_rate(s, k) for k in range(5)] == pytest.approx([0.0025, 0.0025, 0.001875, 0.00125, 0.000625])
+    assert learning_rate(s.__class__(lr=0.01, lr_decay=0.5), 1) == pytest.approx(0.005)

@@ -32,6 +32,7 @@ class TrainSettings:
     optimizer: str = "adam"  # "adam" or "adamax"
     lr: float = 1e-3
     lr_decay: float = 1.0  # exponential decay per step: lr * lr_decay ** step
+    warmup: int = 0  # steps of linear learning-rate warm-up (a fresh Adam on trained weights jolts them)
     dropout: float = 0.0
     ema_decay: float = 0.999  # Polyak averaging of the weights (exported by default)
     steps: int = 1000

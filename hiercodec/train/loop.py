@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from hiercodec.errors import HiercodecError
 from hiercodec.train import checkpoint
-from hiercodec.train.config import RunConfig
+from hiercodec.train.config import RunConfig, TrainSettings
 from hiercodec.train.datasets import ImageSet, open_dataset, to_gray
 from hiercodec.train.tasks import task_for
 
@@ -84,6 +84,13 @@ def evaluate(task, model: torch.nn.Module, crops: np.ndarray, device: torch.devi
             total += float(task.bits(model, torch.from_numpy(crops[i : i + EVAL_BATCH]).to(device)).sum())
     model.train()
     return total / crops.size
+
+
+def learning_rate(s: TrainSettings, step: int) -> float:
+    """lr * lr_decay^step, ramped up linearly over the first `warmup` steps; from the step alone,
+    so a resumed run continues the schedule."""
+    ramp = min(1.0, (step + 1) / s.warmup) if s.warmup else 1.0
+    return s.lr * s.lr_decay ** step * ramp
 
 
 def _optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
@@ -219,7 +226,7 @@ def train(out: Path, config: RunConfig, *, resume: bool = False, minutes: float 
         eval_bpd = run_eval()  # the untrained baseline: the first point of the curve
     try:
         while step < s.steps:
-            lr = s.lr * s.lr_decay ** step  # from the step alone: a resumed run continues the schedule
+            lr = learning_rate(s, step)
             for g in opt.param_groups:
                 g["lr"] = lr
             x = next(batches)
