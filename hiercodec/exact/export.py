@@ -70,6 +70,13 @@ class Exporter:
             self.tensors[f"{name}.lo"], self.tensors[f"{name}.hi"] = lo.astype(np.int32), hi.astype(np.int32)
         self.bounds[name] = math.log2(max(1.0, accumulator_bound(w_int, b_int, in_max)))
 
+    def lut(self, name: str, values: np.ndarray) -> None:
+        """Store a lookup table as int32: every table's entries (gates, ELU, exp, the logistic CDF)
+        are far inside its range, and int64 would double the model file for nothing."""
+        if values.min() < -(1 << 31) or values.max() >= 1 << 31:
+            raise ValueError(f"lookup table {name} does not fit int32")
+        self.tensors[name] = values.astype(np.int32)
+
     def bound_report(self) -> dict[str, float]:
         return {k: round(v, 2) for k, v in self.bounds.items()}
 
@@ -108,19 +115,22 @@ def export_gated(ex: Exporter, prefix: str, model: GatedPixelCNN, x: torch.Tenso
     ex.conv(n("out1"), model.out1, f_h, f_o1)
     if head == "mixture":
         gain, offset, lo, hi = _out2_affine(k)
-        ex.tensors.update({n(f"lut.{name}"): v for name, v in xm.build_luts().items()})
+        for name, values in xm.build_luts().items():
+            ex.lut(n(f"lut.{name}"), values)
     elif head == "categorical":
         gain, offset = np.full(k, LOGIT_SCALE), np.zeros(k)
         lo, hi = np.full(k, LOGIT_MIN), np.full(k, LOGIT_MAX)
-        ex.tensors[n("lut.exp")] = xm.build_luts()["exp"]
+        ex.lut(n("lut.exp"), xm.build_luts()["exp"])
     else:
         raise ValueError(f"unknown head {head!r}")
     ex.conv(n("out2"), model.out2, f_o1, 0, gain=gain, offset=offset, lo=lo, hi=hi)
     for l in range(layers + 1):
         if l < layers:  # the last vertical stack output feeds nothing
-            ex.tensors[n(f"lut.gate.v{l}.tanh")], ex.tensors[n(f"lut.gate.v{l}.sig")] = gate_luts(f_vp[l])
-        ex.tensors[n(f"lut.gate.h{l}.tanh")], ex.tensors[n(f"lut.gate.h{l}.sig")] = gate_luts(f_hp[l])
-    ex.tensors[n("lut.elu")] = elu_lut(f_o1, f_o1)
+            for kind, values in zip(("tanh", "sig"), gate_luts(f_vp[l])):
+                ex.lut(n(f"lut.gate.v{l}.{kind}"), values)
+        for kind, values in zip(("tanh", "sig"), gate_luts(f_hp[l])):
+            ex.lut(n(f"lut.gate.h{l}.{kind}"), values)
+    ex.lut(n("lut.elu"), elu_lut(f_o1, f_o1))
     return {"h_frac": f_h, "vp_frac": f_vp, "hp_frac": f_hp, "o1_frac": f_o1}
 
 
@@ -139,12 +149,12 @@ def export_embedding(ex: Exporter, prefix: str, model: Embedding, x: torch.Tenso
     for b in range(model.blocks):
         ex.conv(n(f"conv1.{b}"), model.conv1[b], f_h, f_r[b])
         ex.conv(n(f"conv2.{b}"), model.conv2[b], f_r[b], f_h)
-        ex.tensors[n(f"lut.elu.{b}")] = elu_lut(f_r[b], f_r[b])
+        ex.lut(n(f"lut.elu.{b}"), elu_lut(f_r[b], f_r[b]))
     for b, conv in model.down.items():
         ex.conv(n(f"down.{b}"), conv, f_h, f_h)
     for b, conv in model.up.items():
         ex.conv(n(f"up.{b}"), conv, f_h, f_h)
-    ex.tensors[n("lut.elu")] = elu_lut(f_h, f_h)
+    ex.lut(n("lut.elu"), elu_lut(f_h, f_h))
     return {"frac": f_h, "r_frac": f_r}
 
 
