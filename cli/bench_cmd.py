@@ -101,10 +101,14 @@ def _step_bar(total: int):
         bar.close()
 
 
+DEFAULT_MODELS = ("default", "grayscale", "pyramid")  # one shipped model of each family
+
+
 @click.command(short_help="Compare models with PNG, JPEG XL, WebP, ... on the same images.")
 @click.argument("targets", metavar="[IMAGES...|DIR]", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--model", "-m", "models", multiple=True, metavar="NAME",
-              help="Model id or alias (see `hiercodec models`); repeat for several.  [default: default]")
+              help="Model id or alias (see `hiercodec models`); repeat for several.  "
+                   "[default: default, grayscale, pyramid]")
 @click.option("--peers", metavar="LIST",
               help=f"Comma-separated peer codecs out of {_PEER_NAMES}, or 'none'. "
                    "[default: every one installed]")
@@ -139,7 +143,7 @@ def bench(targets: tuple[Path, ...], models: tuple[str, ...], peers: str | None,
 
     \b
     Examples:
-      hiercodec bench                                   # held-out photos, default model, all peers
+      hiercodec bench                                   # held-out photos, the 3 shipped models, all peers
       hiercodec bench photos/ --peers png,jpegxl --out results.json
       hiercodec bench astronaut --threads 2             # one held-out photo
       hiercodec bench a.png b.png -m default -m my-pixelcnn --plot bench.png
@@ -149,7 +153,7 @@ def bench(targets: tuple[Path, ...], models: tuple[str, ...], peers: str | None,
 
     _check_outputs(out, plot, force)
     peer_names = _peer_list(peers)
-    loaded = [load(name) for name in (models or ("default",))]  # a missing model fails first
+    loaded = [load(name) for name in (models or DEFAULT_MODELS)]  # a missing model fails first
     images = _load_images(targets)
     with _torch_threads(threads), _step_bar(len(images) * (len(loaded) + len(peer_names))) as step:
         result = run_bench(images, loaded, peer_names, on_step=step)
