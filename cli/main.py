@@ -291,18 +291,18 @@ def verify(target: Path, model: str) -> None:
         click.echo(f"{path}: {r.width}x{r.height} {color_name(r.channels)}, model {r.model_id}")
         # families with consistency-constrained coding also show the paper's bound (tables unrestricted)
         paper = r.constrained
-        rows = [(lv.name, *([_fmt_bits(lv.bound_bits if lv.unconstrained_bits is None else lv.unconstrained_bits)] if paper else []),
+        rows = [(lv.name, *([_fmt_bits(lv.paper_bound_bits)] if paper else []),
                  _fmt_bits(lv.bound_bits), f"{lv.written_bits:,}", f"{lv.overhead_percent:+.3f}%")
                 for lv in r.levels]
-        rows.append(("chunks", *([_fmt_bits(r.unconstrained_bits)] if paper else []), _fmt_bits(r.bound_bits),
+        rows.append(("chunks", *([_fmt_bits(r.paper_bound_bits)] if paper else []), _fmt_bits(r.bound_bits),
                      f"{r.written_bits:,}", f"{r.overhead_percent:+.3f}%"))
         rows.append(("header", *([""] if paper else []), "", f"{r.header_bits:,}", ""))
-        rows.append(("file", *([_fmt_bits(r.unconstrained_bits)] if paper else []), _fmt_bits(r.bound_bits),
+        rows.append(("file", *([_fmt_bits(r.paper_bound_bits)] if paper else []), _fmt_bits(r.bound_bits),
                      f"{r.file_bits:,}", f"{r.file_overhead_percent:+.3f}%"))
         _table(("level", *(["paper bound"] if paper else []), "bound bits", "bits written", "overhead"), rows)
         verdict = "round trip ok" if r.roundtrip_ok else f"ROUND TRIP FAILED: {_one_line(r.error)}"
         bounds = f"bound {r.bound_bits_per_dim:.3f}" + (
-            f", paper bound {r.unconstrained_bits / r.dims:.3f} without consistency coding" if paper else "")
+            f", paper bound {r.paper_bound_bits / r.dims:.3f} without consistency coding" if paper else "")
         click.echo(f"  {r.bits_per_dim:.3f} bits/dim ({bounds}); {verdict}; "
                    f"encode {r.encode_seconds:.2f} s, decode {r.decode_seconds:.2f} s")
         failures += not r.roundtrip_ok

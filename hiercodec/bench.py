@@ -32,7 +32,6 @@ from hiercodec.errors import HiercodecError, ImageError
 from hiercodec.fileio import atomic_write
 from hiercodec.images import images_in, load_image, to_public
 from hiercodec.peers import PEERS, run_peer
-from hiercodec.report import differs
 
 if TYPE_CHECKING:  # pragma: no cover
     from hiercodec.zoo import Model
@@ -171,10 +170,9 @@ def _model_row(model: "Model", name: str, image: np.ndarray) -> Row:
     (decoded, _), decode_s = _timed(decode_image, data, lambda _id: model)
     if decoded.shape != image.shape or not np.array_equal(decoded, image):
         raise HiercodecError(f"model {model.id!r} did not decode image {name!r} to the same pixels")
-    levels = tuple((lv.name, lv.bound_bits, lv.bound_bits if lv.unconstrained_bits is None else lv.unconstrained_bits)
-                   for lv in report.levels)
+    levels = tuple((lv.name, lv.bound_bits, lv.paper_bound_bits) for lv in report.levels)
     return Row(name, tuple(image.shape), model.id, MODEL, len(data), 8 * len(data) / image.size,
-               report.bound_bits_per_dim, encode_s, decode_s, report.unconstrained_bits / image.size, levels)
+               report.bound_bits_per_dim, encode_s, decode_s, report.paper_bound_bits / image.size, levels)
 
 
 def _peer_input(image: np.ndarray) -> np.ndarray | None:
@@ -282,8 +280,7 @@ def _columns(result: BenchResult) -> list[tuple[str, str, str]]:
              "encode_s": "enc s", "decode_s": "dec s"}
     for codec, kind in result.codecs.items():
         # peers have no bound; the paper's bound is shown where consistency-constrained coding changed it
-        constrained = any(differs(r.paper_bound_bits_per_dim, r.bound_bits_per_dim)
-                          for r in result.rows if r.codec == codec and r.bound_bits_per_dim is not None)
+        constrained = any(r.paper_bound_bits_per_dim != r.bound_bits_per_dim for r in result.rows if r.codec == codec)
         fields = [f for f in heads if kind == MODEL or "bound" not in f]
         fields = [f for f in fields if constrained or f != "paper_bound_bits_per_dim"]
         cols += [(codec, f, f"{codec} {heads[f]}") for f in fields]

@@ -41,7 +41,7 @@ def encode_image(model: Model, image: np.ndarray, progress: Progress | None = No
         data = coder.to_bytes()
         chunks.append(container.ChunkEntry(index, data, _values_crc(values), math.ceil(stats.bound_bits)))
         reports.append(LevelReport(level.name, stats.bound_bits, len(data), stats.symbols,
-                                   stats.extra.get("unconstrained_bits")))
+                                   stats.extra.get("saved_bits", 0.0)))
         above[level.name] = values
     header = container.Header(
         model_id=model.id, model_hash=model.hash, coder_id=CODER_ID, coder_version=CODER_VERSION,

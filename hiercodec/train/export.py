@@ -34,10 +34,10 @@ def exact_bits(family, images: np.ndarray) -> tuple[float, float]:
         above: dict[str, np.ndarray] = {}
         for level in family.levels(g, family.layout(g)):
             values = level.analyze(image, above)
-            level.unconstrained_bits = 0.0
+            level.saved_bits = 0.0
             level_bits = sum(bits(s, f) for s, f in level.encode_groups(values, above))
             bound += level_bits
-            paper += level.unconstrained_bits
+            paper += level_bits + level.saved_bits
             above[level.name] = values
     return paper, bound
 
@@ -75,7 +75,7 @@ def export_run(run: Path, name: str, *, zoo: bool = False, weights: str = "ema",
     fb, (eb, cb) = task.float_bits(state, evaluation), exact_bits(family, evaluation)
     report = {"float_bpd": fb / evaluation.size, "exact_bpd": eb / evaluation.size,
               "loss_percent": 100 * (eb / fb - 1), "evaluated_on": eval_on}
-    if abs(cb - eb) > 1e-6 * eb:  # consistency-constrained coding: what the file costs
+    if cb != eb:  # consistency-constrained coding: what the file costs
         report["constrained_bpd"] = cb / evaluation.size
     exact_config["training"] = {"steps": meta["step"], "weights": weights, "config": config.name,
                                 "quantization": report}
