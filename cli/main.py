@@ -195,14 +195,14 @@ def cut(src: Path, out: Path, levels: int, force: bool) -> None:
     Example:
       hiercodec cut --levels 2 photo.hc preview.hc
     """
-    from hiercodec import api
+    from hiercodec import api, container
     from hiercodec.fileio import atomic_write, read_input
 
     _check_paths(src, out, force)
     data = read_input(src)
     kept = api.cut(data, levels)
     atomic_write(out, kept, force)
-    click.echo(f"{out}: {len(kept):,} bytes, {levels} of {api.info(data)['levels_total']} levels "
+    click.echo(f"{out}: {len(kept):,} bytes, {levels} of {container.read_header(kept).levels_total} levels "
                f"({100 * len(kept) / len(data):.1f}% of {src})")
 
 

@@ -1,7 +1,8 @@
 """Cutting a level into tiles that are coded in lockstep (DESIGN.md, "Images of any size").
 
 The grid has ceil(H / T) x ceil(W / T) tiles of equal size th x tw with th = ceil(H / rows), so
-padding is less than one row (column) per tile row (column). Padded positions hold a constant
+padding is less than one row (column) per tile row (column); levels whose 2 x 2 blocks must stay
+within a tile round th and tw up to even sizes. Padded positions hold a constant
 the decoder knows (`fill`) and are never coded.
 """
 

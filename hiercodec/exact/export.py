@@ -21,12 +21,16 @@ from hiercodec.exact.quant import (
     quantize_weights, rounding_offset,
 )
 from hiercodec.families.auxiliary_config import GRAY_LEVELS, GrayscaleConfig, PyramidConfig
+from hiercodec.families.grayscale import PSI_MAX, psi, psi_input
+from hiercodec.families.pixelcnn import pixel_input
+from hiercodec.families.pyramid import downsample
 from hiercodec.families.pixelcnn_config import PixelCNNConfig, to_input
 from hiercodec.nn import mixture as fm
 from hiercodec.nn.embedding import Embedding
 from hiercodec.nn.gated import GatedPixelCNN
 
 INPUT_FRAC = 7  # network input (x - 128) / 128
+PSI_FRAC = 4  # network input (2 psi - 15) / 16
 MARGIN = 1.25
 GATE_INPUT_FRAC = 8  # 12-bit activations with 8 fractional bits span +-8
 
@@ -176,31 +180,33 @@ def _exact_config(family: str, network, ex: Exporter, **parts: dict) -> dict:
     return {"family": family, "network": network.to_dict(), "exact": exact}
 
 
+def _float_input(values: np.ndarray, integer_input, frac: int) -> torch.Tensor:
+    """uint8 level values (N, H, W, C) -> float network input (N, C', H, W): the codec's own integer
+    inputs at scale 2^-frac, so training, calibration and the exact network see the same numbers."""
+    x = torch.from_numpy(values.astype(np.float64)).permute(0, 3, 1, 2)
+    return (integer_input(x) * 2.0 ** -frac).float()
+
+
 def psi_tensor(psi_values: np.ndarray) -> torch.Tensor:
-    """psi (N, H, W, 1) uint8 -> float network input (N, 1, H, W) (2 psi - 15) / 16, exactly the
-    exact network's integers 2 psi - 15 at 4 fractional bits."""
-    p = torch.from_numpy(psi_values.astype(np.float32)).permute(0, 3, 1, 2)
-    return (2 * p - 15) / 16
+    """psi (N, H, W, 1) -> (N, 1, H, W): (2 psi - 15) / 16."""
+    return _float_input(psi_values, psi_input, PSI_FRAC)
 
 
 def pixels_tensor(values: np.ndarray) -> torch.Tensor:
-    """uint8 (N, H, W, C), C = 1 or 3 -> float network input (N, 3, H, W) (gray replicated)."""
-    x = torch.from_numpy(np.ascontiguousarray(values)).permute(0, 3, 1, 2)
-    return to_input(x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x)
+    """Pixels (N, H, W, C), C = 1 or 3 -> (N, 3, H, W): (x - 128) / 128, gray replicated."""
+    return _float_input(values, pixel_input, INPUT_FRAC)
 
 
 def export_grayscale(state_dict: dict[str, torch.Tensor], config: GrayscaleConfig,
                      calibration: np.ndarray) -> tuple[dict[str, np.ndarray], dict]:
     """(tensors, exact config) of a Grayscale PixelCNN; calibration: uint8 RGB crops (N, H, W, 3)."""
-    from hiercodec.families.grayscale import psi
-
     model = config.build()
     model.load_state_dict(state_dict)
     model.eval()
     p, x = psi_tensor(psi(calibration)), pixels_tensor(calibration)
     ex = Exporter()
-    prior = export_gated(ex, "prior.", model["prior"], p, 4, 15, "categorical", GRAY_LEVELS)
-    embed = export_embedding(ex, "embed.", model["embed"], p, 4, 15)
+    prior = export_gated(ex, "prior.", model["prior"], p, PSI_FRAC, PSI_MAX, "categorical", GRAY_LEVELS)
+    embed = export_embedding(ex, "embed.", model["embed"], p, PSI_FRAC, PSI_MAX)
     with torch.no_grad():
         features = model["embed"](p)[..., : x.shape[2], : x.shape[3]]
     cond = export_gated(ex, "cond.", model["cond"], x, INPUT_FRAC, 128, "mixture", config.mixtures,
@@ -211,8 +217,6 @@ def export_grayscale(state_dict: dict[str, torch.Tensor], config: GrayscaleConfi
 def export_pyramid(state_dict: dict[str, torch.Tensor], config: PyramidConfig,
                    calibration: np.ndarray) -> tuple[dict[str, np.ndarray], dict]:
     """(tensors, exact config) of a Pyramid PixelCNN; calibration: uint8 RGB crops (N, H, W, 3)."""
-    from hiercodec.families.pyramid import downsample
-
     model = config.build()
     model.load_state_dict(state_dict)
     model.eval()

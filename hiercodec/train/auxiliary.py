@@ -21,6 +21,8 @@ from hiercodec.errors import HiercodecError
 from hiercodec.exact.export import export_grayscale, export_pyramid, pixels_tensor, psi_tensor
 from hiercodec.families import build_family
 from hiercodec.families.auxiliary_config import GrayscaleConfig, PyramidConfig
+from hiercodec.families.grayscale import psi
+from hiercodec.families.pyramid import downsample
 from hiercodec.nn.gated import GatedPixelCNN
 from hiercodec.nn.mixture import nll_bits
 from hiercodec.train.config import RunConfig
@@ -94,8 +96,6 @@ class GrayscaleTask(_AuxiliaryTask):
     export_fn = staticmethod(export_grayscale)
 
     def bits(self, model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-        from hiercodec.families.grayscale import psi
-
         device = x.device
         values = x.cpu().numpy()
         p = psi(values)
@@ -121,8 +121,6 @@ class PyramidTask(_AuxiliaryTask):
     export_fn = staticmethod(export_pyramid)
 
     def bits(self, model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-        from hiercodec.families.pyramid import downsample
-
         device = x.device
         levels = [x.cpu().numpy()]
         for _ in range(self.net.levels - 1):
