@@ -16,6 +16,7 @@ import click
 from hiercodec.errors import HiercodecError
 
 _PEER_NAMES = "png, jpegxl, webp, jpeg2000, jpegls, avif"
+_LOSSY_PEER_NAMES = "jpeg, webp, jpegxl"
 
 
 def _peer_list(spec: str | None) -> list[str]:
@@ -36,13 +37,32 @@ def _peer_list(spec: str | None) -> list[str]:
     return names
 
 
-def _check_outputs(out: Path | None, plot: Path | None, force: bool) -> None:
+def _lossy_peer_list(spec: str | None) -> list[str]:
+    """--peers with --lossy: a comma list of lossy peers, 'none', or (not given) every installed one."""
+    from hiercodec.peers_lossy import LOSSY_PEERS, available_lossy_peers
+
+    if spec is None:
+        return available_lossy_peers()
+    names = [p.strip().lower() for p in spec.split(",") if p.strip()]
+    if names == ["none"]:
+        return []
+    installed = set(available_lossy_peers())
+    for name in names:
+        if name not in LOSSY_PEERS:
+            raise HiercodecError(f"--peers: unknown lossy peer codec {name!r}; with --lossy choose from "
+                                 f"{', '.join(LOSSY_PEERS)} or none")
+        if name not in installed:
+            raise HiercodecError(f"--peers: {name!r} is not available here: pip install \"hiercodec[bench]\"")
+    return list(dict.fromkeys(names))
+
+
+def _check_outputs(out: Path | None, plot: Path | None, force: bool, formats: dict | None = None) -> None:
     """Before any coding: a bad name must not cost a whole benchmark run."""
-    from hiercodec.bench import check_plot, output_format
+    from hiercodec.bench import OUTPUT_FORMATS, check_plot, output_format
     from hiercodec.fileio import check_output
 
     if out is not None:
-        output_format(out)
+        output_format(out, formats or OUTPUT_FORMATS)
         check_output(out, force)
     if plot is not None:
         if plot.suffix.lower() != ".png":
@@ -102,24 +122,52 @@ def _step_bar(total: int):
 
 
 DEFAULT_MODELS = ("default", "grayscale", "pyramid")  # one shipped model of each family
+DEFAULT_LOSSY_MODELS = ("vqvae2",)  # its top codes (K=1) and bottom codes (K=2) are lossy points
+
+
+def _lossy_models(names: tuple[str, ...]) -> list:
+    """Load the --lossy models (a missing one fails before any work) and refuse one-level models,
+    with a colour image's level count (the held-out photos are colour; run_lossy_bench checks
+    every image's own again)."""
+    from hiercodec.bench_lossy import check_lossy_model
+    from hiercodec.errors import ModelNotFoundError
+    from hiercodec.zoo import load
+
+    loaded = []
+    for name in names or DEFAULT_LOSSY_MODELS:
+        try:
+            model = load(name)
+        except ModelNotFoundError as err:
+            if names:
+                raise
+            raise HiercodecError(f"{err}; --lossy uses it by default: name a hierarchical model with -m, "
+                                 "e.g. -m pyramid") from None
+        check_lossy_model(model)
+        loaded.append(model)
+    return loaded
 
 
 @click.command(short_help="Compare models with PNG, JPEG XL, WebP, ... on the same images.")
 @click.argument("targets", metavar="[IMAGES...|DIR]", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--lossy", is_flag=True,
+              help="Rate-distortion mode: each model's lossy files (its first K levels) against JPEG, "
+                   "WebP and JPEG XL lossy at the same rate (see below).")
 @click.option("--model", "-m", "models", multiple=True, metavar="NAME",
               help="Model id or alias (see `hiercodec models`); repeat for several.  "
-                   "[default: default, grayscale, pyramid]")
+                   "[default: default, grayscale, pyramid; with --lossy: vqvae2]")
 @click.option("--peers", metavar="LIST",
-              help=f"Comma-separated peer codecs out of {_PEER_NAMES}, or 'none'. "
-                   "[default: every one installed]")
+              help=f"Comma-separated peer codecs out of {_PEER_NAMES} (with --lossy: "
+                   f"{_LOSSY_PEER_NAMES}), or 'none'.  [default: every one installed]")
 @click.option("--out", "-o", type=click.Path(path_type=Path), metavar="FILE",
-              help="Also write every row to FILE: CSV if it ends in .csv, JSON if in .json.")
+              help="Also write every row to FILE: CSV if it ends in .csv, JSON if in .json "
+                   "(with --lossy also markdown, .md).")
 @click.option("--plot", type=click.Path(path_type=Path), metavar="FILE.png",
-              help="Draw bits/dim per image and codec, and bits/dim vs decode time (needs matplotlib).")
+              help="Draw bits/dim per image and codec, and bits/dim vs decode time; with --lossy, "
+                   "PSNR and MS-SSIM vs bits per pixel (needs matplotlib).")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
               help="torch threads for the models (timings depend on it; sizes do not).")
 @click.option("--force", "-f", is_flag=True, help="Overwrite --out and --plot files that exist.")
-def bench(targets: tuple[Path, ...], models: tuple[str, ...], peers: str | None, out: Path | None,
+def bench(targets: tuple[Path, ...], lossy: bool, models: tuple[str, ...], peers: str | None, out: Path | None,
           plot: Path | None, threads: int, force: bool) -> None:
     """Code the same images with hiercodec models and the peer codecs, check every round trip,
     and print a markdown table: per image and pooled over all images ("all": total bits / total
@@ -147,7 +195,33 @@ def bench(targets: tuple[Path, ...], models: tuple[str, ...], peers: str | None,
       hiercodec bench photos/ --peers png,jpegxl --out results.json
       hiercodec bench astronaut --threads 2             # one held-out photo
       hiercodec bench a.png b.png -m default -m my-pixelcnn --plot bench.png
+
+    Lossy mode (--lossy): a hierarchical model's file can hold only its first K levels
+    (`hiercodec cut`, `hiercodec.encode(..., levels=K)`), which decode to an approximation
+    of the image at full size (pyramid: its 1/8, 1/4 or 1/2-size level repeated over the
+    blocks; vqvae2: its top codes, then bottom codes, through its decoder). Every K from 1
+    to the model's level count - 1 is a point: its bits per pixel (8 x file bytes / pixels),
+    PSNR and MS-SSIM. Each peer is then run at the matched rate: per image, its setting
+    (JPEG and WebP quality, JPEG XL distance) whose file is closest in bits per pixel to the
+    point's, found by bisection. The table pools the images (total bits / total pixels,
+    mean PSNR and MS-SSIM); --plot draws each peer's curve over a grid of settings and the
+    points as markers "model K levels". A model with a single level (`default`) has no
+    lossy point and is refused. Images must be gray or RGB, at least 11x11.
+
+    \b
+    Lossy peers (imagecodecs):
+      jpeg      JPEG, quality 1..100, optimized Huffman, 4:2:0
+      webp      WebP lossy, quality 0..100, method 6
+      jpegxl    JPEG XL lossy, distance 25..0.1, effort 7
+
+    \b
+    Examples:
+      hiercodec bench --lossy astronaut -m pyramid      # default models: vqvae2
+      hiercodec bench --lossy photos/ -m pyramid --peers jpeg,jpegxl --out rd.json --plot rd.png
     """
+    if lossy:
+        _bench_lossy(targets, models, peers, out, plot, threads, force)
+        return
     from hiercodec.bench import markdown, plot as draw, run_bench, write_output
     from hiercodec.zoo import load
 
@@ -167,4 +241,27 @@ def bench(targets: tuple[Path, ...], models: tuple[str, ...], peers: str | None,
         click.echo(f"wrote {out}", err=True)
     if plot is not None:
         draw(result, plot, force)
+        click.echo(f"wrote {plot}", err=True)
+
+
+def _bench_lossy(targets: tuple[Path, ...], models: tuple[str, ...], peers: str | None, out: Path | None,
+                 plot: Path | None, threads: int, force: bool) -> None:
+    """`bench --lossy`: every check first, then the run with a progress bar, then the outputs."""
+    from hiercodec.bench_lossy import (LOSSY_FORMATS, lossy_steps, markdown, plot_lossy, run_lossy_bench,
+                                       write_lossy_output)
+
+    _check_outputs(out, plot, force, LOSSY_FORMATS)
+    peer_names = _lossy_peer_list(peers)
+    loaded = _lossy_models(models)
+    images = _load_images(targets)
+    total = lossy_steps([a.shape for a in images.values()], loaded, peer_names)  # images are (H, W, C)
+    with _torch_threads(threads), _step_bar(total) as step:
+        result = run_lossy_bench(images, loaded, peer_names, on_step=step)
+    click.echo(markdown(result))
+    click.echo(f"Seconds with {threads} torch thread{'s' if threads > 1 else ''}.")
+    if out is not None:
+        write_lossy_output(result, out, force)
+        click.echo(f"wrote {out}", err=True)
+    if plot is not None:
+        plot_lossy(result, plot, force)
         click.echo(f"wrote {plot}", err=True)

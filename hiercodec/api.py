@@ -102,25 +102,26 @@ def _checked_image(image) -> np.ndarray:
     return array
 
 
-def encode_with_report(image, model: "str | Model" = "default", *,
-                       progress: bool = False) -> "tuple[bytes, Report]":
+def encode_with_report(image, model: "str | Model" = "default", *, progress: bool = False,
+                       levels: int | None = None) -> "tuple[bytes, Report]":
     """`encode`, also returning the codec's Report (bound and bytes per level)."""
     from hiercodec.codec import encode_image
 
     array = _checked_image(image)
     m = _model(model)
-    with _progress(progress, array.size, "encode") as update:
-        return encode_image(m, array, update)
+    with _progress(progress and levels is None, array.size, "encode") as update:
+        return encode_image(m, array, update, levels=levels)
 
 
-def encode(image, model: str = "default", *, progress: bool = False) -> bytes:
-    """Losslessly compress an image to the bytes of a .hc file.
+def encode(image, model: str = "default", *, progress: bool = False, levels: int | None = None) -> bytes:
+    """Compress an image to the bytes of a .hc file: losslessly, or with `levels` = K keeping
+    only the model's first K levels (a lossy file; `decode` reconstructs the image from them).
 
     image: a file path, a PIL image, or a uint8 array (H, W) gray or (H, W, C) with C = 1 gray,
     2 gray+alpha, 3 RGB, 4 RGBA. model: a model id or alias of the zoo (`list_models()`).
     progress: show a progress bar on stderr for work that takes more than a second.
     """
-    return encode_with_report(image, model, progress=progress)[0]
+    return encode_with_report(image, model, progress=progress, levels=levels)[0]
 
 
 def _as_bytes(data) -> bytes:

@@ -34,11 +34,13 @@ from hiercodec.images import images_in, load_image, to_public
 from hiercodec.peers import PEERS, run_peer
 
 if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
+
     from hiercodec.zoo import Model
 
 __all__ = ["Row", "Overall", "BenchResult", "image_paths", "read_images",
            "check_codecs", "run_bench", "markdown", "to_csv", "to_json", "output_format", "write_output",
-           "check_plot", "plot"]
+           "check_plot", "plot", "new_figure", "save_png"]
 
 OUTPUT_FORMATS = {".csv": "csv", ".json": "json"}
 MODEL, PEER = "hiercodec", "peer"
@@ -236,9 +238,12 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def _meta(models: Sequence["Model"], peers: Sequence[str]) -> dict:
+def _meta(models: Sequence["Model"], peers: Sequence[str], settings: Mapping[str, str] | None = None) -> dict:
+    """Machine, versions, model hashes and the peers' calls (settings: peer -> call, by default
+    the lossless peers' own; the lossy benchmark passes its peers')."""
     import torch
 
+    settings = settings or {p: PEERS[p].settings for p in peers}
     return {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "platform": platform.platform(),
@@ -250,7 +255,7 @@ def _meta(models: Sequence["Model"], peers: Sequence[str]) -> dict:
         "imagecodecs": _version("imagecodecs"),
         "pyoxipng": _version("pyoxipng"),
         "models": {m.id: m.hash.hex() for m in models},
-        "peers": {p: PEERS[p].settings for p in peers},
+        "peers": {p: settings[p] for p in peers},
     }
 
 
@@ -346,17 +351,23 @@ def to_json(result: BenchResult) -> str:
     return json.dumps(doc, indent=1) + "\n"
 
 
-def output_format(path: str | Path) -> str:
-    """'csv' or 'json' by the file's suffix; a HiercodecError for anything else."""
-    kind = OUTPUT_FORMATS.get(Path(path).suffix.lower())
+def output_format(path: str | Path, formats: Mapping[str, str] = OUTPUT_FORMATS) -> str:
+    """The format of a results file by its suffix (formats: suffix -> format; by default 'csv' or
+    'json'); a HiercodecError for any other suffix."""
+    kind = formats.get(Path(path).suffix.lower())
     if kind is None:
-        raise HiercodecError(f"{path}: the results file must end in .csv or .json")
+        suffixes = list(formats)
+        either = ", ".join(suffixes[:-1]) + " or " + suffixes[-1] if len(suffixes) > 1 else suffixes[0]
+        raise HiercodecError(f"{path}: the results file must end in {either}")
     return kind
 
 
-def write_output(result: BenchResult, path: str | Path, force: bool = False) -> None:
-    """CSV or JSON by the suffix, written atomically."""
-    text = to_csv(result) if output_format(path) == "csv" else to_json(result)
+def write_output(result: object, path: str | Path, force: bool = False, formats: Mapping[str, str] = OUTPUT_FORMATS,
+                 renderers: Mapping[str, Callable[..., str]] | None = None) -> None:
+    """The result rendered by the file's suffix, written atomically. By default a BenchResult as
+    CSV or JSON; another result kind passes its formats and renderers (format -> text)."""
+    renderers = renderers or {"csv": to_csv, "json": to_json}
+    text = renderers[output_format(path, formats)](result)
     atomic_write(path, text.encode("utf-8"), force)
 
 
@@ -374,17 +385,28 @@ def check_plot() -> None:
 def plot(result: BenchResult, path: str | Path, force: bool = False) -> None:
     """A PNG with two panels: bits/dim per image and codec (grouped bars, plus the pooled "all"),
     and pooled bits/dim against decode seconds per codec (log x). Written atomically."""
-    check_plot()
-    # The object API, not pyplot: no global figure state and no GUI backend in a CLI.
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     bars_width = max(5.0, 1.0 + 0.15 * (len(result.shapes) + 1) * len(result.codecs))  # inches
-    fig = Figure(figsize=(1.5 * bars_width, 4.8), layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = new_figure((1.5 * bars_width, 4.8))
     bars, scatter = fig.subplots(1, 2, width_ratios=[2, 1])
     _draw_bars(bars, result)
     _draw_scatter(scatter, result)
+    save_png(fig, path, force)
+
+
+def new_figure(size: tuple[float, float]) -> "Figure":
+    """A matplotlib Figure on the Agg canvas: the object API, not pyplot, so no global figure
+    state and no GUI backend in a CLI."""
+    check_plot()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=size, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def save_png(fig: "Figure", path: str | Path, force: bool = False) -> None:
+    """The figure as a PNG, written atomically."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=120)
     atomic_write(path, buf.getvalue(), force)

@@ -26,14 +26,20 @@ def _values_crc(values: np.ndarray) -> int:
     return container.crc32(np.ascontiguousarray(values).tobytes())
 
 
-def encode_image(model: Model, image: np.ndarray, progress: Progress | None = None) -> tuple[bytes, Report]:
-    """Losslessly code a uint8 image (H, W, C), C in 1..4."""
+def encode_image(model: Model, image: np.ndarray, progress: Progress | None = None,
+                 levels: int | None = None) -> tuple[bytes, Report]:
+    """Code a uint8 image (H, W, C), C in 1..4: losslessly, or with `levels` = K only its first K
+    levels (a lossy file, as `container.cut` makes of a lossless one, without the work of the rest)."""
     geometry = Geometry(*image.shape)
     layout = model.family.layout(geometry)
-    levels = model.family.levels(geometry, layout)
+    all_levels = model.family.levels(geometry, layout)
+    if levels is not None and not 1 <= levels <= len(all_levels):
+        raise HiercodecError(f"cannot keep {levels} levels: model '{model.id}' codes this image in "
+                             f"{len(all_levels)} (choose 1..{len(all_levels)})")
+    kept = all_levels[:levels]
     above: dict[str, np.ndarray] = {}
     chunks, reports = [], []
-    for index, level in enumerate(levels):
+    for index, level in enumerate(kept):
         values = level.analyze(image, above)
         coder = StackCoder()
         coder.push_sentinel()
@@ -46,7 +52,8 @@ def encode_image(model: Model, image: np.ndarray, progress: Progress | None = No
     header = container.Header(
         model_id=model.id, model_hash=model.hash, coder_id=CODER_ID, coder_version=CODER_VERSION,
         height=geometry.height, width=geometry.width, channels=geometry.channels, bit_depth=8,
-        tile_height=layout.tile_h, tile_width=layout.tile_w, lossy=False, levels_total=len(levels))
+        tile_height=layout.tile_h, tile_width=layout.tile_w, lossy=len(kept) < len(all_levels),
+        levels_total=len(all_levels))
     data = container.write(container.Container(header, tuple(chunks)))
     return data, Report(model.id, geometry, len(data), reports)
 

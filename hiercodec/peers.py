@@ -47,7 +47,7 @@ import numpy as np
 
 from hiercodec.errors import HiercodecError, ImageError
 
-__all__ = ["PEERS", "Peer", "PeerResult", "available_peers", "run_peer"]
+__all__ = ["PEERS", "Peer", "PeerResult", "available_peers", "backend_available", "run_peer"]
 
 
 @dataclass(frozen=True)
@@ -71,19 +71,25 @@ class Peer:
     decode: Callable[[bytes, tuple[int, ...]], np.ndarray]
 
     def available(self) -> bool:
-        if self.backend == "oxipng":
-            try:
-                import oxipng  # noqa: F401
-                import PIL  # noqa: F401
-            except ImportError:
-                return False
-            return True
+        return backend_available(self.backend)
+
+
+def backend_available(backend: str) -> bool:
+    """Whether a peer's backend is installed: an imagecodecs codec class name ("JPEGXL"), or
+    "oxipng" (pyoxipng and Pillow). Shared with the lossy peers (hiercodec.peers_lossy)."""
+    if backend == "oxipng":
         try:
-            import imagecodecs
+            import oxipng  # noqa: F401
+            import PIL  # noqa: F401
         except ImportError:
             return False
-        codec = getattr(imagecodecs, self.backend, None)
-        return bool(getattr(codec, "available", False))
+        return True
+    try:
+        import imagecodecs
+    except ImportError:
+        return False
+    codec = getattr(imagecodecs, backend, None)
+    return bool(getattr(codec, "available", False))
 
 
 # ----------------------------------------------------------------------------- helpers

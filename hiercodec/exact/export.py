@@ -4,7 +4,9 @@ Calibration runs the float model on sample patches and records the range of ever
 requantized; each gets the largest power-of-two scale that holds 1.25x its range in 12-bit
 activations. Weights get 10 bits with a power-of-two scale per output channel. The last layer folds
 the mixture's affine transforms (hiercodec.nn.mixture) into its weights and clamps each parameter
-to the exact head's range (hiercodec.exact.mixture). `quantization_loss` measures what this costs.
+to the exact head's range (hiercodec.exact.mixture). Attention layers (hiercodec.exact.attention)
+fold 1/sqrt(key_channels) into q and give q, k and v their own scales. `quantization_loss` measures
+what this costs.
 """
 
 from __future__ import annotations
@@ -27,12 +29,15 @@ from hiercodec.families.pyramid import downsample
 from hiercodec.families.pixelcnn_config import PixelCNNConfig, to_input
 from hiercodec.nn import mixture as fm
 from hiercodec.nn.embedding import Embedding
+from hiercodec.nn.attention import CausalSelfAttention
 from hiercodec.nn.gated import GatedPixelCNN
 
 INPUT_FRAC = 7  # network input (x - 128) / 128
 PSI_FRAC = 4  # network input (2 psi - 15) / 16
 MARGIN = 1.25
 GATE_INPUT_FRAC = 8  # 12-bit activations with 8 fractional bits span +-8
+ATTN_FRAC_MAX = 16  # q, k, v of attention: at most 16 fractional bits, however small their range
+LOGIT_FRAC = round(math.log2(LOGIT_SCALE))  # integer logits are in 2^-4 nat
 
 
 def _out2_affine(k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -95,7 +100,9 @@ def export_gated(ex: Exporter, prefix: str, model: GatedPixelCNN, x: torch.Tenso
     """Quantize a float gated PixelCNN into `ex` under `prefix`, calibrated on its input x (float,
     exactly x_int 2^-in_frac) and features (exactly f_int 2^-features_frac). head "mixture": 10k
     discretized-logistic parameters (hiercodec.exact.mixture); "categorical": k logits in 1/16 nat
-    (hiercodec.exact.categorical). Returns the fractional bits chosen (the exact config)."""
+    (hiercodec.exact.categorical). Returns the fractional bits chosen (the exact config); a network
+    with attention adds "attention": its heads, key_channels, every, and per layer the fractional
+    bits of q, k, v and the logit shift (hiercodec.exact.attention)."""
     model.eval()
     trace: dict[str, list[torch.Tensor]] = {}
     with torch.no_grad():
@@ -138,7 +145,32 @@ def export_gated(ex: Exporter, prefix: str, model: GatedPixelCNN, x: torch.Tenso
         for kind, values in zip(("tanh", "sig"), gate_luts(f_hp[l])):
             ex.lut(n(f"lut.gate.h{l}.{kind}"), values)
     ex.lut(n("lut.elu"), elu_lut(f_o1, f_o1))
-    return {"h_frac": f_h, "vp_frac": f_vp, "hp_frac": f_hp, "o1_frac": f_o1}
+    fracs = {"h_frac": f_h, "vp_frac": f_vp, "hp_frac": f_hp, "o1_frac": f_o1}
+    if model.attn is not None and len(model.attn):
+        layers_attn = {key: _export_attention(ex, n(f"attn.{key}."), att, trace, f"attn.{key}.", f_h)
+                       for key, att in model.attn.items()}
+        first = next(iter(model.attn.values()))
+        fracs["attention"] = {"every": model.attention_every, "heads": first.heads,
+                              "key_channels": first.key_channels, "layers": layers_attn}
+    return fracs
+
+
+def _export_attention(ex: Exporter, prefix: str, att: CausalSelfAttention, trace: dict[str, list[torch.Tensor]],
+                      name: str, f_h: int) -> dict:
+    """Quantize one attention layer reading and updating the residual stream (f_h fractional
+    bits). q, k, v: 12-bit outputs at fractional bits from their calibrated ranges, 1/sqrt(dk)
+    folded into q (its trace holds q scaled); scores, with f_q + f_k bits, become logits in 1/16
+    nat by the right shift f_q + f_k - 4; the heads' outputs keep v's bits into the output layer.
+    The exp table is the heads' `lut.exp` (both heads store it)."""
+    f = {t: min(ATTN_FRAC_MAX, frac_bits_for(_range(trace[name + t]))) for t in ("q", "k", "v")}
+    inner = att.heads * att.key_channels
+    ex.conv(prefix + "q", att.q, f_h, f["q"], gain=np.full(inner, att.scale), offset=np.zeros(inner))
+    ex.conv(prefix + "k", att.k, f_h, f["k"])
+    ex.conv(prefix + "v", att.v, f_h, f["v"])
+    ex.conv(prefix + "out", att.out, f["v"], f_h)
+    shift = f["q"] + f["k"] - LOGIT_FRAC
+    ex.tensors[prefix + "logit_shift"] = np.array([shift], dtype=np.int32)
+    return {"q_frac": f["q"], "k_frac": f["k"], "v_frac": f["v"], "logit_shift": shift}
 
 
 def export_embedding(ex: Exporter, prefix: str, model: Embedding, x: torch.Tensor, in_frac: int,

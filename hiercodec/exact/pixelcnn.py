@@ -9,6 +9,9 @@ bit for bit because both compute the same integer sums (tests/test_exact.py chec
 Stored tensors (layer names as in hiercodec.nn.gated.GatedPixelCNN): `<layer>.w` (Cout, Cin*kh*kw) int16,
 `<layer>.b` int64 (bias at accumulator scale plus rounding offset), `<layer>.shift` int32; `out2.lo`,
 `out2.hi` per-channel clamps; `lut.gate.<stack><l>.tanh|sig`, `lut.elu`, and the mixture's luts.
+A network with attention (Razavi et al. 2019 sec. 3.2) also has `attn.<l>.*` after gated layer l
+(hiercodec.exact.attention), which reads the head's `lut.exp`; the decoder keeps each attention
+layer's keys and values of every earlier position of the tiles.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from dataclasses import replace
 
 import torch
 
-from hiercodec.exact.layers import Gate, QConv, lookup, qconv
+from hiercodec.exact.attention import AttentionCache, ExactAttention, attention_layers
+from hiercodec.exact.layers import Gate, QConv, lookup, qconv, subset
 from hiercodec.exact.quant import ACT_MAX, ACT_MIN, DTYPE, GATE_FRAC, threads
 from hiercodec.nn.gated import H_IN, H_K, V_IN, V_K, causal_pad
 
@@ -28,11 +32,15 @@ class ExactPixelCNN:
     4-bit gray level); with `cond.l` layers in the tensors it is conditional: `features` (B, E, H, W)
     integers (an exact embedding's output) are projected per layer l = 0 (input layer) ... L to 4C
     biases, the first 2C added to the vertical stack's pre-activation, the last 2C to the
-    horizontal one's (hiercodec.nn.gated)."""
+    horizontal one's (hiercodec.nn.gated). With `attn.<l>.*` in the tensors, attention follows
+    gated layer l; `heads` (and `key_channels`, else inferred) must then be given: the tensors
+    hold only their product."""
 
     def __init__(self, tensors: dict[str, torch.Tensor], channels: int, layers: int, h_frac: int,
-                 in_channels: int = 3, in_max: float = 128):
+                 in_channels: int = 3, in_max: float = 128, heads: int | None = None,
+                 key_channels: int | None = None):
         self.channels, self.layers, self.in_channels = channels, layers, in_channels
+        self.attn = self._attention(tensors, layers, heads, key_channels)
 
         def conv(name: str, kernel: tuple[int, int], in_max: float = -ACT_MIN) -> QConv:
             return qconv(tensors, name, kernel, in_max)
@@ -56,6 +64,21 @@ class ExactPixelCNN:
         # the input layer's gated output (GATE_FRAC bits) joins the residual stream at h_frac bits
         self.h0_scale = 2.0 ** -(GATE_FRAC - h_frac)
         self.h0_offset = float(1 << (GATE_FRAC - h_frac - 1)) if GATE_FRAC > h_frac else 0.0
+
+    @staticmethod
+    def _attention(tensors: dict[str, torch.Tensor], layers: int, heads: int | None,
+                   key_channels: int | None) -> dict[int, ExactAttention]:
+        found = attention_layers(tensors)
+        if not found:
+            return {}
+        if found[-1] >= layers:
+            raise ValueError(f"attention after layer {found[-1]} of a network of {layers} layers")
+        if heads is None:
+            raise ValueError("the network has attention layers: give the number of heads")
+        if key_channels is None:
+            key_channels = tensors[f"attn.{found[0]}.q.w"].shape[0] // heads
+        return {l: ExactAttention(subset(tensors, f"attn.{l}."), heads, key_channels, tensors["lut.exp"])
+                for l in found}
 
     def biases(self, features: torch.Tensor | None) -> list[tuple]:
         """Per layer 0 ... L the (vertical, horizontal) biases from features (B, E, H, W), each
@@ -93,6 +116,8 @@ class ExactPixelCNN:
             if i + 1 < self.layers:
                 v = self.gate_v[i + 1](vp)
             h = (h + self.res[i].conv(self.gate_h[i + 1](hp), clamp=False)).clamp_(ACT_MIN, ACT_MAX)
+            if i in self.attn:
+                h = self.attn[i].forward(h)
         return self._head(h, dense=False)
 
     def decoder(self, batch: int, width: int, features: torch.Tensor | None = None) -> "Decoder":
@@ -115,11 +140,14 @@ class Decoder:
     step reads are channels last, so that the inputs of one position are a strided view (no copy):
     image rows i-3..i at xcl[:, 0..3], x[i, j] at xcl[:, 3, j + 3, :]; the current row of each h_l
     at hrow[l][:, j + 1, :]. The vertical stack (read only by the row pass) stays channels first:
-    v_l rows i-1, i at vcache[l][:, :, 0..1, 1:-1]."""
+    v_l rows i-1, i at vcache[l][:, :, 0..1, 1:-1]. Attention layers keep the keys and values of
+    every position stepped so far (`attn`, one AttentionCache per layer, growing with the rows)."""
 
     def __init__(self, net: ExactPixelCNN, batch: int, width: int, features: torch.Tensor | None = None,
                  row_threads: int | None = None):
-        self.net, self.b, self.features = net, batch, features
+        self.net, self.b, self.features, self.width = net, batch, features, width
+        self.i = 0
+        self.attn: dict[int, AttentionCache] = {l: a.cache(batch, 4 * width) for l, a in net.attn.items()}
         self.row_threads = row_threads or os.cpu_count() or 1
         c = net.channels
         self.h_in = channels_last(net.h_in)
@@ -138,6 +166,7 @@ class Decoder:
 
     def _row(self, i: int) -> None:
         n = self.net
+        self.i = i
         if i > 0:  # roll the caches down one row
             self.xcl[:, :3] = self.xcl[:, 1:].clone()
             self.xcl[:, 3] = 0
@@ -168,6 +197,8 @@ class Decoder:
             cols = self.hrow[l][:, j : j + 2].reshape(self.b, -1)
             hp = self.h[l].dense(cols, clamp=False).add_(self.link[l + 1][j]).clamp_(ACT_MIN, ACT_MAX)
             h = n.res[l].dense(n.gate_h[l + 1](hp), clamp=False).add_(h).clamp_(ACT_MIN, ACT_MAX)
+            if l in n.attn:
+                h = n.attn[l].step(h, self.attn[l], self.i * self.width + j)
             self.hrow[l + 1][:, j + 1] = h
         return n._head(h, dense=True)
 

@@ -22,4 +22,8 @@ def build_family(config: dict, tensors: dict[str, torch.Tensor]):
         from hiercodec.families.pyramid import PyramidFamily
 
         return PyramidFamily(config, tensors)
+    if name == "vqvae2":
+        from hiercodec.families.vqvae2 import VQVAE2Family
+
+        return VQVAE2Family(config, tensors)
     raise HiercodecError(f"model family '{name}' is not known to this version of hiercodec; upgrade hiercodec")

@@ -59,6 +59,7 @@ class RasterLevel(Level):
     """A level of shape (H, W, channels) coded by `net` and `head` (whose tables give the alphabet)."""
 
     fill: int = 128  # value of padded positions (never coded)
+    dtype: np.dtype = np.dtype(np.uint8)  # of the level's values (little-endian codes for larger alphabets)
 
     def __init__(self, name: str, net: ExactPixelCNN, head: Head, layout: TileLayout, channels: int):
         self.name, self.net, self.head, self.layout, self.channels = name, net, head, layout, channels
@@ -150,7 +151,7 @@ class RasterLevel(Level):
 
     def decode_groups(self, above: dict[str, np.ndarray]) -> GroupDecoder:
         lay, ctx = self.layout, self.context(above)
-        out = np.empty((lay.count, self.channels, lay.tile_h, lay.tile_w), np.uint8)  # pages touched per batch
+        out = np.empty((lay.count, self.channels, lay.tile_h, lay.tile_w), self.dtype)  # pages touched per batch
         for b in self.batches():
             yield from self._decode_batch(lay.valid(b), out[b], b, ctx)
         return lay.from_tiles(out)
@@ -175,7 +176,7 @@ class RasterLevel(Level):
                     if box is not None:
                         tab = restrict(tab, box[0].reshape(-1), box[1].reshape(-1))
                     vals[vt, c] = torch.from_numpy((yield tab[v]).astype(np.float64))
-                    out[:, c, i, j] = vals[:, c].numpy().astype(np.uint8)
+                    out[:, c, i, j] = vals[:, c].numpy().astype(self.dtype)
                     if c + 1 < cc:
                         self.head.update(state, vals[:, c])
                 dec.set_pixel(j, self.to_input(vals))

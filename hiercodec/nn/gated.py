@@ -13,6 +13,13 @@ to 4C channels, whose first 2C bias the vertical stack's pre-activations and las
 stack's. That is Kolesnikov & Lampert 2017 sec. 3.3 ("bias the convolutions of every residual block
 by adding the computed embedding"), and the modulator of De Fauw et al. 2019. The features do not
 depend on the level being coded, so a position may read them anywhere.
+
+Attention (`attention_every` = n > 0): after every n-th gated layer (layer l, 0-based, with
+(l + 1) % n == 0) the residual stream gets h = h + attn.l(h), causal multi-head self-attention over
+raster positions (hiercodec.nn.attention; Razavi et al. 2019 sec. 3.2 puts it every five layers of
+the top prior). It keeps the network causal: h at p depends on inputs strictly before p, and the
+attention at p reads h at positions <= p only. With n = 0 the network, its state dict and its
+outputs are exactly those of a network built without these arguments.
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from hiercodec.nn.attention import CausalSelfAttention
 
 # Kernel geometry shared with the exact implementation. (rows, cols) and the padding that makes
 # each convolution causal: (left, right, top, bottom) for F.pad; negative bottom/right crops.
@@ -52,7 +61,8 @@ class GatedPixelCNN(nn.Module):
     depend on input pixels strictly before each pixel in raster order (all channels of it excluded)."""
 
     def __init__(self, in_channels: int, out_channels: int, channels: int = 64, layers: int = 6,
-                 head: int = 128, dropout: float = 0.0, features: int = 0):
+                 head: int = 128, dropout: float = 0.0, features: int = 0, attention_every: int = 0,
+                 heads: int = 4, key_channels: int = 16):
         super().__init__()
         c2 = 2 * channels
         self.channels, self.layers, self.dropout = channels, layers, dropout
@@ -66,12 +76,20 @@ class GatedPixelCNN(nn.Module):
         self.out1 = nn.Conv2d(channels, head, 1)
         self.out2 = nn.Conv2d(head, out_channels, 1)
         self.cond = nn.ModuleList(nn.Conv2d(features, 2 * c2, 1) for _ in range(layers + 1)) if features else None
+        # registered last and only when asked for: without attention the state dict is unchanged
+        self.attention_every = attention_every
+        self.attn = nn.ModuleDict({
+            str(l): CausalSelfAttention(channels, heads, key_channels, dropout)
+            for l in range(layers) if (l + 1) % attention_every == 0
+        }) if attention_every > 0 else None
 
     def forward(self, x: torch.Tensor, features: torch.Tensor | None = None,
                 trace: dict[str, list[torch.Tensor]] | None = None) -> torch.Tensor:
         """`trace`, when given, collects the tensors whose ranges export calibrates: pre-activations
-        of each layer's stacks ("vp", "hp", conditioning included), the residual stream ("h") and
-        the head ("o1"). `features` is required exactly when the network was built with them."""
+        of each layer's stacks ("vp", "hp", conditioning included), the residual stream ("h", also
+        after each attention), the attention layers' tensors ("attn.<l>.q" etc., see
+        hiercodec.nn.attention) and the head ("o1"). `features` is required exactly when the
+        network was built with them."""
         if (features is None) != (self.cond is None):
             raise ValueError("features must be given exactly to a network built with features > 0")
         cv = ch = [0] * (self.layers + 1)
@@ -89,6 +107,9 @@ class GatedPixelCNN(nn.Module):
             # does (Kolesnikov & Lampert 2017, sec. 3); identity in eval mode, so export ignores it
             h = h + self.res[i](F.dropout(gate(hp), self.dropout, self.training))
             _record(trace, vp=vp, hp=hp, h=h)
+            if self.attn is not None and str(i) in self.attn:
+                h = h + self.attn[str(i)](h, trace, f"attn.{i}.")
+                _record(trace, h=h)
         o1 = self.out1(h)
         _record(trace, o1=o1)
         return self.out2(F.elu(o1))

@@ -217,6 +217,7 @@ def train(out: Path, config: RunConfig, *, resume: bool = False, minutes: float 
     start = last_save = time.time()
     window: dict[str, list[float]] = {"rgb": [], "gray": []}
     grad_norms: list[float] = []
+    parts: dict[str, list[float]] = {}  # what a task's loss reports besides the loss
     eval_bpd = None
     bar = tqdm(total=s.steps, initial=step, desc=f"train {config.name}", unit="step",
                disable=not (progress and where.main))
@@ -234,9 +235,12 @@ def train(out: Path, config: RunConfig, *, resume: bool = False, minutes: float 
             if gray:
                 x = to_gray(x)
             xt = torch.from_numpy(x).to(where.device)
+            extra: dict = {}
             with amp:
-                bits = task.bits(net, xt)
-            loss = bits.sum() / x.size  # bits/dim
+                if hasattr(task, "loss"):  # families whose loss is not only bits (an autoencoder stage)
+                    loss, extra = task.loss(net, xt, step)
+                else:
+                    loss = task.bits(net, xt).sum() / x.size  # bits/dim
             if not torch.isfinite(loss):
                 raise HiercodecError(f"the loss is {loss.item()} at step {step}; the last checkpoint is kept, "
                                      "lower --lr or set clip in the config")
@@ -248,6 +252,8 @@ def train(out: Path, config: RunConfig, *, resume: bool = False, minutes: float 
             # EMA with a warm-up, so early averages are not dominated by the random initialisation
             _ema_update(ema, model, min(s.ema_decay, (1 + step) / (10 + step)))
             window["gray" if gray else "rgb"].append(loss.item())
+            for k, v in extra.items():
+                parts.setdefault(k, []).append(v)
             grad_norms.append(float(grad_norm))
             bar.update(1)
             if step % s.log_every == 0 or step == s.steps:
@@ -256,10 +262,11 @@ def train(out: Path, config: RunConfig, *, resume: bool = False, minutes: float 
                 for kind, values in window.items():
                     if values:
                         rec["bpd" if kind == "rgb" else "bpd_gray"] = float(np.mean(values))
+                rec |= {k: float(np.mean(v)) for k, v in parts.items()}
                 write(rec)
                 if window["rgb"]:
                     bar.set_postfix(bpd=f"{rec['bpd']:.3f}")
-                window, grad_norms = {"rgb": [], "gray": []}, []
+                window, grad_norms, parts = {"rgb": [], "gray": []}, [], {}
                 due = time.time() - last_save > s.save_every_s
                 late = minutes is not None and time.time() - start > minutes * 60
                 due, late = _agree([due, late], where)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from hiercodec.errors import HiercodecError
 from hiercodec.train.config import RunConfig
 
-TRAINABLE = ("pixelcnn", "grayscale", "pyramid")
+TRAINABLE = ("pixelcnn", "grayscale", "pyramid", "vqvae2")
 
 
 def task_for(config: RunConfig):
@@ -23,4 +23,8 @@ def task_for(config: RunConfig):
         from hiercodec.train.auxiliary import PyramidTask
 
         return PyramidTask(config)
+    if config.family == "vqvae2":
+        from hiercodec.train.vqvae2 import VQVAE2Task
+
+        return VQVAE2Task(config)
     raise HiercodecError(f"family {config.family!r} cannot be trained yet; trainable: {', '.join(TRAINABLE)}")

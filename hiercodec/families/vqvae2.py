@@ -1,0 +1,220 @@
+"""The `vqvae2` family: VQ-VAE-2 (Razavi et al. 2019) as a lossy, lossless and progressive codec.
+
+Levels, top first (bitstreams/FORMAT.md):
+- `top`: the top code map, ceil(H/8) x ceil(W/8) codes of 0 ... K-1, coded by a PixelCNN prior
+  with causal multi-head self-attention (sec. 3.2);
+- `bottom`: the bottom code map, twice that size, coded by a PixelCNN conditioned on the top codes
+  through a residual conditioning stack (sec. 3.2);
+- `pixels` (lossless files; beyond the paper, in the spirit of De Fauw et al. 2019): the image,
+  coded by a conditional PixelCNN whose features are an embedding of the decoder's reconstruction
+  from the codes;
+- `alpha` for images with alpha (lossless files).
+A file cut after `top` or `bottom` is lossy: the image is the exact feed-forward decoder's
+reconstruction from the codes present (after `top` alone, the bottom vectors are zeros, which
+training teaches the decoder: VQVAE2Config.top_only_percent).
+
+The codes come from the float encoder (run at encode time only; DESIGN.md allows it: it is not on
+the path to a table). The image is extended to multiples of 8 by edge repetition before encoding;
+the reconstruction is cropped back. Everything that feeds a table (the priors, the conditioning
+stack, the decoder, the pixel level's embedding) is exact.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from hiercodec.exact.categorical import ExactCategorical
+from hiercodec.exact.embedding import ExactEmbedding
+from hiercodec.exact.layers import subset
+from hiercodec.exact.mixture import ExactMixture
+from hiercodec.exact.pixelcnn import ExactPixelCNN
+from hiercodec.exact.quant import DTYPE, threads
+from hiercodec.exact.vqdecoder import ExactVQDecoder
+from hiercodec.families.alpha import alpha_levels, with_alpha
+from hiercodec.families.base import Geometry, Level
+from hiercodec.families.conditioning import TileFeatures
+from hiercodec.families.pixelcnn import PixelLevel, pixel_input
+from hiercodec.families.raster import RasterLevel
+from hiercodec.families.vqvae2_config import DOWN, VQVAE2Config
+from hiercodec.images import luma
+from hiercodec.tiling import TileLayout
+
+CODES = np.dtype("<u2")  # code values, little-endian whatever the machine (their CRC is of these bytes)
+RECON_TILE = 16  # top codes per side of one pass of the exact decoder (128 pixels)
+RECON_HALO = 3  # top codes around it that the pass sees (covers the decoder's receptive field)
+
+
+class _Codes:
+    """The float encoder's codes of one image, computed once for both code levels."""
+
+    def __init__(self, family: "VQVAE2Family"):
+        self.family, self.image, self.codes = family, None, None
+
+    def of(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self.image is not image:
+            self.image, self.codes = image, self.family.encode_codes(image)
+        return self.codes
+
+
+class CodeLevel(RasterLevel):
+    """A code map (h, w, 1) of `codes` symbols: its table row `inputs[code]` is what the PixelCNN
+    reads (the exported code embedding), and an exact softmax gives the tables."""
+
+    fill = 0  # padded positions read the embedding of code 0 (never coded)
+    dtype = CODES
+
+    def __init__(self, name: str, net: ExactPixelCNN, head: ExactCategorical, layout: TileLayout,
+                 inputs: torch.Tensor, codes: _Codes, context=None):
+        super().__init__(name, net, head, layout, 1)
+        self.inputs, self.codes, self._context = inputs, codes, context
+
+    def analyze(self, image: np.ndarray, above: dict[str, np.ndarray]) -> np.ndarray:
+        top, bottom = self.codes.of(image)
+        return (top if self.name == "top" else bottom)[..., None].astype(CODES)
+
+    def to_input(self, values: torch.Tensor) -> torch.Tensor:
+        """(T, 1, ...) code values -> (T, E, ...) embedding rows."""
+        rows = self.inputs[values[:, 0].long()]
+        return rows.movedim(-1, 1)
+
+    def context(self, above: dict[str, np.ndarray]):
+        return None if self._context is None else self._context(above)
+
+
+class _Features:
+    """A Context (hiercodec.families.raster) with features only."""
+
+    def __init__(self, features: TileFeatures):
+        self.features = features
+
+    def bounds(self, *args) -> None:
+        return None
+
+
+class VQPixelLevel(PixelLevel):
+    """The pixels, given an embedding of the exact reconstruction from both code maps."""
+
+    def __init__(self, family: "VQVAE2Family", layout: TileLayout, channels: int):
+        super().__init__(family.pixels, family.mixture, layout, channels)
+        self.family = family
+
+    def context(self, above: dict[str, np.ndarray]) -> _Features:
+        f = self.family
+        recon = f.reconstruction(above["top"][..., 0], above["bottom"][..., 0], self.layout.height, self.layout.width)
+        source = pixel_input(torch.from_numpy(recon.astype(np.float64)).permute(2, 0, 1)[None])[0]
+        return _Features(TileFeatures(f.embed, source, self.layout, 1, f.net.halo))
+
+
+class VQVAE2Family:
+    family = "vqvae2"
+
+    def __init__(self, config: dict, tensors: dict[str, torch.Tensor]):
+        net = VQVAE2Config.from_dict(config["network"])
+        exact = config["exact"]
+        self.net = net
+        self.decoder = ExactVQDecoder(subset(tensors, "dec."), net.res_layers)
+        self.top_inputs = tensors["top_in"].to(DTYPE)
+        self.bottom_inputs = tensors["bottom_in"].to(DTYPE)
+        self.cond_inputs = tensors["cond_in"].to(DTYPE)
+        top = subset(tensors, "top.")
+        self.top = ExactPixelCNN(top, net.top_channels, net.top_layers, exact["top"]["h_frac"], net.top_embed,
+                                 float(self.top_inputs.abs().max()), heads=net.heads, key_channels=net.key_channels)
+        self.top_head = ExactCategorical(top["lut.exp"])
+        bottom = subset(tensors, "bottom.")
+        self.bottom = ExactPixelCNN(bottom, net.bottom_channels, net.bottom_layers, exact["bottom"]["h_frac"],
+                                    net.bottom_embed, float(self.bottom_inputs.abs().max()))
+        self.bottom_head = ExactCategorical(bottom["lut.exp"])
+        self.cond = ExactEmbedding(subset(tensors, "cond."), net.cond_blocks, (), net.cond_up,
+                                   in_max=float(self.cond_inputs.abs().max()))
+        pixels = subset(tensors, "pixels.")
+        self.pixels = ExactPixelCNN(pixels, net.channels, net.layers, exact["pixels"]["h_frac"])
+        self.mixture = ExactMixture.stored(net.mixtures, pixels)
+        self.embed = ExactEmbedding(subset(tensors, "embed."), net.embed_blocks, (), (), in_max=128)
+        self._encoder = None
+        self._float_weights = {k[len("vq."):]: v for k, v in tensors.items() if k.startswith("vq.")}
+
+    # -- encoder (float, encode time only) ------------------------------------------------------
+
+    def encode_codes(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The top (ceil(H/8), ceil(W/8)) and bottom (twice that) code maps of an image."""
+        from hiercodec.train.vqvae2 import padded_rgb
+        from hiercodec.exact.export import pixels_tensor
+
+        if self._encoder is None:
+            from hiercodec.nn.vqvae import VQVAE2
+
+            n = self.net
+            model = VQVAE2(n.hidden, n.residual, n.res_layers, n.codes, n.code_dim)
+            model.load_state_dict({k: v.float() for k, v in self._float_weights.items()}, strict=False)
+            self._encoder = model.eval()
+        with torch.no_grad():
+            x = pixels_tensor(padded_rgb(image[None, ..., :3] if image.shape[-1] >= 3 else image[None, ..., :1]))
+            _, _, top, bottom, _ = self._encoder.encode(x)
+        return top[0].numpy(), bottom[0].numpy()
+
+    # -- the exact decoder ----------------------------------------------------------------------
+
+    def reconstruction(self, top: np.ndarray, bottom: np.ndarray | None, height: int, width: int) -> np.ndarray:
+        """The exact decoder's image (height, width, 3) uint8 from code maps (h, w) and (2h, 2w)
+        (bottom None: the top codes alone). Passes over RECON_TILE x RECON_TILE top codes with
+        RECON_HALO codes around them (zero vectors outside the map), so memory does not grow with
+        the image and the result does not depend on how passes are batched."""
+        dec, t, m = self.decoder, RECON_TILE, RECON_HALO
+        h, w = top.shape
+        rows, cols = -(-h // t), -(-w // t)
+        canvas_t = torch.zeros(1, dec.top.shape[1], rows * t + 2 * m, cols * t + 2 * m, dtype=DTYPE)
+        canvas_t[..., m : m + h, m : m + w] = dec.planes(torch.from_numpy(top.astype(np.int64))[None], False)
+        canvas_b = None
+        if bottom is not None:
+            canvas_b = torch.zeros(1, dec.bottom.shape[1], 2 * (rows * t + 2 * m), 2 * (cols * t + 2 * m), dtype=DTYPE)
+            canvas_b[..., 2 * m : 2 * (m + h), 2 * m : 2 * (m + w)] = dec.planes(torch.from_numpy(bottom.astype(np.int64))[None], True)
+        out = np.zeros((rows * t * DOWN, cols * t * DOWN, 3), np.uint8)
+        s = DOWN * t
+        with threads(8):
+            for r in range(rows):
+                for c in range(cols):
+                    pt = canvas_t[..., r * t : r * t + t + 2 * m, c * t : c * t + t + 2 * m]
+                    pb = None if canvas_b is None else canvas_b[..., 2 * r * t : 2 * (r * t + t + 2 * m),
+                                                                 2 * c * t : 2 * (c * t + t + 2 * m)]
+                    y = dec.forward(pt, pb)[0, :, DOWN * m : DOWN * m + s, DOWN * m : DOWN * m + s]
+                    out[r * s : (r + 1) * s, c * s : (c + 1) * s] = y.permute(1, 2, 0).numpy().astype(np.uint8)
+        return out[:height, :width]
+
+    # -- levels -----------------------------------------------------------------------------------
+
+    def code_layouts(self, geometry: Geometry) -> tuple[TileLayout, TileLayout]:
+        ht, wt = -(-geometry.height // DOWN), -(-geometry.width // DOWN)
+        t = self.net.tile // DOWN
+        return (TileLayout.for_image(ht, wt, t),
+                TileLayout.for_image(2 * ht, 2 * wt, 2 * t, 2))  # even tiles: each sees whole top codes
+
+    def layout(self, geometry: Geometry) -> TileLayout:
+        """The pixel level's layout (the tile size in the file's header)."""
+        return TileLayout.for_image(geometry.height, geometry.width, self.net.tile)
+
+    def levels(self, geometry: Geometry, layout: TileLayout) -> list[Level]:
+        codes = _Codes(self)
+        top_layout, bottom_layout = self.code_layouts(geometry)
+
+        def bottom_context(above: dict[str, np.ndarray]) -> _Features:
+            planes = self.cond_inputs[torch.from_numpy(above["top"][..., 0].astype(np.int64))].permute(2, 0, 1)
+            return _Features(TileFeatures(self.cond, planes, bottom_layout, 2, self.net.halo))
+
+        color = 3 if geometry.channels >= 3 else 1
+        return [
+            CodeLevel("top", self.top, self.top_head, top_layout, self.top_inputs, codes),
+            CodeLevel("bottom", self.bottom, self.bottom_head, bottom_layout, self.bottom_inputs, codes, bottom_context),
+            VQPixelLevel(self, layout, color),
+            *alpha_levels(geometry),
+        ]
+
+    def reconstruct(self, decoded: dict[str, np.ndarray], geometry: Geometry, full_size: bool = False) -> np.ndarray:
+        """The image from the decoded levels: the pixels (and alpha) of a lossless file, else the
+        decoder's reconstruction from the codes present (gray images: its luma), always full size."""
+        if "pixels" in decoded:
+            return with_alpha(decoded["pixels"], decoded)
+        bottom = decoded.get("bottom")
+        recon = self.reconstruction(decoded["top"][..., 0], None if bottom is None else bottom[..., 0],
+                                    geometry.height, geometry.width)
+        return recon if geometry.channels >= 3 else luma(recon)[..., None].astype(np.uint8)
