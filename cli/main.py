@@ -110,31 +110,48 @@ def cli() -> None:
 @click.argument("out", metavar="OUT", type=click.Path(path_type=Path))
 @click.option("--model", "-m", default="default", show_default=True, metavar="NAME",
               help="Model id or alias (see `hiercodec models`).")
+@click.option("--lossy", is_flag=True,
+              help="Keep only the model's code levels (models with a lossy mode, e.g. vqvae2): "
+                   "the file decodes to the model's reconstruction, not the original pixels.")
+@click.option("--levels", "-l", type=click.IntRange(min=1), default=None, metavar="K",
+              help="Keep only the model's first K levels (a lossy file unless K is all of them; "
+                   "`hiercodec info` names the levels).")
 @click.option("--force", "-f", is_flag=True, help="Overwrite OUT if it exists.")
-def compress(src: Path, out: Path, model: str, force: bool) -> None:
-    """Compress the image IN losslessly into the .hc file OUT.
+def compress(src: Path, out: Path, model: str, lossy: bool, levels: int | None, force: bool) -> None:
+    """Compress the image IN into the .hc file OUT: losslessly, or with --lossy / --levels K
+    keeping only the first levels of the model's hierarchy (a smaller, lossy file).
 
     IN is a PNG, JPEG, WebP, BMP or TIFF image with 8-bit samples: gray, gray+alpha, RGB or
     RGBA (palette images become RGB/RGBA). OUT is not overwritten unless --force is given.
-    Prints the file size and its bits per sample (bits/dim) next to the model's bound.
+    Prints the file size and its bits per sample (bits/dim) next to the model's bound; for a
+    lossy file also its bits per pixel and the levels it keeps.
 
     \b
     Example:
       hiercodec compress photo.png photo.hc
       hiercodec compress --model pixelcnn-s2 --force photo.png photo.hc
+      hiercodec compress --model vqvae2 --lossy photo.png photo.hc
+      hiercodec compress --model vqvae2 --levels 1 photo.png photo-top.hc
     """
     from hiercodec import api
     from hiercodec.fileio import atomic_write
     from hiercodec.images import color_name
 
+    if lossy and levels is not None:
+        raise HiercodecError("give --lossy or --levels K, not both (--lossy keeps the model's code levels)")
     _check_paths(src, out, force)
     image = api.load_image(src)
-    data, report = api.encode_with_report(image, model, progress=_progress())
+    if lossy:
+        levels = api.lossy_levels(model)
+    data, report = api.encode_with_report(image, model, progress=_progress(), levels=levels)
     atomic_write(out, data, force)
     h, w, c = image.shape
     click.echo(f"{out}: {len(data):,} bytes, {report.bits_per_dim:.3f} bits/dim "
                f"(model bound {report.bound_bits_per_dim:.3f} bits/dim; {w}x{h} {color_name(c)}, "
                f"model {report.model_id})")
+    if levels is not None:
+        kept = ", ".join(lv.name for lv in report.levels)
+        click.echo(f"  lossy: {8 * len(data) / (h * w):.4f} bits/pixel, levels kept: {kept}")
 
 
 @cli.command(short_help="Decompress a .hc file into a PNG image.")
@@ -256,10 +273,14 @@ def _table(head: tuple[str, ...], rows: list[tuple[str, ...]], align: str = "") 
 @click.argument("target", metavar="IMAGE_OR_DIR", type=click.Path(path_type=Path))
 @click.option("--model", "-m", default="default", show_default=True, metavar="NAME",
               help="Model id or alias (see `hiercodec models`).")
-def verify(target: Path, model: str) -> None:
+@click.option("--lossy", is_flag=True, help="Verify lossy files (the model's code levels, as compress --lossy).")
+@click.option("--levels", "-l", type=click.IntRange(min=1), default=None, metavar="K",
+              help="Verify files of the model's first K levels (as compress --levels K).")
+def verify(target: Path, model: str, lossy: bool, levels: int | None) -> None:
     """Compress and decompress images in memory and show, per level and in total, the exact
-    model's bound in bits next to the bits written, the coder's overhead, and whether the
-    round trip gives back the same pixels. Nothing is written.
+    model's bound in bits (the prior's negative log-likelihood of the level) next to the bits
+    written, the coder's overhead, and whether the round trip gives back the same pixels (lossy
+    files: the same code maps, and the reconstruction's PSNR). Nothing is written.
 
     IMAGE_OR_DIR is an image, or a folder whose .png .jpg .jpeg .webp .bmp .tif images are all
     verified in name order. Exits with status 1 if any round trip fails.
@@ -275,13 +296,17 @@ def verify(target: Path, model: str) -> None:
     paths = images_in(target)
     many = target.is_dir()
     m = api.load_model(model)  # once, and a missing model fails before any image
+    if lossy and levels is not None:
+        raise HiercodecError("give --lossy or --levels K, not both (--lossy keeps the model's code levels)")
+    if lossy:
+        levels = api.lossy_levels(m)
     _single_thread()
     failures = 0
     for n, path in enumerate(paths):
         if n:
             click.echo()
         try:
-            r = api.verify(path, m, progress=_progress())
+            r = api.verify(path, m, progress=_progress(), levels=levels)
         except HiercodecError as err:
             if not many:
                 raise
@@ -301,6 +326,9 @@ def verify(target: Path, model: str) -> None:
                      f"{r.file_bits:,}", f"{r.file_overhead_percent:+.3f}%"))
         _table(("level", *(["paper bound"] if paper else []), "bound bits", "bits written", "overhead"), rows)
         verdict = "round trip ok" if r.roundtrip_ok else f"ROUND TRIP FAILED: {_one_line(r.error)}"
+        if r.lossy and r.roundtrip_ok:
+            quality = "" if r.psnr is None else f", PSNR {r.psnr:.2f} dB"
+            verdict = f"lossy: levels decode to the coded values{quality}, {r.file_bits / (r.width * r.height):.4f} bits/pixel"
         bounds = f"bound {r.bound_bits_per_dim:.3f}" + (
             f", paper bound {r.paper_bound_bits / r.dims:.3f} without consistency coding" if paper else "")
         click.echo(f"  {r.bits_per_dim:.3f} bits/dim ({bounds}); {verdict}; "

@@ -124,6 +124,18 @@ def encode(image, model: str = "default", *, progress: bool = False, levels: int
     return encode_with_report(image, model, progress=progress, levels=levels)[0]
 
 
+def lossy_levels(model: "str | Model" = "default") -> int:
+    """How many levels a lossy file of `model` keeps (`encode(..., levels=lossy_levels(m))`): the
+    code levels of a family with a lossy mode (vqvae2: top and bottom codes). A HiercodecError for
+    a model without one (any model can still be cut after any level with `levels=K`)."""
+    m = _model(model)
+    n = getattr(m.family, "lossy_levels", None)
+    if n is None:
+        raise HiercodecError(f"model '{m.id}' ({m.family.family}) has no lossy mode; keep its first K levels "
+                             "with levels=K (--levels K) or use a vqvae2 model")
+    return n
+
+
 def _as_bytes(data) -> bytes:
     if isinstance(data, (bytes, bytearray, memoryview)):
         return bytes(data)
@@ -150,7 +162,8 @@ def decode(data: bytes, *, progress: bool = False, levels: int | None = None, fu
 
     levels: decode only the first `levels` levels (progressive decoding; a file cut with `cut`
     holds only those): a `pyramid` file gives the image at that level's resolution (full_size:
-    upsampled to the image's size), a `grayscale` file cut after level 1 its 4-bit gray image.
+    upsampled to the image's size), a `grayscale` file cut after level 1 its 4-bit gray image, a
+    `vqvae2` file with its code levels only the decoder's reconstruction (always full size).
     Damaged, truncated or foreign files raise FormatError / IntegrityError (never a wrong image);
     a file whose model is not installed raises ModelNotFoundError naming the model.
     """
@@ -176,31 +189,42 @@ class VerifyResult(Report):
     error: str | None = None  # why the round trip failed, if it raised
     encode_seconds: float = 0.0
     decode_seconds: float = 0.0
+    lossy: bool = False  # only the first levels were coded: the decoded image is a reconstruction
+    psnr: float | None = None  # of a lossy file's decoded image against the original (dB)
 
 
-def verify(image, model: str = "default", *, progress: bool = False) -> VerifyResult:
+def verify(image, model: str = "default", *, progress: bool = False, levels: int | None = None) -> VerifyResult:
     """Compress `image`, decompress the result and compare: the exact model's bound next to the
     bits written, level by level, and whether the round trip gives the same pixels.
 
+    levels: code only the first K levels (a lossy file): the round trip then checks that every
+    level decodes to the values coded (their CRCs) and reports the reconstruction's PSNR.
     A failing round trip is reported (roundtrip_ok False, error set), not raised; an image that
     cannot be read or a model that is not installed raises as in `encode`.
     """
     from hiercodec.codec import decode_image, encode_image
+    from hiercodec.quality import psnr
 
     array = _checked_image(image)
     m = _model(model)
     start = time.perf_counter()
-    with _progress(progress, array.size, "encode") as update:
-        data, report = encode_image(m, array, update)
+    with _progress(progress and levels is None, array.size, "encode") as update:
+        data, report = encode_image(m, array, update, levels=levels)
     encode_seconds = time.perf_counter() - start
     result = VerifyResult(report.model_id, report.geometry, report.file_bytes, list(report.levels),
                           encode_seconds=encode_seconds)
     start = time.perf_counter()
+    result.lossy = container.read_header(data).lossy
     try:
-        with _progress(progress, array.size, "decode") as update:
+        with _progress(progress and not result.lossy, array.size, "decode") as update:
             decoded, _ = decode_image(data, loader=lambda name: m if name == m.id else load_model(name),
-                                      progress=update)
-        result.roundtrip_ok = decoded.shape == array.shape and bool(np.array_equal(decoded, array))
+                                      progress=update, **({"full_size": True} if result.lossy else {}))
+        if result.lossy:  # every level decoded to its coded values (decode_image checks their CRCs)
+            result.roundtrip_ok = decoded.shape[:2] == array.shape[:2]
+            if result.roundtrip_ok and decoded.shape == array[..., : decoded.shape[2]].shape:
+                result.psnr = psnr(array[..., : decoded.shape[2]], decoded)
+        else:
+            result.roundtrip_ok = decoded.shape == array.shape and bool(np.array_equal(decoded, array))
         if not result.roundtrip_ok:
             result.error = "the decoded image differs from the original"
     except HiercodecError as err:
