@@ -86,6 +86,21 @@ def evaluate(task, model: torch.nn.Module, crops: np.ndarray, device: torch.devi
     return total / crops.size
 
 
+class Objective(torch.nn.Module):
+    """A task's training loss as the forward of one module: DistributedDataParallel must run the
+    forward of the module it wraps to synchronise gradients, and the families with several networks
+    (a ModuleDict, which has no forward) are driven by their task. Returns (loss, what to log)."""
+
+    def __init__(self, task, model: torch.nn.Module):
+        super().__init__()
+        self.task, self.model = task, model
+
+    def forward(self, x: torch.Tensor, step: int) -> tuple[torch.Tensor, dict]:
+        if hasattr(self.task, "loss"):  # families whose loss is not only bits (an autoencoder stage)
+            return self.task.loss(self.model, x, step)
+        return self.task.bits(self.model, x).sum() / x.numel(), {}  # bits/dim
+
+
 def learning_rate(s: TrainSettings, step: int) -> float:
     """lr * lr_decay^step, ramped up linearly over the first `warmup` steps; from the step alone,
     so a resumed run continues the schedule."""
@@ -176,10 +191,12 @@ def train(out: Path, config: RunConfig, *, resume: bool = False, minutes: float 
         meta, ema = checkpoint.load(out, model=model, optimizer=opt, rng=rng, rank=where.rank)
         ema = {k: v.to(where.device) for k, v in ema.items()}
         step, origin = meta["step"], meta.get("origin", {})
-    net = model
+    net: torch.nn.Module = Objective(task, model)
     if where.world > 1:
+        # unused parameters: a family may train only some of its networks at a step (vqvae2's stages)
         net = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[where.device.index] if where.device.type == "cuda" else None)
+            net, device_ids=[where.device.index] if where.device.type == "cuda" else None,
+            find_unused_parameters=config.family == "vqvae2")
     data = images if images is not None else open_dataset(s.data)
     batches = data.batches(s.patch or None, s.batch // where.world, rng)
     crops = eval_images if eval_images is not None else (eval_crops(s.eval_data, s.eval_crops, s.eval_patch)
@@ -235,12 +252,8 @@ def train(out: Path, config: RunConfig, *, resume: bool = False, minutes: float 
             if gray:
                 x = to_gray(x)
             xt = torch.from_numpy(x).to(where.device)
-            extra: dict = {}
             with amp:
-                if hasattr(task, "loss"):  # families whose loss is not only bits (an autoencoder stage)
-                    loss, extra = task.loss(net, xt, step)
-                else:
-                    loss = task.bits(net, xt).sum() / x.size  # bits/dim
+                loss, extra = net(xt, step)
             if not torch.isfinite(loss):
                 raise HiercodecError(f"the loss is {loss.item()} at step {step}; the last checkpoint is kept, "
                                      "lower --lr or set clip in the config")
