@@ -19,41 +19,32 @@ _PEER_NAMES = "png, jpegxl, webp, jpeg2000, jpegls, avif"
 _LOSSY_PEER_NAMES = "jpeg, webp, jpegxl"
 
 
-def _peer_list(spec: str | None) -> list[str]:
-    """--peers: a comma list, 'none', or (not given) every installed peer."""
-    from hiercodec.peers import PEERS, available_peers
-
+def _parse_peers(spec: str | None, known, installed: list[str], kind: str = "") -> list[str]:
+    """--peers: a comma list, 'none', or (not given) every installed peer of `known`."""
     if spec is None:
-        return available_peers()
+        return installed
     names = [p.strip().lower() for p in spec.split(",") if p.strip()]
     if names == ["none"]:
         return []
-    installed = set(available_peers())
     for name in names:
-        if name not in PEERS:
-            raise HiercodecError(f"--peers: unknown peer codec {name!r}; choose from {', '.join(PEERS)} or none")
-        if name not in installed:
-            raise HiercodecError(f"--peers: {name!r} is not available here: pip install \"hiercodec[bench]\"")
-    return names
-
-
-def _lossy_peer_list(spec: str | None) -> list[str]:
-    """--peers with --lossy: a comma list of lossy peers, 'none', or (not given) every installed one."""
-    from hiercodec.peers_lossy import LOSSY_PEERS, available_lossy_peers
-
-    if spec is None:
-        return available_lossy_peers()
-    names = [p.strip().lower() for p in spec.split(",") if p.strip()]
-    if names == ["none"]:
-        return []
-    installed = set(available_lossy_peers())
-    for name in names:
-        if name not in LOSSY_PEERS:
-            raise HiercodecError(f"--peers: unknown lossy peer codec {name!r}; with --lossy choose from "
-                                 f"{', '.join(LOSSY_PEERS)} or none")
+        if name not in known:
+            raise HiercodecError(f"--peers: unknown {kind}peer codec {name!r}; "
+                                 f"{'with --lossy ' if kind else ''}choose from {', '.join(known)} or none")
         if name not in installed:
             raise HiercodecError(f"--peers: {name!r} is not available here: pip install \"hiercodec[bench]\"")
     return list(dict.fromkeys(names))
+
+
+def _peer_list(spec: str | None) -> list[str]:
+    from hiercodec.peers import PEERS, available_peers
+
+    return _parse_peers(spec, PEERS, available_peers())
+
+
+def _lossy_peer_list(spec: str | None) -> list[str]:
+    from hiercodec.peers_lossy import LOSSY_PEERS, available_lossy_peers
+
+    return _parse_peers(spec, LOSSY_PEERS, available_lossy_peers(), "lossy ")
 
 
 def _check_outputs(out: Path | None, plot: Path | None, force: bool, formats: dict | None = None) -> None:
