@@ -40,8 +40,16 @@ GOLDEN: dict[str, tuple[int, int, int, int]] = {
     "pyramid-rgb-70x45": (45, 70, 3, 109),  # two tiles of the full-size level (64)
     "pyramid-rgba-9x17": (17, 9, 4, 110),
     "pyramid-gray-5x3": (3, 5, 1, 111),
+    "vqvae2-rgb-75x50": (50, 75, 3, 112),  # two tiles of each level of the 64-pixel layout
+    "vqvae2-rgba-13x21": (21, 13, 4, 113),
+    "vqvae2-lossy-rgb-80x56": (56, 80, 3, 114),
+    "vqvae2-top-gray-35x19": (19, 35, 1, 115),
 }
-MODELS = {name: name.split("-")[0] + "-s1" for name in GOLDEN if name.startswith(("grayscale-", "pyramid-"))}
+MODELS = {name: name.split("-")[0] + "-s1" for name in GOLDEN
+          if name.startswith(("grayscale-", "pyramid-", "vqvae2-"))}
+# lossy golden files: the first K levels only; their PNG is the image they decode to (the model's
+# reconstruction), the image they were made from is golden_image(name)
+LEVELS = {"vqvae2-lossy-rgb-80x56": 2, "vqvae2-top-gray-35x19": 1}
 PNG_MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
 
 
@@ -126,9 +134,14 @@ def main(argv: list[str] | None = None) -> int:
         for name in names:
             model = load(MODELS.get(name, args.model))
             image = golden_image(name)
-            data, report = encode_image(model, image)
+            data, report = encode_image(model, image, levels=LEVELS.get(name))
             decoded, _ = decode_image(data)  # by the id in its header, as a user would
-            if decoded.shape != image.shape or not np.array_equal(decoded, image):
+            if name in LEVELS:  # lossy: the PNG is the reconstruction, which must decode the same twice
+                image = decoded if decoded.ndim == 3 else decoded[..., None]
+                if not np.array_equal(decode_image(data)[0], decoded):
+                    print(f"{name}: two decodes differ; nothing written", file=sys.stderr)
+                    return 2
+            elif decoded.shape != image.shape or not np.array_equal(decoded, image):
                 print(f"{name}: the file does not decode to its image; nothing written", file=sys.stderr)
                 return 2
             hc, png = Path(tmp) / f"{name}.hc", Path(tmp) / f"{name}.png"

@@ -49,10 +49,13 @@ def test_golden_file_decodes_to_its_png(path):
     data = path.read_bytes()
     box = container.read(data)
     h = box.header
-    assert not h.lossy and box.levels_present == h.levels_total
+    lossy = path.stem in make_golden.LEVELS  # a file of the first K levels: its PNG is the reconstruction
+    assert h.lossy == lossy and (box.levels_present == h.levels_total) != lossy
     expected = make_golden.read_png(png)
-    assert (h.height, h.width, h.channels) == expected.shape, f"{path.name}: header geometry vs PNG"
+    if not lossy:
+        assert (h.height, h.width, h.channels) == expected.shape, f"{path.name}: header geometry vs PNG"
     image, report = decode_image(data)  # the model named in the header, from the zoo
+    image = image if image.ndim == 3 else image[..., None]
     assert image.shape == expected.shape and image.dtype == np.uint8
     np.testing.assert_array_equal(image, expected, err_msg=f"{path.name} no longer decodes to {png.name}")
     assert report.file_bytes == len(data)
@@ -64,6 +67,9 @@ def test_golden_file_reencodes_identically(path):
     data = path.read_bytes()
     header = container.read_header(data)
     model = load(header.model_id)
+    if not getattr(model.family, "exact_encoder", True):
+        pytest.skip(f"{header.model_id}'s encoder is float (VQ codes may differ between machines; any codes "
+                    "make a valid file): decoding is what golden files pin")
     again, _ = encode_image(model, make_golden.read_png(png))
     assert again == data, f"re-encoding {png.name} with {header.model_id} gives other bytes than {path.name}"
 

@@ -109,6 +109,7 @@ class VQPixelLevel(PixelLevel):
 class VQVAE2Family:
     family = "vqvae2"
     lossy_levels = 2  # a lossy file holds the top and bottom codes (the paper's codec)
+    exact_encoder = False  # the VQ encoder is float: another machine may choose other (valid) codes
 
     def __init__(self, config: dict, tensors: dict[str, torch.Tensor]):
         net = VQVAE2Config.from_dict(config["network"])
