@@ -41,8 +41,11 @@ from hiercodec.images import luma
 from hiercodec.tiling import TileLayout
 
 CODES = np.dtype("<u2")  # code values, little-endian whatever the machine (their CRC is of these bytes)
+# Part of the format (bitstreams/FORMAT.md): they define the reconstruction, hence lossy images and
+# the pixel level's features. The halo covers the receptive field of decoders of up to 3 residual
+# layers (Table 5 has 2); deeper ones are still exact and deterministic, only tile seams differ.
 RECON_TILE = 16  # top codes per side of one pass of the exact decoder (128 pixels)
-RECON_HALO = 3  # top codes around it that the pass sees (covers the decoder's receptive field)
+RECON_HALO = 3  # top codes around it that the pass sees
 
 
 class _Codes:

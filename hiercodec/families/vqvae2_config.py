@@ -68,6 +68,8 @@ class VQVAE2Config(_Config):
     def check(self) -> None:
         if self.tile % DOWN:
             raise HiercodecError(f"[network] tile = {self.tile}: must be a multiple of {DOWN}")
+        if self.codes > 1 << 16:
+            raise HiercodecError(f"[network] codes = {self.codes}: at most 65536 (codes are stored as 16-bit values)")
         if self.top_only_percent > 100:
             raise HiercodecError("[network] top_only_percent must be 0 ... 100")
         if self.cond_blocks < 1:
