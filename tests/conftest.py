@@ -14,6 +14,7 @@ itself and restores them.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 
 # Before torch starts OpenMP: idle OpenMP threads sleep instead of spinning. Results do not depend
@@ -27,11 +28,13 @@ import torch
 from safetensors.numpy import save_file
 from safetensors.torch import load_file
 
-from hiercodec.exact.export import export_grayscale, export_pixelcnn, export_pyramid
+from hiercodec.exact.export import export_grayscale, export_pixelcnn, export_pyramid, pixels_tensor
+from hiercodec.exact.export_vqvae2 import export_vqvae2
 from hiercodec.families import build_family
 from hiercodec.families.auxiliary_config import GrayscaleConfig, PyramidConfig
 from hiercodec.families.pixelcnn import PixelCNNFamily
 from hiercodec.families.pixelcnn_config import PixelCNNConfig
+from hiercodec.families.vqvae2_config import VQVAE2Config
 from hiercodec.zoo import model_hash, Model, load
 
 TINY_CONFIG = PixelCNNConfig(channels=16, layers=2, head=32, mixtures=5, tile=8)
@@ -83,18 +86,53 @@ TINY_PYRAMID = PyramidConfig(levels=3, tile=8, halo=2, bottom_layers=1, bottom_c
                              embed_down=(1,), embed_up=(2, 3))
 
 
-def make_auxiliary_model(folder, config, export, model_id: str) -> Model:
-    """Like make_tiny_model for a `grayscale` or `pyramid` config (untrained, fixed seed)."""
+# A tiny VQ-VAE-2 (the vqvae2-small network): tiles of 16 pixels, so code tiles of 2 and 4; one
+# attention layer in each of the top prior's two layers.
+TINY_VQVAE2 = VQVAE2Config(tile=16, halo=2, hidden=16, residual=8, res_layers=1, codes=32, code_dim=8, top_layers=2,
+                           top_channels=8, top_head=16, top_embed=4, attention_every=1, heads=2, key_channels=4,
+                           bottom_layers=1, bottom_channels=8, bottom_head=16, bottom_embed=4, cond_channels=8,
+                           cond_blocks=2, layers=1, channels=8, head=16, mixtures=3, embed_channels=8,
+                           embed_blocks=1)
+
+
+def make_auxiliary_model(folder, config, export, model_id: str, size: int = 16, prepare=None) -> Model:
+    """Like make_tiny_model for a family config with an `export` function (untrained, fixed seed),
+    calibrated on size x size crops; prepare(float_model, crops (N, size, size, 3) uint8), if
+    given, runs before the export. The folder also gets the model's config.json, so that it is an
+    installed model where HIERCODEC_MODELS names its parent (and the folder is named model_id)."""
     torch.manual_seed(4321)
     float_model = config.build()
     rng = np.random.default_rng(4321)
-    calib = np.concatenate([_smooth_patches(rng, 12, 16), rng.integers(0, 256, (4, 3, 16, 16), dtype=np.uint8)])
-    tensors, exact = export(float_model.state_dict(), config, calib.transpose(0, 2, 3, 1))
+    calib = np.concatenate([_smooth_patches(rng, 12, size), rng.integers(0, 256, (4, 3, size, size), dtype=np.uint8)])
+    calib = calib.transpose(0, 2, 3, 1)
+    if prepare is not None:
+        prepare(float_model, calib)
+    tensors, exact = export(float_model.state_dict(), config, calib)
     exact = dict(exact, id=model_id, description=f"untrained tiny {config.family} model for tests")
     path = folder / "weights.safetensors"
     save_file(tensors, str(path))
+    (folder / "config.json").write_text(json.dumps(exact, indent=1) + "\n")
     loaded = load_file(str(path))
     return Model(model_id, model_hash(path.read_bytes(), exact), exact, build_family(exact, loaded))
+
+
+def start_codebooks(float_model, crops: np.ndarray) -> None:
+    """Make an untrained VQ-VAE-2 useful for tests: its decoder's weights x2, so that
+    reconstructions span most of 0 ... 255 instead of a near-flat grey (the default initialisation
+    shrinks activations layer by layer), then one training-mode pass over the crops, so that the
+    codebooks start on encoder outputs (VectorQuantizer does that on its first training batch;
+    otherwise an untrained encoder maps everything to a couple of codes)."""
+    from hiercodec.train.vqvae2 import padded_rgb
+
+    vq = float_model["vq"]
+    with torch.no_grad():
+        for part in (vq.up_t, vq.dec_in, vq.res_d, vq.up1, vq.up2):
+            for p in part.parameters():
+                p.mul_(2)
+    vq.train()
+    with torch.no_grad():
+        vq(pixels_tensor(padded_rgb(crops)))
+    vq.eval()
 
 
 @pytest.fixture(scope="session")
@@ -107,6 +145,39 @@ def tiny_grayscale(tmp_path_factory) -> Model:
 def tiny_pyramid(tmp_path_factory) -> Model:
     return make_auxiliary_model(tmp_path_factory.mktemp("tiny-pyramid"), TINY_PYRAMID, export_pyramid,
                                 "tiny-pyramid")
+
+
+@pytest.fixture(scope="session")
+def _tiny_vqvae2(tmp_path_factory):
+    models = tmp_path_factory.mktemp("vqvae2-models")
+    (models / "tiny-vqvae2").mkdir()
+    floats = []
+
+    def prepare(float_model, crops):
+        start_codebooks(float_model, crops)
+        floats.append(float_model)
+
+    model = make_auxiliary_model(models / "tiny-vqvae2", TINY_VQVAE2, export_vqvae2, "tiny-vqvae2", size=32,
+                                 prepare=prepare)
+    return model, floats[0].eval(), models
+
+
+@pytest.fixture(scope="session")
+def tiny_vqvae2(_tiny_vqvae2) -> Model:
+    """A tiny `vqvae2` model (TINY_VQVAE2, untrained, codebooks started on data), exported."""
+    return _tiny_vqvae2[0]
+
+
+@pytest.fixture(scope="session")
+def tiny_vqvae2_float(_tiny_vqvae2):
+    """The float networks (torch ModuleDict, eval mode) `tiny_vqvae2` was exported from."""
+    return _tiny_vqvae2[1]
+
+
+@pytest.fixture(scope="session")
+def tiny_vqvae2_models(_tiny_vqvae2):
+    """A folder in which `tiny-vqvae2` is installed (point HIERCODEC_MODELS at it)."""
+    return _tiny_vqvae2[2]
 
 
 @pytest.fixture(scope="session")

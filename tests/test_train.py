@@ -199,6 +199,39 @@ def test_train_export_compress_auxiliary(family, tmp_path, monkeypatch):
     assert r.exit_code == 0 and "round trip ok" in r.output, r.output
 
 
+def test_train_export_compress_vqvae2(tmp_path, monkeypatch):
+    """vqvae2-small trains both stages (the autoencoder for the first steps, then frozen under the
+    priors and the pixel level), exports, round-trips losslessly and writes a lossy file."""
+    from hiercodec.train.config import CONFIG_DIR
+
+    monkeypatch.setenv("HIERCODEC_MODELS", str(tmp_path / "models"))
+    torch.set_num_threads(1)
+    data = write_pngs(tmp_path / "data", smooth_images(4, 40))
+    text = (CONFIG_DIR / "vqvae2-small.toml").read_text()
+    assert "autoencoder_steps = 100" in text and "log_every = 10" in text
+    config = tmp_path / "vqvae2-tiny.toml"  # the autoencoder stage short enough for both to run
+    config.write_text(text.replace("autoencoder_steps = 100", "autoencoder_steps = 3")
+                      .replace("log_every = 10", "log_every = 1"))
+    runner = CliRunner()
+    r = runner.invoke(cli, ["train", "vqvae2", "--config", str(config), "--data", str(data),
+                            "--eval-data", str(data), "--out", str(tmp_path / "run"), "--steps", "6"])
+    assert r.exit_code == 0, r.output
+    log = [rec for rec in records(tmp_path / "run") if "bpd" in rec]
+    assert [rec["step"] for rec in log] == [1, 2, 3, 4, 5, 6]
+    assert all("mse" in rec and "bpd_pixels" not in rec for rec in log[:3])  # autoencoder stage
+    assert all("bpd_pixels" in rec and "mse" not in rec for rec in log[3:])  # frozen; every level
+    r = runner.invoke(cli, ["export", str(tmp_path / "run"), "--name", "tiny-vqvae2-run"])
+    assert r.exit_code == 0 and "exported tiny-vqvae2-run" in r.output, r.output
+    image = smooth_images(1, 23, seed=6)[0][:, :19]
+    Image.fromarray(image).save(tmp_path / "in.png")
+    r = runner.invoke(cli, ["verify", "--model", "tiny-vqvae2-run", str(tmp_path / "in.png")])
+    assert r.exit_code == 0 and "round trip ok" in r.output, r.output
+    from hiercodec import api
+
+    lossy = api.encode(image, "tiny-vqvae2-run", levels=2)
+    assert api.info(lossy)["mode"] == "lossy" and api.decode(lossy).shape == image.shape
+
+
 def test_train_cli_errors(tmp_path):
     runner = CliRunner()
     r = runner.invoke(cli, ["train", "pixelcnn", "--config", "nope", "--out", str(tmp_path / "r")])

@@ -20,6 +20,8 @@ GRAY_LEVELS = 16  # the 4-bit grayscale auxiliary variable (sec. 3.1)
 
 @dataclass(frozen=True)
 class _Config:
+    may_be_zero = ("halo",)  # fields that may be 0 (a class attribute, not a field)
+
     @classmethod
     def from_dict(cls, d: dict, where: str = "[network]") -> "_Config":
         """Fields from a TOML/JSON table; a clear one-line error for an unknown or mistyped one."""
@@ -34,8 +36,9 @@ class _Config:
                 if not isinstance(value, (list, tuple)) or any(type(v) is not int or v < 1 for v in value):
                     raise HiercodecError(f"{where} {key} = {value!r}: expected a list of positive integers")
                 value = tuple(value)
-            elif type(value) is not int or value < (0 if key == "halo" else 1):
-                raise HiercodecError(f"{where} {key} = {value!r}: expected a positive integer")
+            elif type(value) is not int or value < (0 if key in cls.may_be_zero else 1):
+                raise HiercodecError(f"{where} {key} = {value!r}: expected a positive integer"
+                                     + (" or 0" if key in cls.may_be_zero else ""))
             out[key] = value
         config = cls(**out)
         config.check()

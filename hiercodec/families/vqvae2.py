@@ -163,8 +163,10 @@ class VQVAE2Family:
     def reconstruction(self, top: np.ndarray, bottom: np.ndarray | None, height: int, width: int) -> np.ndarray:
         """The exact decoder's image (height, width, 3) uint8 from code maps (h, w) and (2h, 2w)
         (bottom None: the top codes alone). Passes over RECON_TILE x RECON_TILE top codes with
-        RECON_HALO codes around them (zero vectors outside the map), so memory does not grow with
-        the image and the result does not depend on how passes are batched."""
+        RECON_HALO codes around them (zero vectors outside the map, and every layer's activations
+        zeroed there, as the float decoder's zero padding around the map does), so memory does not
+        grow with the image and, when RECON_HALO covers the decoder's receptive field (res_layers
+        <= 3), the result does not depend on how passes are cut."""
         dec, t, m = self.decoder, RECON_TILE, RECON_HALO
         h, w = top.shape
         rows, cols = -(-h // t), -(-w // t)
@@ -174,6 +176,8 @@ class VQVAE2Family:
         if bottom is not None:
             canvas_b = torch.zeros(1, dec.bottom.shape[1], 2 * (rows * t + 2 * m), 2 * (cols * t + 2 * m), dtype=DTYPE)
             canvas_b[..., 2 * m : 2 * (m + h), 2 * m : 2 * (m + w)] = dec.planes(torch.from_numpy(bottom.astype(np.int64))[None], True)
+        inside = torch.zeros(1, 1, 2 * (rows * t + 2 * m), 2 * (cols * t + 2 * m), dtype=DTYPE)
+        inside[..., 2 * m : 2 * (m + h), 2 * m : 2 * (m + w)] = 1
         out = np.zeros((rows * t * DOWN, cols * t * DOWN, 3), np.uint8)
         s = DOWN * t
         with threads(8):
@@ -182,7 +186,8 @@ class VQVAE2Family:
                     pt = canvas_t[..., r * t : r * t + t + 2 * m, c * t : c * t + t + 2 * m]
                     pb = None if canvas_b is None else canvas_b[..., 2 * r * t : 2 * (r * t + t + 2 * m),
                                                                  2 * c * t : 2 * (c * t + t + 2 * m)]
-                    y = dec.forward(pt, pb)[0, :, DOWN * m : DOWN * m + s, DOWN * m : DOWN * m + s]
+                    pi = inside[..., 2 * r * t : 2 * (r * t + t + 2 * m), 2 * c * t : 2 * (c * t + t + 2 * m)]
+                    y = dec.forward(pt, pb, pi)[0, :, DOWN * m : DOWN * m + s, DOWN * m : DOWN * m + s]
                     out[r * s : (r + 1) * s, c * s : (c + 1) * s] = y.permute(1, 2, 0).numpy().astype(np.uint8)
         return out[:height, :width]
 

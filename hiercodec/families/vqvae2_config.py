@@ -30,6 +30,7 @@ class VQVAE2Config(_Config):
     """Defaults: Table 5's autoencoder with priors sized for a CPU (vqvae2-codec.toml)."""
 
     family = "vqvae2"
+    may_be_zero = ("halo", "top_only_percent")
     tile: int = 64  # pixels per tile side (a multiple of 8); code tiles are tile / 8 and tile / 4
     halo: int = 4  # positions of the level above around a tile that its features see
     # autoencoder, Table 5
