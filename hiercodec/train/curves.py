@@ -1,5 +1,6 @@
 """Training curves from runs' log.jsonl: training bits/dim (RGB and gray batches) and the held-out
-bits/dim of the averaged weights, against the step.
+bits/dim of the averaged weights, against the step; for runs with an autoencoder stage (vqvae2),
+its reconstruction PSNR in a second panel.
 
     python -m hiercodec.train.curves runs/a/log.jsonl runs/b/log.jsonl --out curves.png
 """
@@ -33,9 +34,19 @@ def plot_curves(logs: dict[str, list[dict]], path: Path, force: bool = False) ->
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(8, 4.8), layout="constrained")
+    psnr = any("psnr" in r for records in logs.values() for r in records)  # an autoencoder stage (vqvae2)
+    fig = Figure(figsize=(12 if psnr else 8, 4.8), layout="constrained")
     FigureCanvasAgg(fig)
-    ax = fig.subplots()
+    ax, ax2 = fig.subplots(1, 2) if psnr else (fig.subplots(), None)
+    if ax2 is not None:
+        for n, (run, records) in enumerate(logs.items()):
+            points = [(r["step"], r["psnr"]) for r in records if "psnr" in r]
+            if points:
+                ax2.plot(*zip(*points), "-", color=f"C{n}", label=f"{run}: training crops")
+        ax2.set_xlabel("step")
+        ax2.set_ylabel("autoencoder PSNR (dB)")
+        ax2.grid(alpha=0.3)
+        ax2.legend(fontsize=8)
     for n, (run, records) in enumerate(logs.items()):
         for key, label, style in SERIES:
             points = [(r["step"], r[key]) for r in records if key in r]

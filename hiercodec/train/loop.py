@@ -273,11 +273,11 @@ def train(out: Path, config: RunConfig, *, resume: bool = False, minutes: float 
                 rec = {"step": step, "lr": lr, "grad_norm": float(np.mean(grad_norms)), "time": time.time(),
                        "elapsed_s": time.time() - start}
                 for kind, values in window.items():
-                    if values:
-                        rec["bpd" if kind == "rgb" else "bpd_gray"] = float(np.mean(values))
+                    if values:  # a task with its own loss (not only bits) logs its bits itself
+                        rec[("loss" if hasattr(task, "loss") else "bpd") + ("" if kind == "rgb" else "_gray")] = float(np.mean(values))
                 rec |= {k: float(np.mean(v)) for k, v in parts.items()}
                 write(rec)
-                if window["rgb"]:
+                if "bpd" in rec:
                     bar.set_postfix(bpd=f"{rec['bpd']:.3f}")
                 window, grad_norms, parts = {"rgb": [], "gray": []}, [], {}
                 due = time.time() - last_save > s.save_every_s

@@ -100,6 +100,7 @@ class VQVAE2Task(_AuxiliaryTask):
         parts = self.prior_bits(model, values, codes_t.detach(), codes_b.detach(), pixels=not stage1)
         bpd = sum(p.sum() for p in parts.values()) / dims
         log = {f"bpd_{k}": float(v.detach().sum()) / dims for k, v in parts.items()}
+        log["bpd"] = sum(log.values())  # what the levels trained at this step cost
         if stage1:
             mse = (y - xin).pow(2).mean()
             m = float(mse.detach())
