@@ -482,3 +482,16 @@ def test_training_prior_stage_and_bits(task):
     assert float(loss) * x.numel() == pytest.approx(float(bits.sum()), rel=1e-5)
     assert log["bpd"] == pytest.approx(float(loss), rel=1e-5)
     assert sum(v for k, v in log.items() if k != "bpd") == pytest.approx(float(loss), rel=1e-5)
+
+
+def test_learning_rate_ramps_up_again_when_the_priors_stage_begins():
+    """The second stage's fresh Adam on the --init-from pixel network gets a warm-up of its own."""
+    from hiercodec.train.config import load_config
+    from hiercodec.train.tasks import task_for
+
+    config = load_config("vqvae2-codec")
+    t = task_for(config)
+    a, w = t.net.autoencoder_steps, config.train.warmup
+    assert t.lr_scale(0) == t.lr_scale(a - 1) == 1.0
+    assert t.lr_scale(a) == pytest.approx(1 / w) and t.lr_scale(a + w // 2 - 1) == pytest.approx(0.5)
+    assert t.lr_scale(a + w - 1) == t.lr_scale(a + 10 * w) == 1.0

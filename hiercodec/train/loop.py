@@ -244,7 +244,7 @@ def train(out: Path, config: RunConfig, *, resume: bool = False, minutes: float 
         eval_bpd = run_eval()  # the untrained baseline: the first point of the curve
     try:
         while step < s.steps:
-            lr = learning_rate(s, step)
+            lr = learning_rate(s, step) * (task.lr_scale(step) if hasattr(task, "lr_scale") else 1.0)
             for g in opt.param_groups:
                 g["lr"] = lr
             x = next(batches)

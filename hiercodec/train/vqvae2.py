@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from hiercodec.families.vqvae2_config import BETA, DOWN, VQVAE2Config
 from hiercodec.train.auxiliary import _AuxiliaryTask, mixture_bits
 from hiercodec.exact.export import pixels_tensor
+from hiercodec.train.config import RunConfig
 
 
 def padded_rgb(images: np.ndarray) -> np.ndarray:
@@ -48,6 +49,10 @@ def code_bits(prior: torch.nn.Module, embed: torch.nn.Module, codes: torch.Tenso
 class VQVAE2Task(_AuxiliaryTask):
     family = "vqvae2"
     config_class = VQVAE2Config
+
+    def __init__(self, config: RunConfig):
+        super().__init__(config)
+        self.warmup = config.train.warmup
 
     @staticmethod
     def export_fn(weights, net, calibration):
@@ -88,6 +93,13 @@ class VQVAE2Task(_AuxiliaryTask):
         """Bits per image of a lossless file: the joint bound -log2 p(top) p(bottom | top) p(x | codes)."""
         _, _, codes_t, codes_b, _ = self._codes(model, x, False)
         return sum(self.prior_bits(model, x.cpu().numpy(), codes_t, codes_b).values())
+
+    def lr_scale(self, step: int) -> float:
+        """The learning rate ramps up again over `warmup` steps when the second stage begins: the
+        pixel level (started from a trained PixelCNN, --init-from) gets its first updates then,
+        from a fresh Adam state, and a full rate would jolt its weights (the reason for warmup)."""
+        since = step - self.net.autoencoder_steps
+        return min(1.0, (since + 1) / self.warmup) if 0 <= since and self.warmup else 1.0
 
     def loss(self, model, x: torch.Tensor, step: int) -> tuple[torch.Tensor, dict]:
         """The training loss of this step and what to log. Autoencoder stage: eq. 2 (mean squared
