@@ -2,8 +2,8 @@
 
 The priors and the pixel level go through the PixelCNN and embedding exporters of
 hiercodec.exact.export; this module adds what is particular to VQ-VAE-2: the code embeddings the
-priors read (integer tables), the exact decoder (hiercodec.exact.vqdecoder) and the float encoder,
-stored as it is (`vq.*`: it runs at encode time only and does not feed a table).
+priors read (integer tables), the exact decoder (hiercodec.exact.vqdecoder) and the float encoder
+(`vq.*`, float16: it runs at encode time only and does not feed a table).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from hiercodec.exact.export import (
     INPUT_FRAC, MARGIN, Exporter, _exact_config, export_embedding, export_gated, pixels_tensor,
 )
 from hiercodec.exact.quant import ACT_MAX, frac_bits_for
+from hiercodec.families.vqvae2 import DECODER_ONLY, TRAINING_ONLY
 from hiercodec.families.vqvae2_config import VQVAE2Config
 from hiercodec.nn.vqvae import VQVAE2, Upsample, transposed_as_conv
 
@@ -108,7 +109,9 @@ def export_vqvae2(state_dict: dict[str, torch.Tensor], config: VQVAE2Config,
     parts["pixels"] = export_gated(ex, "pixels.", model["pixels"], pixels_tensor(calibration), INPUT_FRAC, 128,
                                    "mixture", config.mixtures, features[..., :h, :w], parts["embed"]["frac"])
     tensors = ex.tensors
-    encoder = {f"vq.{k}": v.detach().float().numpy() for k, v in vq.state_dict().items()
-               if not k.startswith(("up_t.", "dec_in.", "res_d.", "up1.", "up2.")) and v.is_floating_point()}
+    # the encoder in float16: it only chooses codes (any codes make a valid file), so its precision
+    # costs a little quality at most, and it halves the largest part of the model file
+    encoder = {f"vq.{k}": v.detach().half().numpy() for k, v in vq.state_dict().items()
+               if not k.startswith(DECODER_ONLY) and not k.endswith(TRAINING_ONLY)}
     tensors.update(encoder)
     return tensors, _exact_config("vqvae2", config, ex, **parts)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from hiercodec.errors import HiercodecError
 from hiercodec.exact.categorical import ExactCategorical
 from hiercodec.exact.embedding import ExactEmbedding
 from hiercodec.exact.layers import subset
@@ -40,6 +41,8 @@ from hiercodec.families.vqvae2_config import DOWN, VQVAE2Config
 from hiercodec.images import luma
 from hiercodec.tiling import TileLayout
 
+DECODER_ONLY = ("up_t.", "dec_in.", "res_d.", "up1.", "up2.")  # float decoder weights: not in a model file
+TRAINING_ONLY = (".count", ".total", ".started")  # codebook statistics of training: not in a model file
 CODES = np.dtype("<u2")  # code values, little-endian whatever the machine (their CRC is of these bytes)
 # Part of the format (bitstreams/FORMAT.md): they define the reconstruction, hence lossy images and
 # the pixel level's features. The halo covers the receptive field of decoders of up to 3 residual
@@ -151,7 +154,13 @@ class VQVAE2Family:
 
             n = self.net
             model = VQVAE2(n.hidden, n.residual, n.res_layers, n.codes, n.code_dim)
-            model.load_state_dict({k: v.float() for k, v in self._float_weights.items()}, strict=False)
+            missing, unexpected = model.load_state_dict({k: v.float() for k, v in self._float_weights.items()},
+                                                        strict=False)
+            # the decoder is exact (dec.*) and the codebooks' moving statistics are training state
+            missing = [k for k in missing if not k.startswith(DECODER_ONLY) and not k.endswith(TRAINING_ONLY)]
+            if missing or unexpected:
+                raise HiercodecError(f"model file's encoder weights do not fit its network: "
+                                     f"{(missing or unexpected)[0]} {'missing' if missing else 'unexpected'}")
             self._encoder = model.eval()
         with torch.no_grad():
             x = pixels_tensor(padded_rgb(image[None, ..., :3] if image.shape[-1] >= 3 else image[None, ..., :1]))
