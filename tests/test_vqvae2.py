@@ -495,3 +495,13 @@ def test_learning_rate_ramps_up_again_when_the_priors_stage_begins():
     assert t.lr_scale(0) == t.lr_scale(a - 1) == 1.0
     assert t.lr_scale(a) == pytest.approx(1 / w) and t.lr_scale(a + w // 2 - 1) == pytest.approx(0.5)
     assert t.lr_scale(a + w - 1) == t.lr_scale(a + 10 * w) == 1.0
+
+
+def test_export_takes_the_live_autoencoder_and_the_averaged_priors():
+    from hiercodec.train.vqvae2 import VQVAE2Task
+
+    averaged = {"vq.enc_b.0.weight": torch.zeros(2), "top.v_in.weight": torch.zeros(2)}
+    live = {"vq.enc_b.0.weight": torch.ones(2), "top.v_in.weight": torch.ones(2)}
+    out = VQVAE2Task.export_weights(averaged, live)
+    assert torch.equal(out["vq.enc_b.0.weight"], live["vq.enc_b.0.weight"])
+    assert torch.equal(out["top.v_in.weight"], averaged["top.v_in.weight"])

@@ -64,6 +64,8 @@ def export_run(run: Path, name: str, *, zoo: bool = False, weights: str = "ema",
     if tile is not None:
         config = replace(config, network={**config.network, "tile": tile})
     task = task_for(config)
+    if hasattr(task, "export_weights"):  # a family that picks some networks from the live weights
+        state = task.export_weights(state, load_weights(run, "model")[1])
     data = open_dataset(config.train.data)
     patch = config.train.patch or None
     calib = next(data.batches(patch, calibration, np.random.default_rng(1234), flip=False))

@@ -94,6 +94,13 @@ class VQVAE2Task(_AuxiliaryTask):
         _, _, codes_t, codes_b, _ = self._codes(model, x, False)
         return sum(self.prior_bits(model, x.cpu().numpy(), codes_t, codes_b).values())
 
+    @staticmethod
+    def export_weights(averaged: dict[str, torch.Tensor], live: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The weights to export: the priors' averaged (EMA) weights, but the autoencoder's live ones,
+        whose codes the priors were trained on (frozen since the first stage; an average would
+        still blend in the weights of before the freeze, and other codebooks mean other codes)."""
+        return {k: (live[k] if k.startswith("vq.") else v) for k, v in averaged.items()}
+
     def lr_scale(self, step: int) -> float:
         """The learning rate ramps up again over `warmup` steps when the second stage begins: the
         pixel level (started from a trained PixelCNN, --init-from) gets its first updates then,
