@@ -227,12 +227,14 @@ def bench(targets: tuple[Path, ...], lossy: bool, models: tuple[str, ...], peers
                f"-log2 p; seconds: wall time, {threads} torch thread{'s' if threads > 1 else ''}.")
     for image, codec, why in result.skipped:
         click.echo(f"{image}: {codec} left out ({why})", err=True)
-    if out is not None:
-        write_output(result, out, force)
-        click.echo(f"wrote {out}", err=True)
-    if plot is not None:
-        draw(result, plot, force)
-        click.echo(f"wrote {plot}", err=True)
+    _write_outputs(result, out, plot, force, write_output, draw)
+
+
+def _write_outputs(result, out: Path | None, plot: Path | None, force: bool, write, draw) -> None:
+    for path, fn in ((out, write), (plot, draw)):
+        if path is not None:
+            fn(result, path, force)
+            click.echo(f"wrote {path}", err=True)
 
 
 def _bench_lossy(targets: tuple[Path, ...], models: tuple[str, ...], peers: str | None, out: Path | None,
@@ -250,9 +252,4 @@ def _bench_lossy(targets: tuple[Path, ...], models: tuple[str, ...], peers: str 
         result = run_lossy_bench(images, loaded, peer_names, on_step=step)
     click.echo(markdown(result))
     click.echo(f"Seconds with {threads} torch thread{'s' if threads > 1 else ''}.")
-    if out is not None:
-        write_lossy_output(result, out, force)
-        click.echo(f"wrote {out}", err=True)
-    if plot is not None:
-        plot_lossy(result, plot, force)
-        click.echo(f"wrote {plot}", err=True)
+    _write_outputs(result, out, plot, force, write_lossy_output, plot_lossy)

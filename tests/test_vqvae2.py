@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import hiercodec
+from hiercodec.exact.quant import threads
 from hiercodec import container
 from hiercodec.codec import decode_image, encode_image
 from hiercodec.coding.ans import StackCoder
@@ -181,16 +182,6 @@ def test_lossy_levels(tiny_vqvae2):
 # -- the exact decoder ------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def torch_threads(n: int):
-    previous = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def test_reconstruction_independent_of_threads_and_passes(tiny_vqvae2, monkeypatch):
     """The exact decoder's image from both code maps and from the top codes alone: the same
     pixels with 1 and 2 threads, and whatever the size of its passes (RECON_TILE top codes: one
@@ -204,9 +195,9 @@ def test_reconstruction_independent_of_threads_and_passes(tiny_vqvae2, monkeypat
     def both() -> list[np.ndarray]:
         return [tiny_vqvae2.family.reconstruction(top, b, 40, 33) for b in (bottom, None)]
 
-    with torch_threads(1):
+    with threads(1):
         reference = both()
-    with torch_threads(2):
+    with threads(2):
         for got, want in zip(both(), reference):
             np.testing.assert_array_equal(got, want)
     for tile in (1, 2, 3):
