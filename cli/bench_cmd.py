@@ -112,7 +112,7 @@ def _step_bar(total: int):
         bar.close()
 
 
-DEFAULT_MODELS = ("default", "grayscale", "pyramid")  # one shipped model of each family
+DEFAULT_MODELS = ("default", "grayscale", "pyramid", "vqvae2")  # one shipped model of each family
 DEFAULT_LOSSY_MODELS = ("vqvae2",)  # its top codes (K=1) and bottom codes (K=2) are lossy points
 
 

@@ -21,6 +21,17 @@ SERIES = (("bpd", "training, RGB batches", "-"), ("bpd_gray", "training, gray ba
           ("eval_bpd", "held-out, averaged weights", "o--"))
 
 
+# runs with an autoencoder stage (vqvae2): their levels, whose sum is what lossless files cost
+LEVEL_SERIES = (("eval_bpd", "held-out, all levels, averaged weights", "o--"),
+                ("bpd_pixels", "training, pixels level", "-"), ("codes", "training, code levels", ":"))
+
+
+def _value(record: dict, key: str) -> float | None:
+    if key == "codes":
+        return record["bpd_top"] + record["bpd_bottom"] if "bpd_top" in record else None
+    return record.get(key)
+
+
 def read_log(path: Path) -> list[dict]:
     try:
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
@@ -47,14 +58,16 @@ def plot_curves(logs: dict[str, list[dict]], path: Path, force: bool = False) ->
         ax2.set_ylabel("autoencoder PSNR (dB)")
         ax2.grid(alpha=0.3)
         ax2.legend(fontsize=8)
+    series = LEVEL_SERIES if psnr else SERIES
     for n, (run, records) in enumerate(logs.items()):
-        for key, label, style in SERIES:
-            points = [(r["step"], r[key]) for r in records if key in r]
+        for key, label, style in series:
+            points = [(r["step"], _value(r, key)) for r in records if _value(r, key) is not None]
             if points:
                 steps, values = zip(*points)
                 ax.plot(steps, values, style, color=f"C{n}", label=f"{run}: {label}", markersize=4)
-    low = min(v for r in sum(logs.values(), []) for k, _, _ in SERIES if k in r for v in [r[k]])
-    ax.set_ylim(low - 0.1, min(ax.get_ylim()[1], low + 1.5))  # the first steps' 8+ bits would flatten the rest
+    if not psnr:  # the first steps' 8+ bits would flatten the rest
+        low = min(v for r in sum(logs.values(), []) for k, _, _ in SERIES if k in r for v in [r[k]])
+        ax.set_ylim(low - 0.1, min(ax.get_ylim()[1], low + 1.5))
     ax.set_xlabel("step")
     ax.set_ylabel("bits/dim")
     ax.grid(alpha=0.3)

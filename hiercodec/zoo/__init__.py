@@ -22,7 +22,7 @@ from safetensors.torch import load_file
 from hiercodec.errors import HiercodecError, ModelNotFoundError
 
 ZOO_DIR = Path(__file__).parent
-ALIASES = {"default": "pixelcnn-s2", "grayscale": "grayscale-s1", "pyramid": "pyramid-s1"}
+ALIASES = {"default": "pixelcnn-s2", "grayscale": "grayscale-s1", "pyramid": "pyramid-s1", "vqvae2": "vqvae2-s1"}
 MODEL_ID = re.compile(r"^[a-z0-9._-]{1,64}$")
 CONFIG, WEIGHTS = "config.json", "weights.safetensors"
 
