@@ -218,7 +218,7 @@ def verify(image, model: str = "default", *, progress: bool = False, levels: int
     try:
         with _progress(progress and not result.lossy, array.size, "decode") as update:
             decoded, _ = decode_image(data, loader=lambda name: m if name == m.id else load_model(name),
-                                      progress=update, **({"full_size": True} if result.lossy else {}))
+                                      progress=update, full_size=True)
         if result.lossy:  # every level decoded to its coded values (decode_image checks their CRCs)
             result.roundtrip_ok = decoded.shape[:2] == array.shape[:2]
             if result.roundtrip_ok and decoded.shape == array[..., : decoded.shape[2]].shape:

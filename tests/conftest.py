@@ -122,7 +122,7 @@ def start_codebooks(float_model, crops: np.ndarray) -> None:
     shrinks activations layer by layer), then one training-mode pass over the crops, so that the
     codebooks start on encoder outputs (VectorQuantizer does that on its first training batch;
     otherwise an untrained encoder maps everything to a couple of codes)."""
-    from hiercodec.train.vqvae2 import padded_rgb
+    from hiercodec.families.vqvae2 import encoder_input
 
     vq = float_model["vq"]
     with torch.no_grad():
@@ -131,7 +131,7 @@ def start_codebooks(float_model, crops: np.ndarray) -> None:
                 p.mul_(2)
     vq.train()
     with torch.no_grad():
-        vq(pixels_tensor(padded_rgb(crops)))
+        vq(encoder_input(crops))
     vq.eval()
 
 

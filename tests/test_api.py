@@ -186,7 +186,7 @@ def test_verify(channels, names):
 def test_verify_reports_failure_instead_of_raising(monkeypatch):
     import hiercodec.codec
 
-    def broken(data, loader=None, progress=None):
+    def broken(data, loader=None, progress=None, full_size=False):
         raise IntegrityError("level 0 (pixels) decoded to values whose CRC32 does not match")
 
     monkeypatch.setattr(hiercodec.codec, "decode_image", broken)

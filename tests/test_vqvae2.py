@@ -29,7 +29,7 @@ from hiercodec.errors import HiercodecError
 from hiercodec.families import vqvae2 as fv
 from hiercodec.images import luma
 from hiercodec.nn.vqvae import VectorQuantizer, transposed_as_conv
-from hiercodec.train.vqvae2 import reconstruction_pixels
+from hiercodec.nn.vqvae import reconstruction_pixels
 from test_exact import assert_encoder_matches_decoder, levels_of, natural
 
 SIZES = [(1, 1), (7, 5), (8, 8), (17, 9), (40, 33)]  # 40 x 33: 3 x 3 pixel tiles, 5 x 5 top codes

@@ -16,9 +16,9 @@ from hiercodec.exact.export import (
     INPUT_FRAC, MARGIN, Exporter, _exact_config, export_embedding, export_gated, pixels_tensor,
 )
 from hiercodec.exact.quant import ACT_MAX, frac_bits_for
-from hiercodec.families.vqvae2 import DECODER_ONLY, TRAINING_ONLY
+from hiercodec.families.vqvae2 import DECODER_ONLY, TRAINING_ONLY, encoder_input
 from hiercodec.families.vqvae2_config import VQVAE2Config
-from hiercodec.nn.vqvae import VQVAE2, Upsample, transposed_as_conv
+from hiercodec.nn.vqvae import VQVAE2, Upsample, reconstruction_pixels, transposed_as_conv
 
 PIXEL_GAIN = 128.0  # the decoder's output y is the pixel (y * 128 + 128), rounded and clamped
 
@@ -76,13 +76,11 @@ def export_vqdecoder(ex: Exporter, prefix: str, vq: VQVAE2, x: torch.Tensor) -> 
 def export_vqvae2(state_dict: dict[str, torch.Tensor], config: VQVAE2Config,
                   calibration: np.ndarray) -> tuple[dict[str, np.ndarray], dict]:
     """(tensors, exact config) of a VQ-VAE-2 model; calibration: uint8 RGB crops (N, H, W, 3)."""
-    from hiercodec.train.vqvae2 import padded_rgb, reconstruction_pixels
-
     model = config.build()
     model.load_state_dict(state_dict)
     model.eval()
     vq = model["vq"]
-    x = pixels_tensor(padded_rgb(calibration))
+    x = encoder_input(calibration)
     ex = Exporter()
     parts = {"dec": export_vqdecoder(ex, "dec.", vq, x)}
     with torch.no_grad():

@@ -36,9 +36,8 @@ class ExactVQDecoder:
     def __init__(self, tensors: dict[str, torch.Tensor], res_layers: int):
         self.top = tensors["codes_t"].to(DTYPE)  # (K, D) integers
         self.bottom = tensors["codes_b"].to(DTYPE)
-        t_max, b_max = float(self.top.abs().max()), float(self.bottom.abs().max())
-        self.up_t = qconv(tensors, "up_t", (3, 3), t_max)
-        self.dec_in = qconv(tensors, "dec_in", (3, 3), max(b_max, -ACT_MIN))
+        self.up_t = qconv(tensors, "up_t", (3, 3), float(self.top.abs().max()))
+        self.dec_in = qconv(tensors, "dec_in", (3, 3))  # u and the bottom table: both within 12 bits
         self.res = [(qconv(tensors, f"res.{l}.a", (3, 3)), qconv(tensors, f"res.{l}.b", (1, 1)))
                     for l in range(res_layers)]
         self.up1 = qconv(tensors, "up1", (3, 3))

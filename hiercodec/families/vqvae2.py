@@ -51,6 +51,21 @@ RECON_TILE = 16  # top codes per side of one pass of the exact decoder (128 pixe
 RECON_HALO = 3  # top codes around it that the pass sees
 
 
+def padded_rgb(images: np.ndarray) -> np.ndarray:
+    """uint8 (B, H, W, C), C = 1 or 3 -> (B, H', W', 3), H' and W' the next multiples of 8 by edge
+    repetition, gray replicated to R, G, B: what the encoder sees (training sees the same)."""
+    rgb = np.repeat(images, 3, axis=-1) if images.shape[-1] == 1 else images
+    h, w = rgb.shape[1:3]
+    return np.pad(rgb, [(0, 0), (0, -h % DOWN), (0, -w % DOWN), (0, 0)], mode="edge")
+
+
+def encoder_input(images: np.ndarray) -> torch.Tensor:
+    """uint8 (B, H, W, C), C = 1 or 3 -> the float encoder's input (B, 3, H', W') in [-1, 1)."""
+    from hiercodec.exact.export import pixels_tensor
+
+    return pixels_tensor(padded_rgb(images))
+
+
 class _Codes:
     """The float encoder's codes of one image, computed once for both code levels."""
 
@@ -70,14 +85,14 @@ class CodeLevel(RasterLevel):
     fill = 0  # padded positions read the embedding of code 0 (never coded)
     dtype = CODES
 
-    def __init__(self, name: str, net: ExactPixelCNN, head: ExactCategorical, layout: TileLayout,
+    def __init__(self, name: str, index: int, net: ExactPixelCNN, head: ExactCategorical, layout: TileLayout,
                  inputs: torch.Tensor, codes: _Codes, context=None):
         super().__init__(name, net, head, layout, 1)
-        self.inputs, self.codes, self._context = inputs, codes, context
+        self.index, self.inputs, self.codes, self._context = index, inputs, codes, context
 
     def analyze(self, image: np.ndarray, above: dict[str, np.ndarray]) -> np.ndarray:
-        top, bottom = self.codes.of(image)
-        return (top if self.name == "top" else bottom)[..., None].astype(CODES)
+        """Map `index` of the encoder's (top, bottom) code maps, as (h, w, 1)."""
+        return self.codes.of(image)[self.index][..., None].astype(CODES)
 
     def to_input(self, values: torch.Tensor) -> torch.Tensor:
         """(T, 1, ...) code values -> (T, E, ...) embedding rows."""
@@ -146,9 +161,6 @@ class VQVAE2Family:
 
     def encode_codes(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The top (ceil(H/8), ceil(W/8)) and bottom (twice that) code maps of an image."""
-        from hiercodec.train.vqvae2 import padded_rgb
-        from hiercodec.exact.export import pixels_tensor
-
         if self._encoder is None:
             from hiercodec.nn.vqvae import VQVAE2
 
@@ -163,7 +175,7 @@ class VQVAE2Family:
                                      f"{(missing or unexpected)[0]} {'missing' if missing else 'unexpected'}")
             self._encoder = model.eval()
         with torch.no_grad():
-            x = pixels_tensor(padded_rgb(image[None, ..., :3] if image.shape[-1] >= 3 else image[None, ..., :1]))
+            x = encoder_input(image[None, ..., :3] if image.shape[-1] >= 3 else image[None, ..., :1])
             _, _, top, bottom, _ = self._encoder.encode(x)
         return top[0].numpy(), bottom[0].numpy()
 
@@ -222,8 +234,8 @@ class VQVAE2Family:
 
         color = 3 if geometry.channels >= 3 else 1
         return [
-            CodeLevel("top", self.top, self.top_head, top_layout, self.top_inputs, codes),
-            CodeLevel("bottom", self.bottom, self.bottom_head, bottom_layout, self.bottom_inputs, codes, bottom_context),
+            CodeLevel("top", 0, self.top, self.top_head, top_layout, self.top_inputs, codes),
+            CodeLevel("bottom", 1, self.bottom, self.bottom_head, bottom_layout, self.bottom_inputs, codes, bottom_context),
             VQPixelLevel(self, layout, color),
             *alpha_levels(geometry),
         ]

@@ -16,6 +16,7 @@ size 4"), which are 3x3 convolutions to 4x the channels followed by a pixel shuf
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -204,6 +205,12 @@ class VQVAE2(nn.Module):
             keep = (torch.rand(len(x), 1, 1, 1, device=x.device) >= self.top_only_rate).to(q_b.dtype)
             q_b = q_b * keep
         return self.decode(q_t, q_b), commitment, codes_t, codes_b
+
+
+def reconstruction_pixels(y: torch.Tensor) -> np.ndarray:
+    """The decoder's output (B, 3, H, W) about [-1, 1] -> uint8 pixels (B, H, W, 3), rounded as the
+    exact decoder's last layer rounds (hiercodec.exact.vqdecoder: 128 y + 128, half up, clamped)."""
+    return torch.clamp(torch.floor(y.detach().float() * 128 + 128.5), 0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
 def _record(trace: dict | None, key: str, t: torch.Tensor) -> None:

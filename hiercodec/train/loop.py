@@ -193,10 +193,10 @@ def train(out: Path, config: RunConfig, *, resume: bool = False, minutes: float 
         step, origin = meta["step"], meta.get("origin", {})
     net: torch.nn.Module = Objective(task, model)
     if where.world > 1:
-        # unused parameters: a family may train only some of its networks at a step (vqvae2's stages)
+        # a task that trains only some of its networks at a step (vqvae2's stages) says so
         net = torch.nn.parallel.DistributedDataParallel(
             net, device_ids=[where.device.index] if where.device.type == "cuda" else None,
-            find_unused_parameters=config.family == "vqvae2")
+            find_unused_parameters=getattr(task, "unused_parameters", False))
     data = images if images is not None else open_dataset(s.data)
     batches = data.batches(s.patch or None, s.batch // where.world, rng)
     crops = eval_images if eval_images is not None else (eval_crops(s.eval_data, s.eval_crops, s.eval_patch)

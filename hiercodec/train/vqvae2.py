@@ -20,24 +20,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from hiercodec.families.vqvae2_config import BETA, DOWN, VQVAE2Config
+from hiercodec.families.vqvae2 import encoder_input
+from hiercodec.families.vqvae2_config import BETA, VQVAE2Config
+from hiercodec.nn.vqvae import reconstruction_pixels
 from hiercodec.train.auxiliary import _AuxiliaryTask, mixture_bits
 from hiercodec.exact.export import pixels_tensor
 from hiercodec.train.config import RunConfig
-
-
-def padded_rgb(images: np.ndarray) -> np.ndarray:
-    """uint8 (B, H, W, C), C = 1 or 3 -> (B, H', W', 3) with H', W' the next multiples of 8 (edge
-    repetition), as the codec gives the encoder (gray replicated to R, G, B)."""
-    rgb = np.repeat(images, 3, axis=-1) if images.shape[-1] == 1 else images
-    h, w = rgb.shape[1:3]
-    return np.pad(rgb, [(0, 0), (0, -h % DOWN), (0, -w % DOWN), (0, 0)], mode="edge")
-
-
-def reconstruction_pixels(y: torch.Tensor) -> np.ndarray:
-    """The decoder's output (B, 3, H, W) about [-1, 1] -> uint8 pixels (B, H, W, 3), the rounding the
-    exact decoder does (hiercodec.exact.vqdecoder)."""
-    return torch.clamp(torch.floor(y.detach().float() * 128 + 128.5), 0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
 def code_bits(prior: torch.nn.Module, embed: torch.nn.Module, codes: torch.Tensor, features=None) -> torch.Tensor:
@@ -49,6 +37,7 @@ def code_bits(prior: torch.nn.Module, embed: torch.nn.Module, codes: torch.Tenso
 class VQVAE2Task(_AuxiliaryTask):
     family = "vqvae2"
     config_class = VQVAE2Config
+    unused_parameters = True  # each stage trains only some networks (DistributedDataParallel must know)
 
     def __init__(self, config: RunConfig):
         super().__init__(config)
@@ -63,7 +52,7 @@ class VQVAE2Task(_AuxiliaryTask):
     def _codes(self, model, x: torch.Tensor, train_autoencoder: bool):
         """(reconstruction-or-None, commitment, top codes, bottom codes, x input) of uint8 crops."""
         values = x.cpu().numpy()
-        xin = pixels_tensor(padded_rgb(values)).to(x.device)
+        xin = encoder_input(values).to(x.device)
         vq = model["vq"]
         if train_autoencoder:
             vq.train(model.training)
