@@ -82,6 +82,15 @@ def _check_paths(src: Path, out: Path, force: bool) -> None:
     check_output(out, force)
 
 
+def _kept_levels(lossy: bool, levels: int | None, model) -> int | None:
+    """The levels a file keeps from --lossy / --levels K (None: all, a lossless file)."""
+    from hiercodec import api
+
+    if lossy and levels is not None:
+        raise HiercodecError("give --lossy or --levels K, not both (--lossy keeps the model's code levels)")
+    return api.lossy_levels(model) if lossy else levels
+
+
 def _fmt_bits(bits: float) -> str:
     return f"{bits:,.1f}" if isinstance(bits, float) and not float(bits).is_integer() else f"{int(bits):,}"
 
@@ -137,12 +146,9 @@ def compress(src: Path, out: Path, model: str, lossy: bool, levels: int | None, 
     from hiercodec.fileio import atomic_write
     from hiercodec.images import color_name
 
-    if lossy and levels is not None:
-        raise HiercodecError("give --lossy or --levels K, not both (--lossy keeps the model's code levels)")
+    levels = _kept_levels(lossy, levels, model)
     _check_paths(src, out, force)
     image = api.load_image(src)
-    if lossy:
-        levels = api.lossy_levels(model)
     data, report = api.encode_with_report(image, model, progress=_progress(), levels=levels)
     atomic_write(out, data, force)
     h, w, c = image.shape
@@ -296,10 +302,7 @@ def verify(target: Path, model: str, lossy: bool, levels: int | None) -> None:
     paths = images_in(target)
     many = target.is_dir()
     m = api.load_model(model)  # once, and a missing model fails before any image
-    if lossy and levels is not None:
-        raise HiercodecError("give --lossy or --levels K, not both (--lossy keeps the model's code levels)")
-    if lossy:
-        levels = api.lossy_levels(m)
+    levels = _kept_levels(lossy, levels, m)
     _single_thread()
     failures = 0
     for n, path in enumerate(paths):

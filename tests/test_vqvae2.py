@@ -496,3 +496,31 @@ def test_export_takes_the_live_autoencoder_and_the_averaged_priors():
     out = VQVAE2Task.export_weights(averaged, live)
     assert torch.equal(out["vq.enc_b.0.weight"], live["vq.enc_b.0.weight"])
     assert torch.equal(out["top.v_in.weight"], averaged["top.v_in.weight"])
+
+
+def test_cli_lossy_compress_verify_and_errors(installed, tmp_path):
+    """compress --lossy / --levels K write the lossy files encode(levels=K) writes; verify --lossy
+    reports the reconstruction; wrong combinations are one line and exit status 1."""
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from cli.main import cli
+
+    image = natural(np.random.default_rng(21), 20, 27, 3)
+    src = tmp_path / "in.png"
+    Image.fromarray(image).save(src)
+    run = CliRunner().invoke
+    for args, k in ((["--lossy"], 2), (["--levels", "1"], 1)):
+        out = tmp_path / f"{k}.hc"
+        r = run(cli, ["compress", "-m", "tiny-vqvae2", *args, str(src), str(out)])
+        assert r.exit_code == 0, r.output
+        assert f"levels kept: {'top, bottom' if k == 2 else 'top'}" in r.output
+        assert out.read_bytes() == hiercodec.encode(image, "tiny-vqvae2", levels=k)
+    r = run(cli, ["verify", "-m", "tiny-vqvae2", "--lossy", str(src)])
+    assert r.exit_code == 0 and "lossy: levels decode to the coded values, PSNR" in r.output, r.output
+    for args in (["compress", "-m", "tiny-vqvae2", "--lossy", "--levels", "1", str(src), str(tmp_path / "x.hc")],
+                 ["compress", "-m", "default", "--lossy", str(src), str(tmp_path / "y.hc")],
+                 ["compress", "-m", "tiny-vqvae2", "--levels", "4", str(src), str(tmp_path / "z.hc")]):
+        r = run(cli, args)
+        assert r.exit_code == 1 and r.output.count("\n") == 1 and "error:" in r.output, r.output
+    assert not (tmp_path / "x.hc").exists() and not (tmp_path / "y.hc").exists() and not (tmp_path / "z.hc").exists()
