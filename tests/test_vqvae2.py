@@ -504,7 +504,7 @@ def test_cli_lossy_compress_verify_and_errors(installed, tmp_path):
     from click.testing import CliRunner
     from PIL import Image
 
-    from cli.main import cli
+    from hiercodec.cli.main import cli
 
     image = natural(np.random.default_rng(21), 20, 27, 3)
     src = tmp_path / "in.png"
