@@ -17,6 +17,7 @@ file has been encoded and decoded back to its exact pixels, then moves them into
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -47,6 +48,11 @@ GOLDEN: dict[str, tuple[int, int, int, int]] = {
 }
 MODELS = {name: name.split("-")[0] + "-s1" for name in GOLDEN
           if name.startswith(("grayscale-", "pyramid-", "vqvae2-"))}
+# golden files of models shipped later (relay/ship.py adds two for each new default):
+# name: [height, width, channels, seed, model id]
+SHIPPED = HERE / "golden-shipped.json"
+for _name, (_h, _w, _c, _seed, _model) in (json.loads(SHIPPED.read_text()) if SHIPPED.is_file() else {}).items():
+    GOLDEN[_name], MODELS[_name] = (_h, _w, _c, _seed), _model
 # lossy golden files: the first K levels only; their PNG is the image they decode to (the model's
 # reconstruction), the image they were made from is golden_image(name)
 LEVELS = {"vqvae2-lossy-rgb-80x56": 2, "vqvae2-top-gray-35x19": 1}
@@ -103,6 +109,23 @@ def read_png(path: Path) -> np.ndarray:
             raise ValueError(f"{path}: PNG mode {im.mode} is not one of L, LA, RGB, RGBA")
         a = np.asarray(im, dtype=np.uint8)
     return a.reshape(a.shape[0], a.shape[1], channels)
+
+
+def add_shipped(model_id: str, path: Path = SHIPPED) -> list[str]:
+    """Register the golden files of a newly shipped pixelcnn model (an RGB image across two tiles
+    and a gray + alpha one) in golden-shipped.json; returns their names, to write with --only."""
+    shipped = json.loads(path.read_text()) if path.is_file() else {}
+    seed = 200 + 2 * len(shipped)
+    new = {f"{model_id}-rgb-70x45": [45, 70, 3, seed, model_id],
+           f"{model_id}-gray-alpha-13x10": [10, 13, 2, seed + 1, model_id]}
+    if set(new) & set(shipped):
+        raise ValueError(f"golden files of {model_id} are already registered in {path}")
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({**shipped, **new}, indent=1) + "\n")
+    os.replace(tmp, path)
+    for name, (h, w, c, s, model) in new.items():
+        GOLDEN[name], MODELS[name] = (h, w, c, s), model
+    return list(new)
 
 
 def main(argv: list[str] | None = None) -> int:

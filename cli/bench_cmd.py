@@ -64,21 +64,6 @@ def _check_outputs(out: Path | None, plot: Path | None, force: bool, formats: di
         raise HiercodecError(f"--out and --plot are the same file {out}")
 
 
-def _load_images(targets: tuple[Path, ...]) -> dict:
-    """Files and folders first, then held-out photos named on the command line (a name that is
-    not a file here), e.g. `hiercodec bench astronaut`; no targets: every held-out photo."""
-    from hiercodec.bench import image_paths, read_images
-    from hiercodec.heldout import HELDOUT_NAMES, heldout_images
-
-    if not targets:
-        return heldout_images()
-    named = [str(t) for t in targets if not t.exists() and str(t) in HELDOUT_NAMES]
-    files = [t for t in targets if str(t) not in named]
-    images = read_images(image_paths(files)) if files else {}
-    images.update(heldout_images(named) if named else {})
-    return images
-
-
 @contextmanager
 def _torch_threads(n: int):
     """Set torch's thread count for the run and put it back (the command may run in-process)."""
@@ -213,13 +198,13 @@ def bench(targets: tuple[Path, ...], lossy: bool, models: tuple[str, ...], peers
     if lossy:
         _bench_lossy(targets, models, peers, out, plot, threads, force)
         return
-    from hiercodec.bench import markdown, plot as draw, run_bench, write_output
+    from hiercodec.bench import load_targets, markdown, plot as draw, run_bench, write_output
     from hiercodec.zoo import load
 
     _check_outputs(out, plot, force)
     peer_names = _peer_list(peers)
     loaded = [load(name) for name in (models or DEFAULT_MODELS)]  # a missing model fails first
-    images = _load_images(targets)
+    images = load_targets(targets)
     with _torch_threads(threads), _step_bar(len(images) * (len(loaded) + len(peer_names))) as step:
         result = run_bench(images, loaded, peer_names, on_step=step)
     click.echo(markdown(result))
@@ -243,10 +228,12 @@ def _bench_lossy(targets: tuple[Path, ...], models: tuple[str, ...], peers: str 
     from hiercodec.bench_lossy import (LOSSY_FORMATS, lossy_steps, markdown, plot_lossy, run_lossy_bench,
                                        write_lossy_output)
 
+    from hiercodec.bench import load_targets
+
     _check_outputs(out, plot, force, LOSSY_FORMATS)
     peer_names = _lossy_peer_list(peers)
     loaded = _lossy_models(models)
-    images = _load_images(targets)
+    images = load_targets(targets)
     total = lossy_steps([a.shape for a in images.values()], loaded, peer_names)  # images are (H, W, C)
     with _torch_threads(threads), _step_bar(total) as step:
         result = run_lossy_bench(images, loaded, peer_names, on_step=step)

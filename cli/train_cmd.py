@@ -29,12 +29,13 @@ from hiercodec.train.tasks import TRAINABLE
 @click.option("--steps", type=click.IntRange(1), help="Total steps to train to (default: the config's).")
 @click.option("--minutes", type=click.FloatRange(0, min_open=True),
               help="Stop (with a checkpoint) after this many minutes; --resume goes on later.")
-@click.option("--init-from", type=click.Path(exists=True, path_type=Path), metavar="CHECKPOINT",
-              help="Start a new run from the averaged weights of another run (a deeper network grows from "
-                   "a shallower one: its extra layers start as identities).")
+@click.option("--init-from", metavar="CHECKPOINT|MODEL",
+              help="Start a new run from the averaged weights of another run, or from an installed "
+                   "pixelcnn model's weights made float again (a deeper network grows from a shallower "
+                   "one: its extra layers start as identities).")
 @click.option("--threads", type=click.IntRange(1), help="torch CPU threads (default: torch's choice).")
 def train(family: str, config_name: str | None, data: str | None, eval_data: str | None, out: Path | None,
-          resume: bool, steps: int | None, minutes: float | None, init_from: Path | None,
+          resume: bool, steps: int | None, minutes: float | None, init_from: str | None,
           threads: int | None) -> None:
     """Train FAMILY with a config of hiercodec/train/configs and write checkpoints to --out.
 
@@ -58,7 +59,8 @@ def train(family: str, config_name: str | None, data: str | None, eval_data: str
         import torch
 
         torch.set_num_threads(threads)
-    config = load_config(config_name or family)
+    config = _resumed_config(out) if resume and config_name is None else None
+    config = config or load_config(config_name or family)
     if config.family != family:
         raise HiercodecError(f"config {config.name!r} is for family {config.family!r}, not {family!r}")
     config = config.with_train(data=_data_spec(data), eval_data=_data_spec(eval_data), steps=steps)
@@ -69,6 +71,16 @@ def train(family: str, config_name: str | None, data: str | None, eval_data: str
     except KeyboardInterrupt:
         raise HiercodecError(f"interrupted; the checkpoint in {out} is saved: add --resume to continue") from None
     click.echo(json.dumps(summary))
+
+
+def _resumed_config(out: Path | None):
+    """The config a run in `out` was started with (a resumed run without --config keeps its own)."""
+    from hiercodec.train import checkpoint
+    from hiercodec.train.config import RunConfig
+
+    if out is None or not checkpoint.checkpoint_file(out).is_file():
+        return None
+    return RunConfig.from_dict(checkpoint.read_meta(out)["config"])
 
 
 def _data_spec(spec: str | None) -> str | None:

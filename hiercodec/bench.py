@@ -38,7 +38,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from hiercodec.zoo import Model
 
-__all__ = ["Row", "Overall", "BenchResult", "image_paths", "read_images",
+__all__ = ["Row", "Overall", "BenchResult", "image_paths", "load_targets", "read_images",
            "check_codecs", "run_bench", "markdown", "to_csv", "to_json", "output_format", "write_output",
            "check_plot", "plot", "new_figure", "save_png"]
 
@@ -131,6 +131,20 @@ def _pool(codec: str, rows: list[Row]) -> Overall:
 def image_paths(targets: Sequence[str | Path]) -> list[Path]:
     """Image files from files and folders (a folder gives its images in name order)."""
     return [p for target in targets for p in images_in(Path(target))]
+
+
+def load_targets(targets: Sequence[str | Path]) -> dict[str, np.ndarray]:
+    """Files and folders first, then held-out photos named (a name that is not a file here), e.g.
+    `hiercodec bench astronaut`; no targets: every held-out photo."""
+    from hiercodec.heldout import HELDOUT_NAMES, heldout_images
+
+    if not targets:
+        return heldout_images()
+    named = [str(t) for t in targets if not Path(t).exists() and str(t) in HELDOUT_NAMES]
+    files = [Path(t) for t in targets if str(t) not in named]
+    images = read_images(image_paths(files)) if files else {}
+    images.update(heldout_images(named) if named else {})
+    return images
 
 
 def read_images(paths: Sequence[Path]) -> dict[str, np.ndarray]:

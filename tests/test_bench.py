@@ -210,7 +210,7 @@ def test_gray_alpha_is_coded_by_the_models_only(tmp_path):
 
 def test_held_out_photo_by_name(images):
     pytest.importorskip("skimage")  # where `chelsea` comes from; coding it would take seconds
-    from hiercodec.cli.bench_cmd import _load_images
+    from hiercodec.bench import load_targets
 
-    loaded = _load_images((images / "rgb.png", Path("chelsea")))
+    loaded = load_targets((images / "rgb.png", Path("chelsea")))
     assert {k: v.shape for k, v in loaded.items()} == {"rgb.png": (9, 12, 3), "chelsea": (300, 451, 3)}

@@ -95,6 +95,18 @@ def _range(ts: list[torch.Tensor]) -> float:
     return MARGIN * max(float(t.abs().max()) for t in ts)
 
 
+def gated_layer_fracs(fracs: dict, layers: int, in_frac: int) -> list[tuple[str, int, int, bool]]:
+    """The requantized layers of a gated PixelCNN up to out1, in the order export writes them:
+    (name, input fractional bits, output fractional bits, whether it reads the network input).
+    Export and its inverse (`dequantize_gated`) both follow this table."""
+    f_h, f_vp, f_hp, f_o1 = fracs["h_frac"], fracs["vp_frac"], fracs["hp_frac"], fracs["o1_frac"]
+    table = [("v_in", in_frac, f_vp[0], True), ("h_in", in_frac, f_hp[0], True), ("link_in", f_vp[0], f_hp[0], False)]
+    for l in range(layers):
+        table += [(f"v.{l}", GATE_FRAC, f_vp[l + 1], False), (f"h.{l}", f_h, f_hp[l + 1], False),
+                  (f"link.{l}", f_vp[l + 1], f_hp[l + 1], False), (f"res.{l}", GATE_FRAC, f_h, False)]
+    return table + [("out1", f_h, f_o1, False)]
+
+
 def export_gated(ex: Exporter, prefix: str, model: GatedPixelCNN, x: torch.Tensor, in_frac: int, in_max: float,
                  head: str, k: int, features: torch.Tensor | None = None, features_frac: int = 0) -> dict:
     """Quantize a float gated PixelCNN into `ex` under `prefix`, calibrated on its input x (float,
@@ -114,19 +126,13 @@ def export_gated(ex: Exporter, prefix: str, model: GatedPixelCNN, x: torch.Tenso
     f_h = min(GATE_FRAC, frac_bits_for(_range(trace["h"])))
     f_o1 = min(GATE_FRAC, frac_bits_for(_range(trace["o1"])))
     n = lambda name: f"{prefix}{name}"  # noqa: E731
-    ex.conv(n("v_in"), model.v_in, in_frac, f_vp[0], in_max=in_max)
-    ex.conv(n("h_in"), model.h_in, in_frac, f_hp[0], in_max=in_max)
-    ex.conv(n("link_in"), model.link_in, f_vp[0], f_hp[0])
     layers, c2 = model.layers, 2 * model.channels
-    for l in range(layers):
-        ex.conv(n(f"v.{l}"), model.v[l], GATE_FRAC, f_vp[l + 1])
-        ex.conv(n(f"h.{l}"), model.h[l], f_h, f_hp[l + 1])
-        ex.conv(n(f"link.{l}"), model.link[l], f_vp[l + 1], f_hp[l + 1])
-        ex.conv(n(f"res.{l}"), model.res[l], GATE_FRAC, f_h)
+    fracs = {"h_frac": f_h, "vp_frac": f_vp, "hp_frac": f_hp, "o1_frac": f_o1}
+    for name, lf_in, lf_out, reads_input in gated_layer_fracs(fracs, layers, in_frac):
+        ex.conv(n(name), model.get_submodule(name), lf_in, lf_out, in_max=in_max if reads_input else -ACT_MIN)
     if model.cond is not None:  # one projection per layer: 2C vertical biases, then 2C horizontal
         for l in range(layers + 1):
             ex.conv(n(f"cond.{l}"), model.cond[l], features_frac, np.repeat([f_vp[l], f_hp[l]], c2))
-    ex.conv(n("out1"), model.out1, f_h, f_o1)
     if head == "mixture":
         gain, offset, lo, hi = _out2_affine(k)
         for name, values in xm.build_luts().items():
@@ -145,7 +151,6 @@ def export_gated(ex: Exporter, prefix: str, model: GatedPixelCNN, x: torch.Tenso
         for kind, values in zip(("tanh", "sig"), gate_luts(f_hp[l])):
             ex.lut(n(f"lut.gate.h{l}.{kind}"), values)
     ex.lut(n("lut.elu"), elu_lut(f_o1, f_o1))
-    fracs = {"h_frac": f_h, "vp_frac": f_vp, "hp_frac": f_hp, "o1_frac": f_o1}
     if model.attn is not None and len(model.attn):
         layers_attn = {key: _export_attention(ex, n(f"attn.{key}."), att, trace, f"attn.{key}.", f_h)
                        for key, att in model.attn.items()}
@@ -205,6 +210,37 @@ def export_pixelcnn(state_dict: dict[str, torch.Tensor], config: PixelCNNConfig,
     ex = Exporter()
     fracs = export_gated(ex, "", model, to_input(calibration), INPUT_FRAC, 128, "mixture", config.mixtures)
     return ex.tensors, _exact_config("pixelcnn", config, ex, **fracs)
+
+
+def _dequantize_conv(tensors: dict, name: str, in_frac: int, out_frac: int, shape: torch.Size,
+                     gain: np.ndarray | None = None, offset: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Float (weight, bias) of one exported layer: the inverse of Exporter.conv."""
+    shift = np.asarray(tensors[f"{name}.shift"], dtype=np.float64)
+    acc_frac = shift + out_frac
+    w = np.asarray(tensors[f"{name}.w"], dtype=np.float64) * np.exp2(-(acc_frac - in_frac))[:, None]
+    b = (np.asarray(tensors[f"{name}.b"], dtype=np.float64) - rounding_offset(shift)) * np.exp2(-acc_frac)
+    if gain is not None:
+        w, b = w / gain[:, None], (b - offset) / gain
+    return torch.from_numpy(w).float().reshape(shape), torch.from_numpy(b).float()
+
+
+def dequantize_pixelcnn(tensors: dict, exact_config: dict) -> dict[str, torch.Tensor]:
+    """Float weights of an exact `pixelcnn` model (its weights file and config.json): the inverse of
+    `export_pixelcnn` up to the rounding of weights to 10 bits and biases to the accumulator's
+    grid. A run whose float checkpoint is lost starts again from a shipped model this way."""
+    config = PixelCNNConfig(**exact_config["network"])
+    fracs = exact_config["exact"]
+    state = config.build().state_dict()
+    table = [(name, f_in, f_out, None, None) for name, f_in, f_out, _ in
+             gated_layer_fracs(fracs, config.layers, INPUT_FRAC)]
+    gain, offset, _, _ = _out2_affine(config.mixtures)
+    table.append(("out2", fracs["o1_frac"], 0, gain, offset))
+    for name, f_in, f_out, g, o in table:
+        w, b = _dequantize_conv(tensors, name, f_in, f_out, state[f"{name}.weight"].shape, g, o)
+        state[f"{name}.weight"] = w
+        if f"{name}.bias" in state:
+            state[f"{name}.bias"] = b
+    return state
 
 
 def _exact_config(family: str, network, ex: Exporter, **parts: dict) -> dict:

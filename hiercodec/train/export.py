@@ -18,7 +18,7 @@ from hiercodec.errors import HiercodecError
 from hiercodec.families.base import Geometry
 from hiercodec.train.checkpoint import load_weights
 from hiercodec.train.config import RunConfig
-from hiercodec.train.datasets import open_dataset
+from hiercodec.train.datasets import ImageSet, open_dataset
 from hiercodec.train.loop import eval_crops
 from hiercodec.train.tasks import task_for
 from hiercodec.zoo import ZOO_DIR, list_models, save_model, user_model_dir
@@ -53,10 +53,11 @@ def _check_new_id(name: str, folder: Path, force: bool) -> None:
 
 def export_run(run: Path, name: str, *, zoo: bool = False, weights: str = "ema", description: str = "",
                calibration: int = 32, eval_on: str = "train", eval_count: int = 8, force: bool = False,
-               tile: int | None = None) -> dict:
+               tile: int | None = None, images: ImageSet | None = None) -> dict:
     """Export the `weights` ("ema" or "model") of checkpoint `run` (a run folder or its file) as
     model `name`; returns where it went and the quantization report. `tile` replaces the config's
-    tile side (a coding choice, not part of the trained network)."""
+    tile side (a coding choice, not part of the trained network); `images` replace the run's
+    training data for calibration (a machine that cannot fetch it)."""
     folder = ZOO_DIR if zoo else user_model_dir()
     _check_new_id(name, folder, force)
     meta, state = load_weights(run, weights)
@@ -66,7 +67,7 @@ def export_run(run: Path, name: str, *, zoo: bool = False, weights: str = "ema",
     task = task_for(config)
     if hasattr(task, "export_weights"):  # a family that picks some networks from the live weights
         state = task.export_weights(state, load_weights(run, "model")[1])
-    data = open_dataset(config.train.data)
+    data = images if images is not None else open_dataset(config.train.data)
     patch = config.train.patch or None
     calib = next(data.batches(patch, calibration, np.random.default_rng(1234), flip=False))
     tensors, exact_config, family = task.export(state, calib)

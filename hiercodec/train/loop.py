@@ -29,6 +29,8 @@ from hiercodec.train.datasets import ImageSet, open_dataset, to_gray
 from hiercodec.train.tasks import task_for
 
 LOG = "log.jsonl"
+# settings a resumed run takes from the config it is given rather than from its checkpoint
+RUNTIME_SETTINGS = ("steps", "amp", "amp_cpu", "compile", "save_every_s")
 EVAL_BATCH = 16
 
 
@@ -101,6 +103,25 @@ class Objective(torch.nn.Module):
         return self.task.bits(self.model, x).sum() / x.numel(), {}  # bits/dim
 
 
+def initial_weights(task, source: str | os.PathLike) -> tuple[dict, dict[str, torch.Tensor]]:
+    """(where they came from, float weights) to start a run from: the averaged weights of a run
+    folder or checkpoint file, or else an installed model's exact weights made float again (the
+    family's `dequantize`), for when the float run behind a shipped model is lost."""
+    path = Path(source)
+    if path.exists():
+        meta, weights = checkpoint.load_weights(path, "ema")
+        return {"init_from": str(path.resolve()), "init_step": meta["step"]}, weights
+    from hiercodec.zoo import read_model
+
+    info, tensors, config = read_model(str(source))
+    if config.get("family") != task.family or not hasattr(task, "dequantize"):
+        raise HiercodecError(f"--init-from {source}: a {task.family} run starts from a checkpoint"
+                             + (" or an installed pixelcnn model" if hasattr(task, "dequantize") else "")
+                             + f", and {info.id} is a {config.get('family')} model")
+    return ({"init_from": f"model:{info.id}", "init_step": config.get("training", {}).get("steps", 0)},
+            task.dequantize(tensors, config))
+
+
 def learning_rate(s: TrainSettings, step: int) -> float:
     """lr * lr_decay^step, ramped up linearly over the first `warmup` steps; from the step alone,
     so a resumed run continues the schedule."""
@@ -154,13 +175,14 @@ def _rng_states(rng: np.random.Generator, where: Placement) -> list[dict]:
 
 def train(out: Path, config: RunConfig, *, resume: bool = False, minutes: float | None = None,
           progress: bool = True, images: ImageSet | None = None, eval_images: np.ndarray | None = None,
-          init_from: Path | None = None) -> dict:
+          init_from: str | os.PathLike | None = None) -> dict:
     """Train (or with `resume`, continue) the run in folder `out`; returns a summary.
 
     `images` / `eval_images` replace the datasets named by the config (tests use small arrays).
     Stops after config.train.steps steps in total, or `minutes` of this call, or Ctrl-C; saves a
-    checkpoint on every way out. `init_from` (a checkpoint) starts a new run from its EMA weights,
-    as far as the family's `warm_start` can map them (a deeper network grows from a shallower)."""
+    checkpoint on every way out. `init_from` (a checkpoint, or an installed model's id) starts a new
+    run from its weights (`initial_weights`), as far as the family's `warm_start` can map them (a
+    deeper network grows from a shallower)."""
     where = place()
     ckpt = out / checkpoint.FILE
     if ckpt.exists() and not resume:
@@ -171,7 +193,8 @@ def train(out: Path, config: RunConfig, *, resume: bool = False, minutes: float 
         if (stored.family, stored.network) != (config.family, config.network):
             raise HiercodecError(f"{out} holds a run of another network ({stored.family} {stored.network}); "
                                  "choose another --out")
-        config = stored.with_train(steps=config.train.steps)
+        # how the run executes may change between stints (a GPU's bf16, compile); what it learns may not
+        config = stored.with_train(**{k: getattr(config.train, k) for k in RUNTIME_SETTINGS})
     s = config.train
     if s.batch % where.world:
         raise HiercodecError(f"batch {s.batch} does not split over {where.world} processes")
@@ -181,9 +204,8 @@ def train(out: Path, config: RunConfig, *, resume: bool = False, minutes: float 
     model = task.build().to(where.device)
     origin: dict = {}  # where a warm-started run began, kept in its log and checkpoints
     if init_from is not None and not (resume and ckpt.exists()):
-        init_meta, weights = checkpoint.load_weights(init_from, "ema")
+        origin, weights = initial_weights(task, init_from)
         task.warm_start(model, weights)
-        origin = {"init_from": str(Path(init_from).resolve()), "init_step": init_meta["step"]}
     opt = _optimizer(s.optimizer, model.parameters(), s.lr)
     ema = {k: v.detach().clone() for k, v in model.state_dict().items()}
     step = 0
@@ -201,7 +223,10 @@ def train(out: Path, config: RunConfig, *, resume: bool = False, minutes: float 
     batches = data.batches(s.patch or None, s.batch // where.world, rng)
     crops = eval_images if eval_images is not None else (eval_crops(s.eval_data, s.eval_crops, s.eval_patch)
                                                          if where.main else None)
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if s.amp and where.device.type == "cuda" else nullcontext()
+    amp = nullcontext()
+    if s.amp and (where.device.type == "cuda" or s.amp_cpu):
+        amp = torch.autocast(where.device.type, dtype=torch.bfloat16)
+    step_fn = torch.compile(net) if s.compile else net
     eval_model = task.build().to(where.device) if crops is not None else None
 
     log = None
@@ -221,7 +246,9 @@ def train(out: Path, config: RunConfig, *, resume: bool = False, minutes: float 
         if where.main:
             checkpoint.save(out, model=model, ema=ema, optimizer=opt, rng_states=states,
                             meta={"step": step, "config": config.to_dict(), "family": config.family,
-                                  "origin": origin})
+                                  "origin": origin}, compact16=s.compact_checkpoint)
+        elif s.compact_checkpoint:
+            checkpoint.round16(model, ema, opt)
 
     def run_eval() -> float | None:
         if eval_model is None or not where.main:
@@ -253,7 +280,7 @@ def train(out: Path, config: RunConfig, *, resume: bool = False, minutes: float 
                 x = to_gray(x)
             xt = torch.from_numpy(x).to(where.device)
             with amp:
-                loss, extra = net(xt, step)
+                loss, extra = step_fn(xt, step)
             if not torch.isfinite(loss):
                 raise HiercodecError(f"the loss is {loss.item()} at step {step}; the last checkpoint is kept, "
                                      "lower --lr or set clip in the config")

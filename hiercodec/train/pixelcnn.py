@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from hiercodec.errors import HiercodecError
-from hiercodec.exact.export import export_pixelcnn, float_bits
+from hiercodec.exact.export import dequantize_pixelcnn, export_pixelcnn, float_bits
 from hiercodec.families.pixelcnn import PixelCNNFamily
 from hiercodec.families.pixelcnn_config import PixelCNNConfig, to_input
 from hiercodec.nn.mixture import nll_bits
@@ -59,6 +59,10 @@ class PixelCNNTask:
                     v.copy_(weights[k])
                 elif k.startswith("res."):  # an appended layer adds nothing until it has learned
                     v.zero_()
+
+    def dequantize(self, tensors: dict, exact_config: dict) -> dict[str, torch.Tensor]:
+        """Float weights of an installed exact pixelcnn model (for `--init-from MODEL`)."""
+        return dequantize_pixelcnn(tensors, exact_config)
 
     def export(self, weights: dict[str, torch.Tensor], calibration: np.ndarray) -> tuple[dict, dict, PixelCNNFamily]:
         """Exact form of float `weights`, calibrated on uint8 RGB crops (N, H, W, 3):

@@ -22,7 +22,8 @@ from safetensors.torch import load_file
 from hiercodec.errors import HiercodecError, ModelNotFoundError
 
 ZOO_DIR = Path(__file__).parent
-ALIASES = {"default": "pixelcnn-s2", "grayscale": "grayscale-s1", "pyramid": "pyramid-s1", "vqvae2": "vqvae2-s1"}
+ALIASES_FILE = ZOO_DIR / "aliases.json"  # moved by relay/ship.py when a better default ships
+ALIASES: dict[str, str] = json.loads(ALIASES_FILE.read_text())
 MODEL_ID = re.compile(r"^[a-z0-9._-]{1,64}$")
 CONFIG, WEIGHTS = "config.json", "weights.safetensors"
 
@@ -100,6 +101,20 @@ def load(name: str) -> Model:
     return _load(resolve(name))
 
 
+def read_model(name: str) -> tuple[ModelInfo, dict, dict]:
+    """(info, tensors, config) of an installed model, without building its family."""
+    info = resolve(name)
+    try:
+        return info, load_file(str(info.path / WEIGHTS)), json.loads((info.path / CONFIG).read_text())
+    except Exception as err:  # a damaged or foreign model folder: safetensors, JSON
+        raise _unloadable(info, err) from None
+
+
+def _unloadable(info: ModelInfo, err: Exception) -> HiercodecError:
+    return HiercodecError(f"model '{info.id}' in {info.path} cannot be loaded ({type(err).__name__}: "
+                          f"{err}); reinstall or re-export it")
+
+
 @functools.lru_cache(maxsize=8)
 def _load(info: ModelInfo) -> Model:
     from hiercodec.families import build_family
@@ -112,8 +127,7 @@ def _load(info: ModelInfo) -> Model:
     except HiercodecError:
         raise
     except Exception as err:  # a damaged or foreign model folder: safetensors, JSON, shapes, keys
-        raise HiercodecError(f"model '{info.id}' in {info.path} cannot be loaded ({type(err).__name__}: "
-                             f"{err}); reinstall or re-export it") from None
+        raise _unloadable(info, err) from None
     return Model(info.id, model_hash(weights, config), config, family)
 
 

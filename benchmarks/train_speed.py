@@ -1,0 +1,97 @@
+"""CPU training speed of the relay's candidate: float32 against bfloat16 autocast (these CPUs have
+AVX-512 BF16), 1 and 2 torch threads, with and without torch.compile; and the held-out bits/dim
+after the same number of steps in float32 and bfloat16 (docs/RESULTS.md, section 7).
+
+Every run starts from the same weights (the relay config's `--init-from`, the shipped default
+made float) on the same data stream, in a fresh folder under --work.
+
+    python benchmarks/train_speed.py --speed-steps 60 --quality-steps 400 --out docs/results/train-speed.json
+"""
+
+from __future__ import annotations
+
+import hiercodec  # noqa: F401  (first: the OpenMP wait policy must be set before torch loads)
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import click
+import numpy as np
+import torch
+
+from hiercodec.train.config import load_config
+from hiercodec.train.datasets import open_dataset
+from hiercodec.train.loop import LOG, eval_crops, train
+
+LOG_EVERY = 10
+
+
+def one_run(work: Path, name: str, config, *, steps: int, threads: int, bf16: bool, compiled: bool,
+            init_from: str, images, crops: np.ndarray | None) -> dict:
+    """Train `steps` steps; seconds per step from the log (after the first LOG_EVERY steps, so
+    compilation and the first evaluation are not counted) and the held-out bits/dim at the end."""
+    out = work / name
+    shutil.rmtree(out, ignore_errors=True)
+    config = config.with_train(steps=steps, amp_cpu=bf16, amp=bf16, compile=compiled, log_every=LOG_EVERY,
+                               eval_every=steps if crops is not None else 10**9, save_every_s=1e9)
+    torch.set_num_threads(threads)
+    summary = train(out, config, init_from=init_from, images=images, eval_images=crops, progress=False)
+    records = [json.loads(line) for line in (out / LOG).read_text().splitlines()]
+    timed = [r for r in records if "elapsed_s" in r]
+    first, last = timed[0], timed[-1]
+    row = {"run": name, "threads": threads, "bf16": bf16, "compile": compiled, "steps": steps,
+           "s_per_step": (last["elapsed_s"] - first["elapsed_s"]) / (last["step"] - first["step"]),
+           "train_bpd_last": last.get("bpd")}
+    if crops is not None:
+        row["heldout_bpd"] = summary["eval_bpd"]
+    print(json.dumps(row), flush=True)
+    return row
+
+
+@click.command()
+@click.option("--config", "config_name", default="pixelcnn-relay", show_default=True)
+@click.option("--init-from", default="pixelcnn-s2", show_default=True, help="Checkpoint or installed model.")
+@click.option("--speed-steps", default=60, show_default=True, help="Steps of each timing run.")
+@click.option("--quality-steps", default=400, show_default=True,
+              help="Steps of the float32 and bfloat16 runs whose held-out bits/dim are compared (0: none).")
+@click.option("--compile/--no-compile", "try_compile", default=True, show_default=True,
+              help="Also time torch.compile.")
+@click.option("--work", type=click.Path(path_type=Path), default=None, help="Scratch folder (default: a temp one).")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="JSON of every row.")
+def main(config_name: str, init_from: str, speed_steps: int, quality_steps: int, try_compile: bool,
+         work: Path | None, out: Path | None) -> None:
+    config = load_config(config_name)
+    images = open_dataset(config.train.data)
+    crops = eval_crops(config.train.eval_data, config.train.eval_crops, config.train.eval_patch)
+    work = work or Path(tempfile.mkdtemp(prefix="train-speed-"))
+    rows = []
+    for compiled in (False, True) if try_compile else (False,):
+        for bf16 in (False, True):
+            for threads in (1, 2):
+                name = f"{'bf16' if bf16 else 'fp32'}-t{threads}{'-compile' if compiled else ''}"
+                try:
+                    rows.append(one_run(work, name, config, steps=speed_steps, threads=threads, bf16=bf16,
+                                        compiled=compiled, init_from=init_from, images=images, crops=None))
+                except Exception as err:  # torch.compile needs a C++ compiler; report, go on
+                    rows.append({"run": name, "error": f"{type(err).__name__}: {str(err).splitlines()[0][:200]}"})
+                    print(json.dumps(rows[-1]), flush=True)
+    if quality_steps:
+        for bf16 in (False, True):
+            rows.append(one_run(work, f"quality-{'bf16' if bf16 else 'fp32'}", config, steps=quality_steps,
+                                threads=1, bf16=bf16, compiled=False, init_from=init_from, images=images,
+                                crops=crops))
+    print("\n| run | threads | bf16 | compile | s/step | held-out bpd |\n|---|---|---|---|---|---|")
+    for r in rows:
+        if "error" in r:
+            print(f"| {r['run']} | | | | failed: {r['error']} | |")
+        else:
+            print(f"| {r['run']} | {r['threads']} | {r['bf16']} | {r['compile']} | {r['s_per_step']:.3f} | "
+                  f"{r.get('heldout_bpd', float('nan')):.4f} |")
+    if out:
+        out.write_text(json.dumps(rows, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""`python relay/relay.py ship`: ship the relay's averaged weights when their files are smaller.
+
+1. Export the relay checkpoint's averaged weights as `pixelcnn-rSTEP` into a scratch model folder
+   (calibrated on the run's training crops, quantization measured on held-out crops).
+2. `hiercodec bench` it next to the model to beat on held-out photos (every file decoded and
+   compared; real bytes), and write the bench as JSON.
+3. Only if its pooled bits/dim are lower: copy it into the zoo, move the alias `default` to it
+   (old ids stay installed, so old files decode) and write its golden files.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@contextmanager
+def _model_folder(path: Path):
+    """User models (where `export` writes) in `path` for the duration."""
+    before = os.environ.get("HIERCODEC_MODELS")
+    os.environ["HIERCODEC_MODELS"] = str(path)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("HIERCODEC_MODELS", None)
+        else:
+            os.environ["HIERCODEC_MODELS"] = before
+
+
+def _make_golden(bitstreams: Path):
+    spec = importlib.util.spec_from_file_location("make_golden", bitstreams / "make_golden.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def ship_relay(run_dir: Path, images: list[str], against: str, *, dry_run: bool, out: Path,
+               zoo_dir: Path | None = None, aliases_file: Path | None = None,
+               bitstreams: Path = ROOT / "bitstreams") -> dict:
+    """Measure the relay's weights against model `against` on `images` (held-out names or files)
+    and ship them if better; `out` may hold "{step}". Returns the decision and the pooled numbers.
+    zoo_dir / aliases_file / bitstreams: where shipping writes (tests point them elsewhere)."""
+    from hiercodec import zoo
+    from hiercodec.bench import load_targets, markdown, run_bench, write_output
+    from hiercodec.train.checkpoint import read_meta
+    from hiercodec.train.export import export_run
+
+    zoo_dir = zoo_dir or zoo.ZOO_DIR
+    aliases_file = aliases_file or zoo.ALIASES_FILE
+    step = read_meta(run_dir)["step"]
+    name = f"pixelcnn-r{step}"
+    if (zoo_dir / name).exists():
+        raise click.ClickException(f"{name} is already in the zoo: the relay has not moved since it shipped")
+    photos = load_targets(images)
+    incumbent = zoo.load(against)
+    with tempfile.TemporaryDirectory() as scratch, _model_folder(Path(scratch)):
+        report = export_run(run_dir, name, eval_on="heldout")
+        click.echo(f"relay: exported {name}: float {report['float_bpd']:.4f}, exact {report['exact_bpd']:.4f} "
+                   f"bits/dim on held-out crops ({report['loss_percent']:+.2f}% from quantization)")
+        candidate = zoo.load(name)
+        result = run_bench(photos, [candidate, incumbent], [],
+                           on_step=lambda image, codec: click.echo(f"  {image}: {codec} done", err=True))
+        target = Path(str(out).format(step=step))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_output(result, target, force=True)
+        click.echo(markdown(result))
+        pooled = result.overall()
+        ours, theirs = pooled[name].bits_per_dim, pooled[incumbent.id].bits_per_dim
+        better = ours < theirs
+        decision = {"candidate": name, "against": incumbent.id, "candidate_bpd": ours, "against_bpd": theirs,
+                    "better": better, "shipped": better and not dry_run, "bench": str(target)}
+        click.echo(f"relay: {name} {ours:.4f} vs {incumbent.id} {theirs:.4f} bits/dim pooled: "
+                   + ("better" if better else "not better") + ("" if better and not dry_run else "; nothing shipped"))
+        if not decision["shipped"]:
+            return decision
+        shutil.copytree(Path(scratch) / name, zoo_dir / name)
+    aliases = json.loads(aliases_file.read_text())
+    aliases["default"] = name
+    tmp = aliases_file.with_suffix(".tmp")
+    tmp.write_text(json.dumps(aliases, indent=1) + "\n")
+    os.replace(tmp, aliases_file)
+    zoo.ALIASES["default"] = name  # this process's view (the golden files are written with it)
+    golden = _make_golden(bitstreams)
+    names = golden.add_shipped(name, bitstreams / golden.SHIPPED.name)
+    args = ["--out", str(bitstreams)] + [a for n in names for a in ("--only", n)]
+    if golden.main(args) != 0:
+        raise click.ClickException(f"golden files of {name} could not be written")
+    click.echo(f"relay: shipped {name} as the default; golden files {', '.join(names)}. Commit "
+               f"{zoo_dir / name}, {aliases_file.name}, the golden files and {target}.")
+    return decision
