@@ -226,7 +226,13 @@ def train(out: Path, config: RunConfig, *, resume: bool = False, minutes: float 
     amp = nullcontext()
     if s.amp and (where.device.type == "cuda" or s.amp_cpu):
         amp = torch.autocast(where.device.type, dtype=torch.bfloat16)
-    step_fn = torch.compile(net) if s.compile else net
+    step_fn = net
+    if s.compile:
+        import torch._dynamo as dynamo
+
+        # where compiling fails (no C++ compiler here), run that code eagerly: same math, slower
+        dynamo.config.suppress_errors = True
+        step_fn = torch.compile(net)
     eval_model = task.build().to(where.device) if crops is not None else None
 
     log = None
