@@ -5,7 +5,8 @@ after the same number of steps in float32 and bfloat16 (docs/RESULTS.md, section
 Every run starts from the same weights (the relay config's `--init-from`, the shipped default
 made float) on the same data stream, in a fresh folder under --work.
 
-    python benchmarks/train_speed.py --speed-steps 60 --quality-steps 400 --out docs/results/train-speed.json
+    python benchmarks/train_speed.py --speed-steps 40 --quality-steps 0 --out speed.json    # both cores, nothing else running
+    python benchmarks/train_speed.py --speed-steps 0 --quality-steps 400 --out quality.json  # one core
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def one_run(work: Path, name: str, config, *, steps: int, threads: int, bf16: bo
 @click.command()
 @click.option("--config", "config_name", default="pixelcnn-relay", show_default=True)
 @click.option("--init-from", default="pixelcnn-s2", show_default=True, help="Checkpoint or installed model.")
-@click.option("--speed-steps", default=60, show_default=True, help="Steps of each timing run.")
+@click.option("--speed-steps", default=60, show_default=True, help="Steps of each timing run (0: none).")
 @click.option("--quality-steps", default=400, show_default=True,
               help="Steps of the float32 and bfloat16 runs whose held-out bits/dim are compared (0: none).")
 @click.option("--compile/--no-compile", "try_compile", default=True, show_default=True,
@@ -67,7 +68,7 @@ def main(config_name: str, init_from: str, speed_steps: int, quality_steps: int,
     crops = eval_crops(config.train.eval_data, config.train.eval_crops, config.train.eval_patch)
     work = work or Path(tempfile.mkdtemp(prefix="train-speed-"))
     rows = []
-    for compiled in (False, True) if try_compile else (False,):
+    for compiled in ((False, True) if try_compile else (False,)) if speed_steps else ():
         for bf16 in (False, True):
             for threads in (1, 2):
                 name = f"{'bf16' if bf16 else 'fp32'}-t{threads}{'-compile' if compiled else ''}"
@@ -77,11 +78,11 @@ def main(config_name: str, init_from: str, speed_steps: int, quality_steps: int,
                 except Exception as err:  # torch.compile needs a C++ compiler; report, go on
                     rows.append({"run": name, "error": f"{type(err).__name__}: {str(err).splitlines()[0][:200]}"})
                     print(json.dumps(rows[-1]), flush=True)
-    if quality_steps:
-        for bf16 in (False, True):
-            rows.append(one_run(work, f"quality-{'bf16' if bf16 else 'fp32'}", config, steps=quality_steps,
-                                threads=1, bf16=bf16, compiled=False, init_from=init_from, images=images,
-                                crops=crops))
+    if quality_steps:  # float32 against the relay's setting (bf16, compiled where --compile)
+        for bf16, compiled in ((False, False), (True, try_compile)):
+            rows.append(one_run(work, f"quality-{'bf16' if bf16 else 'fp32'}{'-compile' if compiled else ''}", config,
+                                steps=quality_steps, threads=1, bf16=bf16, compiled=compiled, init_from=init_from,
+                                images=images, crops=crops))
     print("\n| run | threads | bf16 | compile | s/step | held-out bpd |\n|---|---|---|---|---|---|")
     for r in rows:
         if "error" in r:

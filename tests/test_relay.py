@@ -225,3 +225,22 @@ def test_ship_ships_only_a_better_model(tmp_path, monkeypatch):
     golden = sorted(p.name for p in bitstreams.glob("*.hc"))
     assert golden == [f"{name}-gray-alpha-13x10.hc", f"{name}-rgb-70x45.hc"]
     assert set(json.loads((bitstreams / "golden-shipped.json").read_text())) == {g[:-3] for g in golden}
+
+
+def test_cli_resume_without_config_keeps_the_runs_own(tmp_path):
+    """`hiercodec train FAMILY --out RUN --resume` continues RUN with the config it was started with
+    (not the family's paper config), and `--init-from` takes an installed model's id."""
+    from click.testing import CliRunner
+
+    from hiercodec.cli.main import cli
+
+    data, config = _tiny_run_setup(tmp_path)
+    run = tmp_path / "run"
+    train(run, load_config(str(config)).with_train(steps=2), progress=False)
+    result = CliRunner().invoke(cli, ["train", "pixelcnn", "--out", str(run), "--resume", "--steps", "4"])
+    assert result.exit_code == 0, result.output
+    meta = checkpoint.read_meta(run)
+    assert meta["step"] == 4 and meta["config"]["name"] == "tiny-relay"
+    wrong = CliRunner().invoke(cli, ["train", "pixelcnn", "--config", str(config), "--out", str(tmp_path / "x"),
+                                     "--init-from", "vqvae2", "--steps", "1"])
+    assert wrong.exit_code == 1 and "a pixelcnn run starts from a checkpoint or an installed pixelcnn model" in wrong.output

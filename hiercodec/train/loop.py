@@ -111,9 +111,13 @@ def initial_weights(task, source: str | os.PathLike) -> tuple[dict, dict[str, to
     if path.exists():
         meta, weights = checkpoint.load_weights(path, "ema")
         return {"init_from": str(path.resolve()), "init_step": meta["step"]}, weights
+    from hiercodec.errors import ModelNotFoundError
     from hiercodec.zoo import read_model
 
-    info, tensors, config = read_model(str(source))
+    try:
+        info, tensors, config = read_model(str(source))
+    except ModelNotFoundError as err:
+        raise HiercodecError(f"--init-from {source}: no such checkpoint, and {err}") from None
     if config.get("family") != task.family or not hasattr(task, "dequantize"):
         raise HiercodecError(f"--init-from {source}: a {task.family} run starts from a checkpoint"
                              + (" or an installed pixelcnn model" if hasattr(task, "dequantize") else "")
