@@ -33,21 +33,14 @@ import click
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # the checkout's hiercodec, where it is not installed (the GPU machine)
 
+from ship import make_golden, model_folder  # noqa: E402  (relay/ship.py)
+
 RUN = HERE / "run"
 DATA = HERE.parent / ".relay-data"
 # the images encoded there: golden images of bitstreams/make_golden.py (synthetic, seeded)
 CHECK_IMAGES = {"candidate": "rgb-tiles-130x5", "default": "rgb-odd-19x31"}
 RUN_FILES = ("checkpoint.safetensors", "config.json", "log.jsonl")
 EVAL_CROPS = "heldout-crops.npy"  # the relay's held-out evaluation crops (the GPU machine cannot fetch the photos)
-
-
-def _golden():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("make_golden", HERE.parent / "bitstreams" / "make_golden.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def pixel_digest(image) -> str:
@@ -107,7 +100,7 @@ def train(out: Path, minutes: float, steps: int | None, data: Path, run_dir: Pat
     model_id = f"relay-gpu-{summary['step']}"
     report = export_run(out, model_id, eval_on="train", images=images, force=True)
     click.echo(f"relay-gpu: exported {model_id}: float {report['float_bpd']:.4f}, exact {report['exact_bpd']:.4f}")
-    golden = _golden()
+    golden = make_golden()
     files = out / "files"
     files.mkdir(exist_ok=True)
     manifest = {}
@@ -132,11 +125,9 @@ def check_files(returned: Path) -> list[str]:
     from hiercodec.codec import decode_image
 
     manifest = json.loads((returned / "files" / "manifest.json").read_text())
-    golden = _golden()
-    before = os.environ.get("HIERCODEC_MODELS")
-    os.environ["HIERCODEC_MODELS"] = str(returned / "models")
+    golden = make_golden()
     lines = []
-    try:
+    with model_folder(returned / "models"):
         for name, entry in manifest["files"].items():
             image = golden.golden_image(entry["image"])
             assert pixel_digest(image) == entry["pixels_sha256"], f"{entry['image']}: not the image encoded there"
@@ -146,11 +137,6 @@ def check_files(returned: Path) -> list[str]:
                 f"{name} (encoded with {entry['model']} under torch {manifest['torch']}) decodes to other pixels here"
             lines.append(f"{name}: {entry['model']}, {entry['bytes']} bytes, encoded under torch {manifest['torch']} "
                          f"on {manifest['device']}: decodes here to its image")
-    finally:
-        if before is None:
-            os.environ.pop("HIERCODEC_MODELS", None)
-        else:
-            os.environ["HIERCODEC_MODELS"] = before
     return lines
 
 

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @contextmanager
-def _model_folder(path: Path):
+def model_folder(path: Path):
     """User models (where `export` writes) in `path` for the duration."""
     before = os.environ.get("HIERCODEC_MODELS")
     os.environ["HIERCODEC_MODELS"] = str(path)
@@ -37,7 +37,8 @@ def _model_folder(path: Path):
             os.environ["HIERCODEC_MODELS"] = before
 
 
-def _make_golden(bitstreams: Path):
+def make_golden(bitstreams: Path = ROOT / "bitstreams"):
+    """bitstreams/make_golden.py as a module (it is a script, not part of the package)."""
     spec = importlib.util.spec_from_file_location("make_golden", bitstreams / "make_golden.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -63,7 +64,7 @@ def ship_relay(run_dir: Path, images: list[str], against: str, *, dry_run: bool,
         raise click.ClickException(f"{name} is already in the zoo: the relay has not moved since it shipped")
     photos = load_targets(images)
     incumbent = zoo.load(against)
-    with tempfile.TemporaryDirectory() as scratch, _model_folder(Path(scratch)):
+    with tempfile.TemporaryDirectory() as scratch, model_folder(Path(scratch)):
         report = export_run(run_dir, name, eval_on="heldout")
         click.echo(f"relay: exported {name}: float {report['float_bpd']:.4f}, exact {report['exact_bpd']:.4f} "
                    f"bits/dim on held-out crops ({report['loss_percent']:+.2f}% from quantization)")
@@ -90,7 +91,7 @@ def ship_relay(run_dir: Path, images: list[str], against: str, *, dry_run: bool,
     tmp.write_text(json.dumps(aliases, indent=1) + "\n")
     os.replace(tmp, aliases_file)
     zoo.ALIASES["default"] = name  # this process's view (the golden files are written with it)
-    golden = _make_golden(bitstreams)
+    golden = make_golden(bitstreams)
     names = golden.add_shipped(name, bitstreams / golden.SHIPPED.name)
     args = ["--out", str(bitstreams)] + [a for n in names for a in ("--only", n)]
     if golden.main(args) != 0:
