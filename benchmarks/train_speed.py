@@ -7,6 +7,7 @@ made float) on the same data stream, in a fresh folder under --work.
 
     python benchmarks/train_speed.py --speed-steps 40 --quality-steps 0 --out speed.json    # both cores, nothing else running
     python benchmarks/train_speed.py --speed-steps 0 --quality-steps 400 --out quality.json  # one core
+    python benchmarks/train_speed.py --speed-steps 0 --quality-steps 0 --compact-steps 400 --out compact.json
 """
 
 from __future__ import annotations
@@ -30,19 +31,22 @@ LOG_EVERY = 10
 
 
 def one_run(work: Path, name: str, config, *, steps: int, threads: int, bf16: bool, compiled: bool,
-            init_from: str, images, crops: np.ndarray | None) -> dict:
+            init_from: str, images, crops: np.ndarray | None, compact: bool = False) -> dict:
     """Train `steps` steps; seconds per step from the log (after the first LOG_EVERY steps, so
     compilation and the first evaluation are not counted) and the held-out bits/dim at the end."""
     out = work / name
     shutil.rmtree(out, ignore_errors=True)
+    # compact: a compact save (rounding the live state to 16 bits) at every log step, 30 times as
+    # often as the relay's saves every 5 minutes: the worst case of what compact checkpoints cost
     config = config.with_train(steps=steps, amp_cpu=bf16, amp=bf16, compile=compiled, log_every=LOG_EVERY,
-                               eval_every=steps if crops is not None else 10**9, save_every_s=1e9)
+                               eval_every=steps if crops is not None else 10**9,
+                               save_every_s=0.0 if compact else 1e9, compact_checkpoint=compact)
     torch.set_num_threads(threads)
     summary = train(out, config, init_from=init_from, images=images, eval_images=crops, progress=False)
     records = [json.loads(line) for line in (out / LOG).read_text().splitlines()]
     timed = [r for r in records if "elapsed_s" in r]
     first, last = timed[0], timed[-1]
-    row = {"run": name, "threads": threads, "bf16": bf16, "compile": compiled, "steps": steps,
+    row = {"run": name, "threads": threads, "bf16": bf16, "compile": compiled, "compact": compact, "steps": steps,
            "s_per_step": (last["elapsed_s"] - first["elapsed_s"]) / (last["step"] - first["step"]),
            "train_bpd_last": last.get("bpd")}
     if crops is not None:
@@ -57,11 +61,14 @@ def one_run(work: Path, name: str, config, *, steps: int, threads: int, bf16: bo
 @click.option("--speed-steps", default=60, show_default=True, help="Steps of each timing run (0: none).")
 @click.option("--quality-steps", default=400, show_default=True,
               help="Steps of the float32 and bfloat16 runs whose held-out bits/dim are compared (0: none).")
+@click.option("--compact-steps", default=0, show_default=True,
+              help="Steps of two runs in the relay's setting, with and without a compact save every "
+                   f"{LOG_EVERY} steps, whose held-out bits/dim are compared (0: none).")
 @click.option("--compile/--no-compile", "try_compile", default=True, show_default=True,
               help="Also time torch.compile.")
 @click.option("--work", type=click.Path(path_type=Path), default=None, help="Scratch folder (default: a temp one).")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="JSON of every row.")
-def main(config_name: str, init_from: str, speed_steps: int, quality_steps: int, try_compile: bool,
+def main(config_name: str, init_from: str, speed_steps: int, quality_steps: int, compact_steps: int, try_compile: bool,
          work: Path | None, out: Path | None) -> None:
     config = load_config(config_name)
     images = open_dataset(config.train.data)
@@ -83,6 +90,11 @@ def main(config_name: str, init_from: str, speed_steps: int, quality_steps: int,
             rows.append(one_run(work, f"quality-{'bf16' if bf16 else 'fp32'}{'-compile' if compiled else ''}", config,
                                 steps=quality_steps, threads=1, bf16=bf16, compiled=compiled, init_from=init_from,
                                 images=images, crops=crops))
+    if compact_steps:
+        for compact in (False, True):
+            rows.append(one_run(work, f"compact-{compact}", config, steps=compact_steps, threads=1, bf16=True,
+                                compiled=try_compile, init_from=init_from, images=images, crops=crops,
+                                compact=compact))
     print("\n| run | threads | bf16 | compile | s/step | held-out bpd |\n|---|---|---|---|---|---|")
     for r in rows:
         if "error" in r:
