@@ -152,7 +152,9 @@ def check(returned: Path) -> None:
 @click.option("--out", type=click.Path(path_type=Path), default=DATA, show_default=True)
 @click.option("--budget-mb", default=24.0, show_default=True,
               help="Size limit: the working tree that travels is at most 64 MiB in all.")
-def pack_data(out: Path, budget_mb: float) -> None:
+@click.option("--run", "run_dir", type=click.Path(path_type=Path), default=RUN, show_default=True,
+              help="The run whose held-out crops to pack.")
+def pack_data(out: Path, budget_mb: float, run_dir: Path) -> None:
     """Fill the folder the GPU run trains on (ignored by git, carried by the device tool): the
     prepared training photos, smallest downsampling factor first that fits, as lossless WebP."""
     import numpy as np
@@ -168,16 +170,19 @@ def pack_data(out: Path, budget_mb: float) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for old in out.glob("*.webp"):
         old.unlink()
-    s = RunConfig.from_dict(read_meta(RUN)["config"]).train
-    np.save(out / EVAL_CROPS, eval_crops(s.eval_data, s.eval_crops, s.eval_patch), allow_pickle=False)
-    total, kept = (out / EVAL_CROPS).stat().st_size, 0
+    s = RunConfig.from_dict(read_meta(run_dir)["config"]).train
+    crops = eval_crops(s.eval_data, s.eval_crops, s.eval_patch)
+    (out / EVAL_CROPS).unlink(missing_ok=True)
+    if crops is not None:
+        np.save(out / EVAL_CROPS, crops, allow_pickle=False)
+    total, kept = sum(p.stat().st_size for p in out.glob(EVAL_CROPS)), 0
     # the most downsampled copies first (x4, then x3, x2): most photos for the bytes, and the least noise
     for path in sorted(paths, key=lambda p: (-int(p.stem.rsplit("-x", 1)[1]), p.name)):
         target = out / (path.stem + ".webp")
         Image.fromarray(np.asarray(Image.open(path).convert("RGB"))).save(target, lossless=True, quality=100, method=4)
         if total + target.stat().st_size > budget_mb * 1e6:
             target.unlink()
-            continue
+            break
         total += target.stat().st_size
         kept += 1
     click.echo(f"relay-gpu: {kept} of {len(paths)} prepared photos in {out} ({total / 1e6:.1f} MB)")

@@ -244,3 +244,33 @@ def test_cli_resume_without_config_keeps_the_runs_own(tmp_path):
     wrong = CliRunner().invoke(cli, ["train", "pixelcnn", "--config", str(config), "--out", str(tmp_path / "x"),
                                      "--init-from", "vqvae2", "--steps", "1"])
     assert wrong.exit_code == 1 and "a pixelcnn run starts from a checkpoint or an installed pixelcnn model" in wrong.output
+
+
+def test_pack_data_fits_its_budget_and_the_gpu_run_reads_it(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from hiercodec.train import data as photo_data
+    from hiercodec.train.datasets import folder
+
+    data, config = _tiny_run_setup(tmp_path)
+    run = tmp_path / "run"
+    train(run, load_config(str(config)).with_train(steps=1), progress=False)
+    prepared = []
+    for i, im in enumerate(smooth_images(4, 48, seed=9)):  # stand-ins for the prepared photos
+        for f in (2, 4):
+            prepared.append(tmp_path / f"photo{i}-x{f}.png")
+            Image.fromarray(im[:: f // 2, :: f // 2]).save(prepared[-1])
+    monkeypatch.setattr(photo_data, "prepare", lambda: prepared)
+    packed = tmp_path / "packed"
+    budget = 0.012  # MB: room for some of the photos only
+    result = CliRunner().invoke(gpu.main, ["pack-data", "--out", str(packed), "--run", str(run),
+                                           "--budget-mb", str(budget)])
+    assert result.exit_code == 0, result.output
+    files = sorted(packed.glob("*.webp"))
+    assert 0 < len(files) < len(prepared) and sum(p.stat().st_size for p in files) <= budget * 1e6
+    x4 = [p for p in files if p.stem.endswith("-x4")]
+    assert len(x4) == 4 or len(x4) == len(files)  # the most downsampled first
+    # lossless: the GPU run trains on exactly the prepared pixels
+    for p in files:
+        np.testing.assert_array_equal(folder(packed).images[files.index(p)],
+                                      np.asarray(Image.open(tmp_path / (p.stem + ".png")).convert("RGB")))
