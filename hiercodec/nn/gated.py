@@ -112,7 +112,10 @@ class GatedPixelCNN(nn.Module):
                 _record(trace, h=h)
         o1 = self.out1(h)
         _record(trace, o1=o1)
-        return self.out2(F.elu(o1))
+        # the head in float32 also under bfloat16 autocast: its outputs are the mixture's means and
+        # scales (or logits), where 8 bits of mantissa cost bits (docs/RESULTS.md section 7)
+        with torch.autocast(x.device.type, enabled=False):
+            return self.out2(F.elu(o1.float()))
 
 
 def _record(trace: dict | None, **tensors: torch.Tensor) -> None:

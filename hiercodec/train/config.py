@@ -35,6 +35,9 @@ class TrainSettings:
     warmup: int = 0  # steps of linear learning-rate warm-up (a fresh Adam on trained weights jolts them)
     dropout: float = 0.0
     ema_decay: float = 0.999  # Polyak averaging of the weights (exported by default)
+    # the average's decay ramps up from 0 over the first steps, so that it forgets a random
+    # initialisation; a run that starts from trained weights (the relay) averages at ema_decay at once
+    ema_warmup: bool = True
     steps: int = 1000
     clip: float = 0.0  # gradient-norm clipping; 0 = off
     amp: bool = False  # bfloat16 autocast on CUDA (on the CPU only with amp_cpu)

@@ -29,8 +29,9 @@ from hiercodec.train.datasets import ImageSet, open_dataset, to_gray
 from hiercodec.train.tasks import task_for
 
 LOG = "log.jsonl"
-# settings a resumed run takes from the config it is given rather than from its checkpoint
-RUNTIME_SETTINGS = ("steps", "amp", "amp_cpu", "compile", "save_every_s")
+# settings a resumed run takes from the config it is given rather than from its checkpoint: how it
+# runs and how it averages, never what the weights learn
+RUNTIME_SETTINGS = ("steps", "amp", "amp_cpu", "compile", "save_every_s", "ema_warmup")
 EVAL_BATCH = 16
 
 
@@ -300,7 +301,7 @@ def train(out: Path, config: RunConfig, *, resume: bool = False, minutes: float 
             opt.step()
             step += 1
             # EMA with a warm-up, so early averages are not dominated by the random initialisation
-            _ema_update(ema, model, min(s.ema_decay, (1 + step) / (10 + step)))
+            _ema_update(ema, model, min(s.ema_decay, (1 + step) / (10 + step)) if s.ema_warmup else s.ema_decay)
             window["gray" if gray else "rgb"].append(loss.item())
             for k, v in extra.items():
                 parts.setdefault(k, []).append(v)
