@@ -7,7 +7,8 @@ made float) on the same data stream, in a fresh folder under --work.
 
     python benchmarks/train_speed.py --speed-steps 40 --quality-steps 0 --out speed.json    # both cores, nothing else running
     python benchmarks/train_speed.py --speed-steps 0 --quality-steps 400 --out quality.json  # one core
-    python benchmarks/train_speed.py --speed-steps 0 --quality-steps 0 --compact-steps 400 --out compact.json
+    python benchmarks/train_speed.py --speed-steps 0 --quality-steps 0 --compact-steps 400 --work W --out compact.json
+    python benchmarks/train_speed.py --rounding-of W/compact-False   # what one compact save changes
 """
 
 from __future__ import annotations
@@ -55,6 +56,36 @@ def one_run(work: Path, name: str, config, *, steps: int, threads: int, bf16: bo
     return row
 
 
+def rounding_cost(run: Path, crops: np.ndarray) -> dict:
+    """What one compact save does to the end state of a (full-precision) run: the held-out bits/dim
+    of the average before and after, the largest change of the average relative to its distance
+    from the weights, and the relative L2 change of Adam's next update direction."""
+    from hiercodec.train import checkpoint
+    from hiercodec.train.config import RunConfig
+    from hiercodec.train.loop import evaluate
+    from hiercodec.train.tasks import task_for
+
+    tensors, meta = checkpoint.read(run)
+    rounded = checkpoint.expand(checkpoint.compact(tensors))
+    task = task_for(RunConfig.from_dict(meta["config"]))
+    model = task.build()
+    out = {}
+    for name, t in (("heldout_bpd_full", tensors), ("heldout_bpd_compact", rounded)):
+        model.load_state_dict({k[4:]: v for k, v in t.items() if k.startswith("ema.")})
+        out[name] = evaluate(task, model, crops, torch.device("cpu"))
+    out["ema_change_max"] = max(float((tensors[k] - rounded[k]).norm() / (tensors[k] - tensors["model." + k[4:]]).norm())
+                                for k in tensors if k.startswith("ema.") and tensors[k].ndim > 0)
+    num = den = 0.0
+    for k in tensors:
+        if k.startswith("opt.") and k.endswith(".exp_avg"):
+            sq = k[: -len("exp_avg")] + "exp_avg_sq"
+            u = tensors[k] / (tensors[sq].sqrt() + 1e-8)
+            num += float(((u - rounded[k] / (rounded[sq].sqrt() + 1e-8)) ** 2).sum())
+            den += float((u ** 2).sum())
+    out["adam_update_change"] = (num / den) ** 0.5
+    return out
+
+
 @click.command()
 @click.option("--config", "config_name", default="pixelcnn-relay", show_default=True)
 @click.option("--init-from", default="pixelcnn-s2", show_default=True, help="Checkpoint or installed model.")
@@ -64,13 +95,19 @@ def one_run(work: Path, name: str, config, *, steps: int, threads: int, bf16: bo
 @click.option("--compact-steps", default=0, show_default=True,
               help="Steps of two runs in the relay's setting, with and without a compact save every "
                    f"{LOG_EVERY} steps, whose held-out bits/dim are compared (0: none).")
+@click.option("--rounding-of", type=click.Path(exists=True, path_type=Path), default=None,
+              help="A run folder with a full-precision checkpoint: print what a compact save changes in it.")
 @click.option("--compile/--no-compile", "try_compile", default=True, show_default=True,
               help="Also time torch.compile.")
 @click.option("--work", type=click.Path(path_type=Path), default=None, help="Scratch folder (default: a temp one).")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="JSON of every row.")
-def main(config_name: str, init_from: str, speed_steps: int, quality_steps: int, compact_steps: int, try_compile: bool,
-         work: Path | None, out: Path | None) -> None:
+def main(config_name: str, init_from: str, speed_steps: int, quality_steps: int, compact_steps: int,
+         rounding_of: Path | None, try_compile: bool, work: Path | None, out: Path | None) -> None:
     config = load_config(config_name)
+    if rounding_of is not None:
+        crops = eval_crops(config.train.eval_data, config.train.eval_crops, config.train.eval_patch)
+        print(json.dumps(rounding_cost(rounding_of, crops)))
+        return
     images = open_dataset(config.train.data)
     crops = eval_crops(config.train.eval_data, config.train.eval_crops, config.train.eval_patch)
     work = work or Path(tempfile.mkdtemp(prefix="train-speed-"))
