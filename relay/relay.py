@@ -95,18 +95,25 @@ def stop(run_dir: Path, timeout: float) -> None:
         click.echo("relay: no stint is running")
         return
     process = int(pid.read_text())
-    try:
-        os.kill(process, signal.SIGTERM)
-    except ProcessLookupError:
+    if not _is_relay(process):  # a stint killed outright leaves its pid file; the pid may be reused
         pid.unlink(missing_ok=True)
         click.echo("relay: the stint had already ended")
         return
+    os.kill(process, signal.SIGTERM)
     deadline = time.time() + timeout
     while pid.exists() and time.time() < deadline:
         time.sleep(0.5)
     if pid.exists():
         raise click.ClickException(f"the stint (pid {process}) did not stop within {timeout:g} s")
     click.echo("relay: stopped; now `git add relay/run && git commit`")
+
+
+def _is_relay(process: int) -> bool:
+    """Whether `process` is alive and runs this script (its command line names relay.py)."""
+    try:
+        return Path(__file__).name.encode() in Path(f"/proc/{process}/cmdline").read_bytes()
+    except OSError:
+        return False
 
 
 @main.command()
@@ -121,7 +128,8 @@ def status(run_dir: Path) -> None:
         raise click.ClickException(f"no relay run in {run_dir}: start it with `python relay/relay.py train`")
     meta = checkpoint.read_meta(run_dir)
     evals = [r for r in read_log(run_dir / "log.jsonl") if "eval_bpd" in r] if (run_dir / "log.jsonl").is_file() else []
-    running = (run_dir / PID.name).is_file()
+    pid = run_dir / PID.name
+    running = pid.is_file() and _is_relay(int(pid.read_text()))
     click.echo(f"relay: {meta['config']['name']}, step {meta['step']}, from {meta.get('origin', {}).get('init_from')}; "
                f"checkpoint {file.stat().st_size / 1e6:.1f} MB; {'running' if running else 'not running'}")
     for r in evals[-5:]:

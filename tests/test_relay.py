@@ -274,3 +274,14 @@ def test_pack_data_fits_its_budget_and_the_gpu_run_reads_it(tmp_path, monkeypatc
     for p in files:
         np.testing.assert_array_equal(folder(packed).images[files.index(p)],
                                       np.asarray(Image.open(tmp_path / (p.stem + ".png")).convert("RGB")))
+
+
+def test_stop_ignores_a_stale_pid_file(tmp_path):
+    """A stint killed outright leaves its pid file behind; `stop` must not signal whatever process
+    now has that number."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "relay.pid").write_text(f"{os.getpid()}\n")  # a live process that is not the relay
+    result = _relay("stop", "--run", str(run))
+    assert result.returncode == 0 and "already ended" in result.stdout
+    assert not (run / "relay.pid").exists()
