@@ -111,9 +111,10 @@ def stop(run_dir: Path, timeout: float) -> None:
 def _is_relay(process: int) -> bool:
     """Whether `process` is alive and runs this script (its command line names relay.py)."""
     try:
-        return Path(__file__).name.encode() in Path(f"/proc/{process}/cmdline").read_bytes()
+        argv = Path(f"/proc/{process}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
+    return any(Path(arg.decode(errors="replace")).name == Path(__file__).name for arg in argv)
 
 
 @main.command()
