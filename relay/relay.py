@@ -154,17 +154,20 @@ def curve(run_dir: Path, out: Path) -> None:
 @click.option("--image", "images", multiple=True, default=SHIP_IMAGES, show_default=True,
               help="Held-out photos (or image files) to measure on (repeatable).")
 @click.option("--against", default="default", show_default=True, help="The model to beat.")
+@click.option("--min-gain", type=float, default=None,
+              help="Percent fewer pooled bits/dim needed to ship [default: relay/ship.py MIN_GAIN_PERCENT, 1].")
 @click.option("--dry-run", is_flag=True, help="Measure and report, ship nothing.")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="JSON of the bench [default: docs/results/relay-ship-STEP.json].")
-def ship(run_dir: Path, images: tuple[str, ...], against: str, dry_run: bool, out: Path | None) -> None:
+def ship(run_dir: Path, images: tuple[str, ...], against: str, min_gain: float | None, dry_run: bool,
+         out: Path | None) -> None:
     """Export the relay's averaged weights, bench them next to the default on held-out photos, and
-    if their files are smaller, ship them as pixelcnn-rSTEP, move `default` to it and write its
-    golden files."""
+    if their files are smaller by --min-gain percent, ship them as pixelcnn-rSTEP, move `default`
+    to it and write its golden files."""
     sys.path.insert(0, str(HERE))
-    from ship import ship_relay
+    from ship import MIN_GAIN_PERCENT, ship_relay
 
-    ship_relay(run_dir, list(images), against, dry_run=dry_run,
+    ship_relay(run_dir, list(images), against, dry_run=dry_run, min_gain=MIN_GAIN_PERCENT if min_gain is None else min_gain,
                out=out or ROOT / "docs/results" / "relay-ship-{step}.json")
 
 
