@@ -49,12 +49,13 @@ def make_golden(bitstreams: Path = ROOT / "bitstreams"):
 
 
 def ship_relay(run_dir: Path, images: list[str], against: str, *, dry_run: bool, out: Path,
-               min_gain: float = MIN_GAIN_PERCENT, zoo_dir: Path | None = None, aliases_file: Path | None = None,
-               bitstreams: Path = ROOT / "bitstreams") -> dict:
+               min_gain: float = MIN_GAIN_PERCENT, eval_on: str = "heldout", zoo_dir: Path | None = None,
+               aliases_file: Path | None = None, bitstreams: Path = ROOT / "bitstreams") -> dict:
     """Measure the relay's weights against model `against` on `images` (held-out names or files)
     and ship them if their pooled bits/dim are at least `min_gain` percent lower; `out` may hold
-    "{step}". Returns the decision and the pooled numbers. zoo_dir / aliases_file / bitstreams:
-    where shipping writes (tests point them elsewhere)."""
+    "{step}". Returns the decision and the pooled numbers. eval_on: the crops export reports its
+    quantization loss on; zoo_dir / aliases_file / bitstreams: where shipping writes (tests point
+    them elsewhere)."""
     from hiercodec import zoo
     from hiercodec.bench import load_targets, markdown, run_bench, write_output
     from hiercodec.train.checkpoint import read_meta
@@ -69,9 +70,9 @@ def ship_relay(run_dir: Path, images: list[str], against: str, *, dry_run: bool,
     photos = load_targets(images)
     incumbent = zoo.load(against)
     with tempfile.TemporaryDirectory() as scratch, model_folder(Path(scratch)):
-        report = export_run(run_dir, name, eval_on="heldout")
+        report = export_run(run_dir, name, eval_on=eval_on)
         click.echo(f"relay: exported {name}: float {report['float_bpd']:.4f}, exact {report['exact_bpd']:.4f} "
-                   f"bits/dim on held-out crops ({report['loss_percent']:+.2f}% from quantization)")
+                   f"bits/dim on {eval_on} crops ({report['loss_percent']:+.2f}% from quantization)")
         candidate = zoo.load(name)
         result = run_bench(photos, [candidate, incumbent], [],
                            on_step=lambda image, codec: click.echo(f"  {image}: {codec} done", err=True))

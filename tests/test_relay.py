@@ -212,7 +212,7 @@ def test_ship_ships_only_a_better_model(tmp_path, monkeypatch):
     bitstreams.mkdir()
     (bitstreams / "make_golden.py").write_text((ROOT / "bitstreams/make_golden.py").read_text())
     images = [str(p) for p in sorted(data.glob("*.png"))[:2]]
-    kw = dict(zoo_dir=zoo_dir, aliases_file=aliases, bitstreams=bitstreams)
+    kw = dict(zoo_dir=zoo_dir, aliases_file=aliases, bitstreams=bitstreams, eval_on="train")
     # against itself it is not better: nothing shipped
     step = checkpoint.read_meta(run)["step"]
     same = ship_relay(untrained, images, "untrained", dry_run=False, out=tmp_path / "same.json", **kw)

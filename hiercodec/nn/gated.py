@@ -115,7 +115,7 @@ class GatedPixelCNN(nn.Module):
         # the head in float32 also under bfloat16 autocast: its outputs are the mixture's means and
         # scales (or logits), where 8 bits of mantissa cost bits (docs/RESULTS.md section 7)
         with torch.autocast(x.device.type, enabled=False):
-            return self.out2(F.elu(o1.float()))
+            return self.out2(F.elu(o1.to(self.out2.weight.dtype)))
 
 
 def _record(trace: dict | None, **tensors: torch.Tensor) -> None:
