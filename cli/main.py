@@ -167,8 +167,12 @@ def compress(src: Path, out: Path, model: str, lossy: bool, levels: int | None, 
               help="Decode only the first K levels (progressive decoding; see `hiercodec info IN`).")
 @click.option("--full-size", is_flag=True,
               help="With --levels, upsample a lower-resolution level to the image's size.")
+@click.option("--max-pixels", type=click.IntRange(min=0), default=None, metavar="N",
+              help="Refuse images larger than N pixels before decoding [default: 89478485, Pillow's "
+                   "limit; 0: the format's 2^28]. Raise it only for files you trust.")
 @click.option("--force", "-f", is_flag=True, help="Overwrite OUT if it exists.")
-def decompress(src: Path, out: Path, levels: int | None, full_size: bool, force: bool) -> None:
+def decompress(src: Path, out: Path, levels: int | None, full_size: bool, max_pixels: int | None,
+               force: bool) -> None:
     """Decompress the .hc file IN into the PNG image OUT (same pixels as the original).
 
     OUT must end in .png. The model the file was written with must be installed; a damaged or
@@ -184,7 +188,7 @@ def decompress(src: Path, out: Path, levels: int | None, full_size: bool, force:
       hiercodec decompress photo.hc back.png
       hiercodec decompress --levels 2 --full-size photo.hc preview.png
     """
-    from hiercodec import api
+    from hiercodec import api, container
     from hiercodec.fileio import read_input
     from hiercodec.images import color_name, save_image
 
@@ -195,7 +199,9 @@ def decompress(src: Path, out: Path, levels: int | None, full_size: bool, force:
     data = read_input(src)
     _single_thread()
     start = time.perf_counter()
-    image, report = api.decode_with_report(data, progress=_progress(), levels=levels, full_size=full_size)
+    limit = container.DECODE_MAX_PIXELS if max_pixels is None else (max_pixels or None)
+    image, report = api.decode_with_report(data, progress=_progress(), levels=levels, full_size=full_size,
+                                           max_pixels=limit)
     seconds = time.perf_counter() - start
     save_image(image, out, force=force)
     h, w, c = image.shape

@@ -146,18 +146,19 @@ def _as_bytes(data) -> bytes:
 
 
 def decode_with_report(data: bytes, *, progress: bool = False, levels: int | None = None,
-                       full_size: bool = False) -> "tuple[np.ndarray, Report]":
+                       full_size: bool = False, max_pixels: int | None = container.DECODE_MAX_PIXELS) -> "tuple[np.ndarray, Report]":
     """`decode`, also returning the codec's Report; the image is (H, W, C) with C = 1 for gray."""
-    from hiercodec.codec import decode_image
+    from hiercodec.codec import decode_image, decode_limit
 
     data = _as_bytes(data)
-    header = container.read_header(data)  # cheap checks first, and the size of the bar
+    header = container.read_header(data, max_pixels=decode_limit(max_pixels))  # cheap checks first, and the bar's size
     total = header.height * header.width * header.channels
     with _progress(progress and levels is None, total, "decode") as update:
-        return decode_image(data, progress=update, levels=levels, full_size=full_size)
+        return decode_image(data, progress=update, levels=levels, full_size=full_size, max_pixels=max_pixels)
 
 
-def decode(data: bytes, *, progress: bool = False, levels: int | None = None, full_size: bool = False) -> np.ndarray:
+def decode(data: bytes, *, progress: bool = False, levels: int | None = None, full_size: bool = False,
+           max_pixels: int | None = container.DECODE_MAX_PIXELS) -> np.ndarray:
     """Decompress the bytes of a .hc file to a uint8 image: (H, W) for gray, else (H, W, C).
 
     levels: decode only the first `levels` levels (progressive decoding; a file cut with `cut`
@@ -165,9 +166,12 @@ def decode(data: bytes, *, progress: bool = False, levels: int | None = None, fu
     upsampled to the image's size), a `grayscale` file cut after level 1 its 4-bit gray image, a
     `vqvae2` file with its code levels only the decoder's reconstruction (always full size).
     Damaged, truncated or foreign files raise FormatError / IntegrityError (never a wrong image);
-    a file whose model is not installed raises ModelNotFoundError naming the model.
+    a file whose model is not installed raises ModelNotFoundError naming the model. A header that
+    claims more than `max_pixels` pixels (default 89,478,485, Pillow's limit; None: the format's
+    2^28) is refused before any work: raise it only for files you trust.
     """
-    return to_public(decode_with_report(data, progress=progress, levels=levels, full_size=full_size)[0])
+    return to_public(decode_with_report(data, progress=progress, levels=levels, full_size=full_size,
+                                        max_pixels=max_pixels)[0])
 
 
 def cut(data: bytes, levels: int) -> bytes:

@@ -74,14 +74,21 @@ def model_for(header: container.Header, loader: Callable[[str], Model] = load) -
     return model
 
 
+def decode_limit(max_pixels: int | None) -> int:
+    """The pixel limit container.read applies for a decoder's `max_pixels` (None: the format's)."""
+    return container.MAX_PIXELS if max_pixels is None else max_pixels
+
+
 def decode_image(data: bytes, loader: Callable[[str], Model] = load, progress: Progress | None = None,
-                 levels: int | None = None, full_size: bool = False) -> tuple[np.ndarray, Report]:
+                 levels: int | None = None, full_size: bool = False,
+                 max_pixels: int | None = container.DECODE_MAX_PIXELS) -> tuple[np.ndarray, Report]:
     """Decode a .hc file; every CRC is checked and a damaged file raises, never returns pixels.
+    A file whose header claims more than `max_pixels` pixels is refused before any work (FormatError).
 
     levels: decode only the first `levels` levels present (progressive decoding): the image is
     then what the family makes of them (a coarser pyramid level, the 4-bit gray image, the colour
     without alpha), upsampled to the image's size with full_size."""
-    box = container.read(data)
+    box = container.read(data, max_pixels=decode_limit(max_pixels))
     if levels is not None and not 1 <= levels <= box.levels_present:
         raise HiercodecError(f"cannot decode {levels} levels: the file has {box.levels_present} "
                              f"(choose 1..{box.levels_present})")

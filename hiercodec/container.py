@@ -19,6 +19,10 @@ MAGIC = b"\x89HC\r\n\x1a\n\x00"
 FORMAT_VERSION = 1
 MAX_DIM = 65535
 MAX_PIXELS = 1 << 28
+# Decoding refuses larger images unless asked (hiercodec.decode's max_pixels, decompress
+# --max-pixels), with the number of Pillow's Image.MAX_IMAGE_PIXELS (about 9459 x 9459): a forged
+# header must not start hours of work.
+DECODE_MAX_PIXELS = 89_478_485
 MAX_HEADER = 64 * 1024  # bound on the header length field
 MAX_LEVELS = 32
 MIN_HEADER = 80  # fields 4..18 with 1-char strings and one chunk table entry
