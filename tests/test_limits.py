@@ -61,3 +61,45 @@ def test_cli_max_pixels(tmp_path, small_file):
     for limit in ("15", "0"):
         result = CliRunner().invoke(cli, ["decompress", "--max-pixels", limit, str(ok), str(tmp_path / f"{limit}.png")])
         assert result.exit_code == 0, result.output
+
+
+def test_a_forged_geometry_stops_when_the_coded_data_runs_out():
+    """Issue 12's reproduction: a 1x1 file whose header (CRCs recomputed) claims 2048x2048 used to
+    decode for many minutes, popping zeros from an exhausted stream; it now stops at once."""
+    one = encode_image(load("default"), np.full((1, 1, 3), 77, np.uint8))[0]
+    data = forged(one, 2048, 2048)
+    start = time.perf_counter()
+    with pytest.raises(FormatError, match="coded data ends before the end of the pixels level"):
+        decode_image(data)
+    assert time.perf_counter() - start < 1.0
+
+
+def test_sound_chunks_never_fall_below_the_sentinel():
+    """The exhaustion check is exact for sound streams: between pops the coder always holds at
+    least the sentinel's bits, also with skewed tables whose last symbols cost nothing (free pops
+    of a likely symbol 0 at the end of a chunk)."""
+    from hiercodec.coding.ans import SENTINEL_BITS, StackCoder
+
+    rng = np.random.default_rng(1)
+    lowest = 10**9
+    for _ in range(400):
+        k, n = int(rng.integers(2, 300)), int(rng.integers(1, 6))
+        groups = []
+        for _ in range(int(rng.integers(1, 30))):
+            w = rng.random((n, k)) ** rng.uniform(1, 30)
+            w[:, 0] += rng.random() * rng.uniform(0, 50)  # symbol 0 often the likely one
+            f = np.maximum(1, np.floor(w / w.sum(1, keepdims=True) * (1 << 24))).astype(np.int64)
+            f[np.arange(n), f.argmax(1)] += (1 << 24) - f.sum(1)
+            symbols = np.array([rng.choice(k, p=row / row.sum()) if rng.random() < 0.7 else 0 for row in f], np.int32)
+            groups.append((symbols, f))
+        coder = StackCoder()
+        coder.push_sentinel()
+        for symbols, f in reversed(groups):
+            coder.push(symbols, f)
+        decoder = StackCoder(coder.to_bytes())
+        for symbols, f in groups:
+            decoder.check_not_exhausted()
+            np.testing.assert_array_equal(decoder.pop(f), symbols)
+            lowest = min(lowest, decoder.num_valid_bits())
+        decoder.pop_sentinel()
+    assert lowest == SENTINEL_BITS  # reached (the free pops), never passed

@@ -95,9 +95,10 @@ class StackCoder:
 
     def pop(self, freqs: np.ndarray) -> np.ndarray:
         """Pop the group on top of the stack with its table ``freqs`` (n, K); returns its
-        symbols, int32 shape (n,), in the order they were pushed. Never hangs: popping from an
-        exhausted stack yields symbols (0s) rather than an error: the chunk sentinel
-        (``check_not_exhausted``, ``pop_sentinel``) and the container's CRCs catch that. Any failure inside constriction is a FormatError."""
+        symbols, int32 shape (n,), in the order they were pushed. Popping from an exhausted
+        stack yields symbols (0s) rather than an error: a chunk's decoder calls
+        ``check_not_exhausted`` before each group and ``pop_sentinel`` at the end. Any failure
+        inside constriction is a FormatError."""
         f = check(freqs)
         if f.shape[0] == 0 or f.shape[1] == 1:
             return np.zeros(f.shape[0], dtype=np.int32)
@@ -151,7 +152,12 @@ class StackCoder:
             raise _damaged(f"the {what} does not end where its coded data ends")
 
     def check_not_exhausted(self, what: str = "level") -> None:
-        if self._coder.is_empty():
+        """Before each group of a chunk: FormatError if the stream holds less than the sentinel
+        alone. The sentinel leaves the ANS state at 2^23, and every push after it keeps the state
+        at or above that (a push maps a state x to at least x), so between two pops of a sound
+        chunk the coder holds at least SENTINEL_BITS valid bits; a forged or truncated one that
+        has run out falls below them and is stopped at once, instead of popping zeros forever."""
+        if self._coder.num_valid_bits() < SENTINEL_BITS:
             raise _damaged(f"its coded data ends before the end of the {what}")
 
     def assert_consumed(self, what: str = "level") -> None:
@@ -167,3 +173,12 @@ class StackCoder:
 
 _SENTINEL_TABLE = np.array([[1 << 23, 1 << 23]], dtype=np.int64)
 _SENTINEL_SYMBOL = np.array([1], dtype=np.int32)
+
+
+def _sentinel_bits() -> int:
+    coder = StackCoder()
+    coder.push_sentinel()
+    return coder.num_valid_bits()
+
+
+SENTINEL_BITS = _sentinel_bits()  # what a chunk holding only its sentinel holds: 23
