@@ -285,3 +285,22 @@ def test_stop_ignores_a_stale_pid_file(tmp_path):
     result = _relay("stop", "--run", str(run))
     assert result.returncode == 0 and "already ended" in result.stdout
     assert not (run / "relay.pid").exists()
+
+
+@pytest.mark.parametrize("amp_cpu", [False, True])
+def test_amp_cpu_is_bf16_autocast_on_the_cpu(tmp_path, monkeypatch, amp_cpu):
+    """The relay's `amp_cpu` turns bfloat16 autocast on for CPU training by itself (`amp` is the
+    GPU's); the first version needed both and the relay ran in float32 for 3000 steps."""
+    from hiercodec.train.pixelcnn import PixelCNNTask
+
+    seen = []
+    bits = PixelCNNTask.bits
+
+    def recording(self, model, x):
+        seen.append(torch.is_autocast_enabled("cpu"))
+        return bits(self, model, x)
+
+    monkeypatch.setattr(PixelCNNTask, "bits", recording)
+    train(tmp_path / "run", tiny_config(steps=1, batch=2, amp_cpu=amp_cpu), images=ImageSet(smooth_images(2, 24), "t"),
+          progress=False)
+    assert seen == [amp_cpu]

@@ -40,8 +40,8 @@ class TrainSettings:
     ema_warmup: bool = True
     steps: int = 1000
     clip: float = 0.0  # gradient-norm clipping; 0 = off
-    amp: bool = False  # bfloat16 autocast on CUDA (on the CPU only with amp_cpu)
-    amp_cpu: bool = False  # bfloat16 autocast on the CPU too (benchmarks/train_speed.py measures it)
+    amp: bool = False  # bfloat16 autocast on CUDA
+    amp_cpu: bool = False  # bfloat16 autocast on the CPU (benchmarks/train_speed.py measures it)
     compile: bool = False  # torch.compile the training objective
     compact_checkpoint: bool = False  # 16-bit average and optimizer moments (hiercodec.train.checkpoint)
     gray_every: int = 10  # one batch in N is made gray, so gray images code well too; 0 = never

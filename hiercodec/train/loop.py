@@ -229,7 +229,7 @@ def train(out: Path, config: RunConfig, *, resume: bool = False, minutes: float 
     crops = eval_images if eval_images is not None else (eval_crops(s.eval_data, s.eval_crops, s.eval_patch)
                                                          if where.main else None)
     amp = nullcontext()
-    if s.amp and (where.device.type == "cuda" or s.amp_cpu):
+    if s.amp_cpu if where.device.type == "cpu" else s.amp:  # amp: on the GPU; amp_cpu: on the CPU
         amp = torch.autocast(where.device.type, dtype=torch.bfloat16)
     step_fn = net
     if s.compile:
