@@ -58,19 +58,23 @@ def ship_relay(run_dir: Path, images: list[str], against: str, *, dry_run: bool,
     them elsewhere)."""
     from hiercodec import zoo
     from hiercodec.bench import load_targets, markdown, run_bench, write_output
-    from hiercodec.train.checkpoint import read_meta
+    from hiercodec.train.checkpoint import checkpoint_file, read_meta
     from hiercodec.train.export import export_run
 
     zoo_dir = zoo_dir or zoo.ZOO_DIR
     aliases_file = aliases_file or zoo.ALIASES_FILE
-    step = read_meta(run_dir)["step"]
-    name = f"pixelcnn-r{step}"
-    if (zoo_dir / name).exists():
-        raise click.ClickException(f"{name} is already in the zoo: the relay has not moved since it shipped")
     photos = load_targets(images)
     incumbent = zoo.load(against)
     with tempfile.TemporaryDirectory() as scratch, model_folder(Path(scratch)):
-        report = export_run(run_dir, name, eval_on=eval_on)
+        # a snapshot: a running stint replaces its checkpoint every few minutes, and the id must
+        # name the step of the weights exported (pixelcnn-r2850 holds step 3050's: read apart)
+        snapshot = Path(scratch) / "checkpoint.safetensors"
+        shutil.copy2(checkpoint_file(run_dir), snapshot)
+        step = read_meta(snapshot)["step"]
+        name = f"pixelcnn-r{step}"
+        if (zoo_dir / name).exists():
+            raise click.ClickException(f"{name} is already in the zoo: the relay has not moved since it shipped")
+        report = export_run(snapshot, name, eval_on=eval_on)
         click.echo(f"relay: exported {name}: float {report['float_bpd']:.4f}, exact {report['exact_bpd']:.4f} "
                    f"bits/dim on {eval_on} crops ({report['loss_percent']:+.2f}% from quantization)")
         candidate = zoo.load(name)
