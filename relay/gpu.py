@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -96,22 +95,22 @@ def train(out: Path, minutes: float, steps: int | None, data: Path, run_dir: Pat
     (out / "checkpoint.json").unlink(missing_ok=True)  # a copy for people; 8 files come back at most
 
     models = out / "models"
-    os.environ["HIERCODEC_MODELS"] = str(models)
-    model_id = f"relay-gpu-{summary['step']}"
-    report = export_run(out, model_id, eval_on="train", images=images, force=True)
-    click.echo(f"relay-gpu: exported {model_id}: float {report['float_bpd']:.4f}, exact {report['exact_bpd']:.4f}")
-    golden = make_golden()
-    files = out / "files"
-    files.mkdir(exist_ok=True)
-    manifest = {}
-    for role, model in (("candidate", model_id), ("default", "default")):
-        loaded = load(model)
-        image = golden.golden_image(CHECK_IMAGES[role])
-        data_bytes, _ = encode_image(loaded, image)
-        name = f"{role}.hc"
-        (files / name).write_bytes(data_bytes)
-        manifest[name] = {"image": CHECK_IMAGES[role], "model": loaded.id, "pixels_sha256": pixel_digest(image),
-                          "bytes": len(data_bytes)}
+    with model_folder(models):  # the exported model lives there, beside the shipped zoo
+        model_id = f"relay-gpu-{summary['step']}"
+        report = export_run(out, model_id, eval_on="train", images=images, force=True)
+        click.echo(f"relay-gpu: exported {model_id}: float {report['float_bpd']:.4f}, exact {report['exact_bpd']:.4f}")
+        golden = make_golden()
+        files = out / "files"
+        files.mkdir(exist_ok=True)
+        manifest = {}
+        for role, model in (("candidate", model_id), ("default", "default")):
+            loaded = load(model)
+            image = golden.golden_image(CHECK_IMAGES[role])
+            data_bytes, _ = encode_image(loaded, image)
+            name = f"{role}.hc"
+            (files / name).write_bytes(data_bytes)
+            manifest[name] = {"image": CHECK_IMAGES[role], "model": loaded.id, "pixels_sha256": pixel_digest(image),
+                              "bytes": len(data_bytes)}
     (files / "manifest.json").write_text(json.dumps({"torch": torch.__version__, "device": device,
                                                      "files": manifest}, indent=1) + "\n")
     click.echo(f"relay-gpu: encoded {', '.join(manifest)} into {files}")
