@@ -22,7 +22,7 @@ from hiercodec.codec import decode_image, encode_image
 from hiercodec.exact.export import export_pixelcnn
 from hiercodec.families.pixelcnn import PixelCNNFamily
 from hiercodec.families.pixelcnn_config import PixelCNNConfig
-from hiercodec.heldout import heldout_images
+from hiercodec.bench.heldout import heldout_images
 from hiercodec.zoo import Model
 
 

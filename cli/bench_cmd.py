@@ -1,8 +1,8 @@
 """`hiercodec bench`: hiercodec models against the peer codecs, on the same images, in one run.
 
-The work is in hiercodec.bench; this file parses arguments, checks everything that can fail
-before the (long) run, shows progress and writes the outputs. Errors are HiercodecErrors, which
-the `hiercodec` group prints as one line with exit status 1.
+The work is in hiercodec.bench (lossless, and lossy for --lossy); this file parses arguments,
+checks everything that can fail before the (long) run, shows progress and writes the outputs.
+Errors are HiercodecErrors, which the `hiercodec` group prints as one line with exit status 1.
 """
 
 from __future__ import annotations
@@ -36,20 +36,20 @@ def _parse_peers(spec: str | None, known, installed: list[str], kind: str = "") 
 
 
 def _peer_list(spec: str | None) -> list[str]:
-    from hiercodec.peers import PEERS, available_peers
+    from hiercodec.bench.peers import PEERS, available_peers
 
     return _parse_peers(spec, PEERS, available_peers())
 
 
 def _lossy_peer_list(spec: str | None) -> list[str]:
-    from hiercodec.peers_lossy import LOSSY_PEERS, available_lossy_peers
+    from hiercodec.bench.peers_lossy import LOSSY_PEERS, available_lossy_peers
 
     return _parse_peers(spec, LOSSY_PEERS, available_lossy_peers(), "lossy ")
 
 
 def _check_outputs(out: Path | None, plot: Path | None, force: bool, formats: dict | None = None) -> None:
     """Before any coding: a bad name must not cost a whole benchmark run."""
-    from hiercodec.bench import OUTPUT_FORMATS, check_plot, output_format
+    from hiercodec.bench.lossless import OUTPUT_FORMATS, check_plot, output_format
     from hiercodec.fileio import check_output
 
     if out is not None:
@@ -105,7 +105,7 @@ def _lossy_models(names: tuple[str, ...]) -> list:
     """Load the --lossy models (a missing one fails before any work) and refuse one-level models,
     with a colour image's level count (the held-out photos are colour; run_lossy_bench checks
     every image's own again)."""
-    from hiercodec.bench_lossy import check_lossy_model
+    from hiercodec.bench.lossy import check_lossy_model
     from hiercodec.errors import ModelNotFoundError
     from hiercodec.zoo import load
 
@@ -198,7 +198,7 @@ def bench(targets: tuple[Path, ...], lossy: bool, models: tuple[str, ...], peers
     if lossy:
         _bench_lossy(targets, models, peers, out, plot, threads, force)
         return
-    from hiercodec.bench import load_targets, markdown, plot as draw, run_bench, write_output
+    from hiercodec.bench.lossless import load_targets, markdown, plot as draw, run_bench, write_output
     from hiercodec.zoo import load
 
     _check_outputs(out, plot, force)
@@ -225,10 +225,10 @@ def _write_outputs(result, out: Path | None, plot: Path | None, force: bool, wri
 def _bench_lossy(targets: tuple[Path, ...], models: tuple[str, ...], peers: str | None, out: Path | None,
                  plot: Path | None, threads: int, force: bool) -> None:
     """`bench --lossy`: every check first, then the run with a progress bar, then the outputs."""
-    from hiercodec.bench_lossy import (LOSSY_FORMATS, lossy_steps, markdown, plot_lossy, run_lossy_bench,
+    from hiercodec.bench.lossy import (LOSSY_FORMATS, lossy_steps, markdown, plot_lossy, run_lossy_bench,
                                        write_lossy_output)
 
-    from hiercodec.bench import load_targets
+    from hiercodec.bench.lossless import load_targets
 
     _check_outputs(out, plot, force, LOSSY_FORMATS)
     peer_names = _lossy_peer_list(peers)

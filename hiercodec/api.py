@@ -207,7 +207,7 @@ def verify(image, model: str = "default", *, progress: bool = False, levels: int
     cannot be read or a model that is not installed raises as in `encode`.
     """
     from hiercodec.codec import decode_image, encode_image
-    from hiercodec.quality import psnr
+    from hiercodec.bench.quality import psnr
 
     array = _checked_image(image)
     m = _model(model)

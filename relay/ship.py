@@ -57,7 +57,7 @@ def ship_relay(run_dir: Path, images: list[str], against: str, *, dry_run: bool,
     quantization loss on; zoo_dir / aliases_file / bitstreams: where shipping writes (tests point
     them elsewhere)."""
     from hiercodec import zoo
-    from hiercodec.bench import load_targets, markdown, run_bench, write_output
+    from hiercodec.bench.lossless import load_targets, markdown, run_bench, write_output
     from hiercodec.train.checkpoint import checkpoint_file, read_meta
     from hiercodec.train.export import export_run
 

@@ -353,7 +353,7 @@ def test_cli_progressive(installed_pyramid, tmp_path):
 def test_bench_shows_paper_bound_and_levels(tiny_pyramid, tiny_model):
     import json
 
-    from hiercodec.bench import markdown, run_bench, to_json
+    from hiercodec.bench.lossless import markdown, run_bench, to_json
 
     images = {"a": natural(np.random.default_rng(8), 12, 10, 3), "b": natural(np.random.default_rng(9), 7, 9, 3)}
     result = run_bench(images, [tiny_pyramid, tiny_model], [])

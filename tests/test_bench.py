@@ -18,7 +18,7 @@ from PIL import Image
 
 from conftest import TINY_ID, make_tiny_model
 from hiercodec.cli.main import cli
-from hiercodec.peers import available_peers
+from hiercodec.bench.peers import available_peers
 
 torch.set_num_threads(1)
 
@@ -210,7 +210,7 @@ def test_gray_alpha_is_coded_by_the_models_only(tmp_path):
 
 def test_held_out_photo_by_name(images):
     pytest.importorskip("skimage")  # where `chelsea` comes from; coding it would take seconds
-    from hiercodec.bench import load_targets
+    from hiercodec.bench.lossless import load_targets
 
     loaded = load_targets((images / "rgb.png", Path("chelsea")))
     assert {k: v.shape for k, v in loaded.items()} == {"rgb.png": (9, 12, 3), "chelsea": (300, 451, 3)}

@@ -17,12 +17,12 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from hiercodec.bench_lossy import (CURVE, MATCHED, MODEL, markdown, run_lossy_bench, to_csv, to_json,
+from hiercodec.bench.lossy import (CURVE, MATCHED, MODEL, markdown, run_lossy_bench, to_csv, to_json,
                                    write_lossy_output)
 from hiercodec.cli.main import cli
 from hiercodec.errors import HiercodecError, ImageError
-from hiercodec.peers_lossy import LOSSY_PEERS, available_lossy_peers, code, matched
-from hiercodec.quality import ms_scales, ms_ssim, psnr
+from hiercodec.bench.peers_lossy import LOSSY_PEERS, available_lossy_peers, code, matched
+from hiercodec.bench.quality import ms_scales, ms_ssim, psnr
 
 torch.set_num_threads(1)
 

@@ -12,7 +12,7 @@ import os
 import numpy as np
 import pytest
 
-from hiercodec import heldout, peers
+from hiercodec.bench import heldout, peers
 from hiercodec.errors import HiercodecError, ImageError
 
 NETWORK = os.environ.get("HIERCODEC_NETWORK_TESTS") == "1"

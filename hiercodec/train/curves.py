@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from hiercodec.bench import check_plot
+from hiercodec.bench.lossless import check_plot
 from hiercodec.errors import HiercodecError
 from hiercodec.fileio import atomic_write
 

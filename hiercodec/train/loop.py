@@ -68,7 +68,7 @@ def eval_crops(spec: str, crops: int, size: int) -> np.ndarray | None:
     if spec == "none":
         return None
     if spec == "heldout":
-        from hiercodec.heldout import heldout_images
+        from hiercodec.bench.heldout import heldout_images
 
         images = ImageSet(list(heldout_images().values()), "heldout")
     else:

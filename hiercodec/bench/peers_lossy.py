@@ -1,8 +1,8 @@
 """Lossy peer codecs for `hiercodec bench --lossy`: JPEG, WebP and JPEG XL through imagecodecs,
 and `matched`, which finds the setting whose file is closest to a given rate.
 
-The lossless peers are in hiercodec.peers; this module shares its helpers (backend check, image
-check). Each peer is called with one setting, its main rate knob, and otherwise a fixed
+The lossless peers are in hiercodec.bench.peers; this module shares its helpers (backend check,
+image check). Each peer is called with one setting, its main rate knob, and otherwise a fixed
 configuration (imagecodecs 2026.3.6: libjpeg-turbo, libwebp 1.6, libjxl 0.11):
 
 - ``jpeg``: ``jpeg8_encode(level=quality, optimize=True)``, quality 1..100: libjpeg's standard
@@ -29,8 +29,8 @@ from typing import Callable
 import numpy as np
 
 from hiercodec.errors import HiercodecError, ImageError
-from hiercodec.peers import _check_image, _imagecodecs, backend_available
-from hiercodec.quality import ms_ssim, psnr
+from hiercodec.bench.peers import _check_image, _imagecodecs, backend_available
+from hiercodec.bench.quality import ms_ssim, psnr
 
 __all__ = ["LOSSY_PEERS", "LossyPeer", "PeerPoint", "available_lossy_peers", "lossy_peer", "code", "matched",
            "bits_per_pixel"]

@@ -1,4 +1,4 @@
-"""Benchmark hiercodec models against the peer codecs (hiercodec.peers) on the same images.
+"""Benchmark hiercodec models against the peer codecs (hiercodec.bench.peers) on the same images.
 
 Every codec codes every image once; every file is decoded and compared with the original (a
 difference raises, it never becomes a row). Sizes are the real bytes: bits/dim is
@@ -31,7 +31,7 @@ from hiercodec import __version__, container
 from hiercodec.errors import HiercodecError, ImageError
 from hiercodec.fileio import atomic_write
 from hiercodec.images import images_in, load_image, to_public
-from hiercodec.peers import PEERS, run_peer
+from hiercodec.bench.peers import PEERS, run_peer
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -136,7 +136,7 @@ def image_paths(targets: Sequence[str | Path]) -> list[Path]:
 def load_targets(targets: Sequence[str | Path]) -> dict[str, np.ndarray]:
     """Files and folders first, then held-out photos named (a name that is not a file here), e.g.
     `hiercodec bench astronaut`; no targets: every held-out photo."""
-    from hiercodec.heldout import HELDOUT_NAMES, heldout_images
+    from hiercodec.bench.heldout import HELDOUT_NAMES, heldout_images
 
     if not targets:
         return heldout_images()
@@ -217,9 +217,9 @@ def run_bench(images: Mapping[str, np.ndarray], models: Sequence["Model"], peers
     """Code every image with every model and every peer, checking every round trip.
 
     images: name -> uint8 array ((H, W) or (H, W, C)); models: loaded zoo models (one column
-    group per distinct id); peers: names of hiercodec.peers.PEERS. on_step(image, codec) is called
-    after each codec finishes an image (for progress bars). Raises HiercodecError on any failed
-    round trip or codec error.
+    group per distinct id); peers: names of hiercodec.bench.peers.PEERS. on_step(image, codec) is
+    called after each codec finishes an image (for progress bars). Raises HiercodecError on any
+    failed round trip or codec error.
     """
     models = list({m.id: m for m in models}.values())
     peers = list(dict.fromkeys(peers))

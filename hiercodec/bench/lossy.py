@@ -7,9 +7,9 @@ top codes through the decoder. Every K from 1 to the model's level count - 1 is 
 (K = all levels is lossless and belongs to `hiercodec bench`). For each point and each image:
 
 - the model's file: bits per pixel (8 x file bytes / (H x W), header included), PSNR and
-  MS-SSIM of the reconstruction (hiercodec.quality), encode and decode seconds;
+  MS-SSIM of the reconstruction (hiercodec.bench.quality), encode and decode seconds;
 - every peer at the matched rate: the setting whose file is closest in bpp to the model's on
-  that image (hiercodec.peers_lossy.matched);
+  that image (hiercodec.bench.peers_lossy.matched);
 - and, for the plot, every peer over a fixed grid of settings (its rate-distortion curve).
 
 Pooled figures (the markdown table, the plot) are total bits / total pixels and the mean
@@ -33,11 +33,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from hiercodec.bench import _checked, _meta, _secs, _shape, _timed, new_figure, save_png, write_output
+from hiercodec.bench.lossless import _checked, _meta, _secs, _shape, _timed, new_figure, save_png, write_output
 from hiercodec.errors import HiercodecError, ImageError
 from hiercodec.images import to_public
-from hiercodec.peers_lossy import LOSSY_PEERS, PeerPoint, bits_per_pixel, code, lossy_peer, matched
-from hiercodec.quality import MS_SSIM_WEIGHTS, WINDOW, ms_ssim, psnr
+from hiercodec.bench.peers_lossy import LOSSY_PEERS, PeerPoint, bits_per_pixel, code, lossy_peer, matched
+from hiercodec.bench.quality import MS_SSIM_WEIGHTS, WINDOW, ms_ssim, psnr
 
 if TYPE_CHECKING:  # pragma: no cover
     from hiercodec.zoo import Model
@@ -235,10 +235,10 @@ def run_lossy_bench(images: Mapping[str, np.ndarray], models: Sequence["Model | 
     matched rate of each point, and each peer's curve over its grid of settings.
 
     images: name -> uint8 array ((H, W) gray or (H, W, 3) RGB, at least 11 x 11); models: loaded
-    zoo models or their names; peers: names of hiercodec.peers_lossy.LOSSY_PEERS. on_step(image,
-    what) is called after each point (for progress bars; lossy_steps counts them). Everything
-    that can be refused (an unknown or missing peer, a one-level model, an image with alpha) is
-    refused before any coding, with a HiercodecError.
+    zoo models or their names; peers: names of hiercodec.bench.peers_lossy.LOSSY_PEERS.
+    on_step(image, what) is called after each point (for progress bars; lossy_steps counts them).
+    Everything that can be refused (an unknown or missing peer, a one-level model, an image with
+    alpha) is refused before any coding, with a HiercodecError.
     """
     from hiercodec.zoo import load
 
@@ -282,7 +282,7 @@ def run_lossy_bench(images: Mapping[str, np.ndarray], models: Sequence["Model | 
 _QUALITY = (f"PSNR: 10 log10(255^2 / MSE) over all samples. MS-SSIM: Wang, Simoncelli & Bovik 2003, weights "
             f"{', '.join(map(str, MS_SSIM_WEIGHTS))}, Gaussian window {WINDOW} sigma 1.5, K1 0.01, K2 0.03, "
             "L 255, 2x2 average downsampling, per channel then averaged; images under 176 pixels a side use "
-            "the scales that fit (each at least 11x11), weights renormalised (hiercodec/quality.py).")
+            "the scales that fit (each at least 11x11), weights renormalised (hiercodec/bench/quality.py).")
 
 
 def _libraries() -> dict:

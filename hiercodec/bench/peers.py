@@ -76,7 +76,7 @@ class Peer:
 
 def backend_available(backend: str) -> bool:
     """Whether a peer's backend is installed: an imagecodecs codec class name ("JPEGXL"), or
-    "oxipng" (pyoxipng and Pillow). Shared with the lossy peers (hiercodec.peers_lossy)."""
+    "oxipng" (pyoxipng and Pillow). Shared with the lossy peers (hiercodec.bench.peers_lossy)."""
     if backend == "oxipng":
         try:
             import oxipng  # noqa: F401
