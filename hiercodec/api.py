@@ -129,9 +129,9 @@ def lossy_levels(model: "str | Model" = "default") -> int:
     code levels of a family with a lossy mode (vqvae2: top and bottom codes). A HiercodecError for
     a model without one (any model can still be cut after any level with `levels=K`)."""
     m = _model(model)
-    n = getattr(m.family, "lossy_levels", None)
+    n = m.family.lossy_levels
     if n is None:
-        raise HiercodecError(f"model '{m.id}' ({m.family.family}) has no lossy mode; keep its first K levels "
+        raise HiercodecError(f"model '{m.id}' ({m.family.name}) has no lossy mode; keep its first K levels "
                              "with levels=K (--levels K) or use a vqvae2 model")
     return n
 
@@ -301,7 +301,7 @@ def info(data: bytes, *, level_names: bool = False) -> dict:
 def _level_names(h: "container.Header") -> list[str]:
     """The names of the levels of a file's model, or [] when it is not installed (or differs)."""
     from hiercodec.codec import model_for
-    from hiercodec.families.base import Geometry
+    from hiercodec.geometry import Geometry
 
     try:
         model = model_for(h)

@@ -15,7 +15,7 @@ import numpy as np
 from hiercodec import container
 from hiercodec.coding.ans import CODER_ID, CODER_VERSION, StackCoder
 from hiercodec.errors import FormatError, HiercodecError, IntegrityError, ModelNotFoundError
-from hiercodec.families.base import Geometry
+from hiercodec.geometry import Geometry
 from hiercodec.report import LevelReport, Report
 from hiercodec.zoo import Model, load
 
@@ -46,8 +46,7 @@ def encode_image(model: Model, image: np.ndarray, progress: Progress | None = No
         stats = level.encode(values, above, coder, progress)
         data = coder.to_bytes()
         chunks.append(container.ChunkEntry(index, data, _values_crc(values), math.ceil(stats.bound_bits)))
-        reports.append(LevelReport(level.name, stats.bound_bits, len(data), stats.symbols,
-                                   stats.extra.get("saved_bits", 0.0)))
+        reports.append(LevelReport(level.name, stats.bound_bits, len(data), stats.symbols, stats.saved_bits))
         above[level.name] = values
     header = container.Header(
         model_id=model.id, model_hash=model.hash, coder_id=CODER_ID, coder_version=CODER_VERSION,

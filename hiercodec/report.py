@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
-    from hiercodec.families.base import Geometry
+    from hiercodec.geometry import Geometry
 
 
 @dataclass

@@ -21,7 +21,7 @@ from hiercodec.container import cut
 from hiercodec.errors import HiercodecError
 from hiercodec.exact.quant import DTYPE
 from hiercodec.families.auxiliary_config import GrayscaleConfig, PyramidConfig
-from hiercodec.families.base import Geometry
+from hiercodec.geometry import Geometry
 from hiercodec.families.grayscale import luma_bounds, psi
 from hiercodec.families.pyramid import block_bounds, downsample, level_name, sizes
 from hiercodec.images import luma

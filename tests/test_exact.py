@@ -18,7 +18,7 @@ from hiercodec.coding.tables import TOTAL
 from hiercodec.exact import mixture as xm
 from hiercodec.exact.layers import QConv
 from hiercodec.exact.quant import ACT_MAX, ACT_MIN, DTYPE, EXACT_LIMIT, WEIGHT_MAX, accumulator_bound
-from hiercodec.families.base import Geometry
+from hiercodec.geometry import Geometry
 from hiercodec.nn import mixture as fm
 from hiercodec.zoo import resolve
 

@@ -156,7 +156,7 @@ def _pool(rows: list[LossyRow]) -> Pooled:
 
 def levels_total(model: "Model", shape: tuple[int, ...]) -> int:
     """How many levels `model` codes an image of shape (H, W, C) in."""
-    from hiercodec.families.base import Geometry
+    from hiercodec.geometry import Geometry
 
     geometry = Geometry(*shape)
     return len(model.family.levels(geometry, model.family.layout(geometry)))

@@ -1,29 +1,8 @@
-"""Model families: one module per family of DESIGN.md; `build_family` picks one by name."""
+"""Model families: the Family contract (`family`), the registry (`registry`), the level types
+(`base`, `raster`, `alpha`, `latent`) and one module per family of DESIGN.md, each registering
+itself on import."""
 
-from __future__ import annotations
+from hiercodec.families import grayscale, pixelcnn, pyramid, vqvae2  # noqa: F401  (they register)
+from hiercodec.families.registry import build_family, family_names, registration
 
-import torch
-
-from hiercodec.errors import HiercodecError
-
-
-def build_family(config: dict, tensors: dict[str, torch.Tensor]):
-    """The family object of a loaded model (it builds the levels of an image)."""
-    name = config.get("family")
-    if name == "pixelcnn":
-        from hiercodec.families.pixelcnn import PixelCNNFamily
-
-        return PixelCNNFamily(config, tensors)
-    if name == "grayscale":
-        from hiercodec.families.grayscale import GrayscaleFamily
-
-        return GrayscaleFamily(config, tensors)
-    if name == "pyramid":
-        from hiercodec.families.pyramid import PyramidFamily
-
-        return PyramidFamily(config, tensors)
-    if name == "vqvae2":
-        from hiercodec.families.vqvae2 import VQVAE2Family
-
-        return VQVAE2Family(config, tensors)
-    raise HiercodecError(f"model family '{name}' is not known to this version of hiercodec; upgrade hiercodec")
+__all__ = ["build_family", "family_names", "registration"]

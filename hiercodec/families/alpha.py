@@ -14,8 +14,9 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from hiercodec.coding.groups import Group
 from hiercodec.coding.tables import normalize
-from hiercodec.families.base import Group, GroupDecoder, Level
+from hiercodec.families.base import Level, Schedule, ScheduledLevel
 
 
 _A = np.arange(256)[:, None]  # the value above (row of a table)
@@ -27,7 +28,7 @@ CONFIDENT = normalize(np.where(_D == 0, 1 << 30, 1 << np.maximum(0, 12 - _D)) + 
 SPREAD = normalize(((1 << 20) >> np.minimum(_D // 2, 20)) + (1 << 12) + (_EXTREME << 19))
 
 
-class AlphaLevel(Level):
+class AlphaLevel(ScheduledLevel):
     name = "alpha"
 
     def __init__(self, channel: int, height: int, width: int):
@@ -43,27 +44,22 @@ class AlphaLevel(Level):
         agree = (left == mid) & (mid == right)
         return np.where(agree[:, None], CONFIDENT[mid], SPREAD[mid])
 
-    def encode_groups(self, values: np.ndarray, above: dict[str, np.ndarray]) -> Iterator[Group]:
-        for i in range(values.shape[0]):
-            yield self._group(values, i)
-
-    def _group(self, values: np.ndarray, i: int) -> Group:
-        prev = values[i - 1] if i > 0 else np.full(values.shape[1], 255, np.uint8)
-        return values[i].astype(np.int32), self._row_tables(prev)
-
-    def reversed_groups(self, values: np.ndarray, above: dict[str, np.ndarray]) -> Iterator[Group]:
-        """Rows last to first, each table made when it is pushed (memory of one row)."""
-        for i in reversed(range(values.shape[0])):
-            yield self._group(values, i)
-
-    def decode_groups(self, above: dict[str, np.ndarray]) -> GroupDecoder:
-        h, w = self.height, self.width
-        out = np.empty((h, w), np.uint8)
-        prev = np.full(w, 255, np.uint8)
-        for i in range(h):
-            out[i] = yield self._row_tables(prev)
-            prev = out[i]
+    def schedule(self, above, values=None, stats=None, rows: range | None = None) -> Schedule:
+        """One group per row (of `rows`, all by default; with known values any row stands alone)."""
+        out = np.empty((self.height, self.width), np.uint8) if values is None else values
+        for i in range(self.height) if rows is None else rows:
+            prev = out[i - 1] if i > 0 else np.full(self.width, 255, np.uint8)
+            table = self._row_tables(prev)
+            if values is None:
+                out[i] = yield None, table
+            else:
+                yield values[i].astype(np.int32), table
         return out
+
+    def push_order(self, values, above, stats) -> Iterator[Group]:
+        """Rows last to first, each table made when it is pushed (memory of one row)."""
+        for i in reversed(range(self.height)):
+            yield from self.schedule(above, values, stats, range(i, i + 1))
 
 
 def alpha_levels(geometry) -> list[Level]:

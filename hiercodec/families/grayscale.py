@@ -28,11 +28,13 @@ from hiercodec.exact.layers import subset
 from hiercodec.exact.mixture import ExactMixture
 from hiercodec.exact.pixelcnn import ExactPixelCNN
 from hiercodec.families.auxiliary_config import GRAY_LEVELS, GrayscaleConfig
-from hiercodec.families.alpha import alpha_levels, with_alpha
-from hiercodec.families.base import Geometry, Level
+from hiercodec.families.base import Level
 from hiercodec.families.conditioning import TileFeatures
+from hiercodec.families.family import Family
 from hiercodec.families.pixelcnn import PixelLevel
 from hiercodec.families.raster import RasterLevel
+from hiercodec.families.registry import register
+from hiercodec.geometry import Geometry
 from hiercodec.images import luma
 from hiercodec.tiling import TileLayout
 
@@ -114,13 +116,14 @@ class ColorLevel(PixelLevel):
         return _GrayContext(self, above["gray"])
 
 
-class GrayscaleFamily:
-    family = "grayscale"
-
+@register("grayscale", network=GrayscaleConfig, configs=("grayscale", "grayscale-small", "grayscale-codec"),
+          task="hiercodec.train.auxiliary:GrayscaleTask")
+class GrayscaleFamily(Family):
     def __init__(self, config: dict, tensors: dict[str, torch.Tensor]):
+        super().__init__(config, tensors)
         net = GrayscaleConfig.from_dict(config["network"])
         exact = config["exact"]
-        self.net = net
+        self.net, self.tile = net, net.tile
         prior = subset(tensors, "prior.")
         self.prior = ExactPixelCNN(prior, net.prior_channels, net.prior_layers, exact["prior"]["h_frac"],
                                    in_channels=1, in_max=PSI_MAX)
@@ -131,17 +134,13 @@ class GrayscaleFamily:
         self.cond = ExactPixelCNN(cond, net.channels, net.layers, exact["cond"]["h_frac"])
         self.mixture = ExactMixture.stored(net.mixtures, cond)
 
-    def layout(self, geometry: Geometry) -> TileLayout:
-        return TileLayout.for_image(geometry.height, geometry.width, self.net.tile)
-
-    def levels(self, geometry: Geometry, layout: TileLayout) -> list[Level]:
-        color = 3 if geometry.channels >= 3 else 1
+    def color_levels(self, geometry: Geometry, layout: TileLayout) -> list[Level]:
+        color = geometry.color
         return [GrayLevel(self.prior, self.categorical, layout, color),
-                ColorLevel(self.cond, self.mixture, layout, color, self.embedding, self.net.halo),
-                *alpha_levels(geometry)]
+                ColorLevel(self.cond, self.mixture, layout, color, self.embedding, self.net.halo)]
 
-    def reconstruct(self, decoded: dict[str, np.ndarray], geometry: Geometry, full_size: bool = False) -> np.ndarray:
-        """The image from the decoded levels; a file cut after `gray` gives psi x 17 (gray)."""
+    def reconstruct_color(self, decoded: dict[str, np.ndarray], geometry: Geometry, full_size: bool) -> np.ndarray:
+        """The pixels; a file cut after `gray` gives psi x 17 (gray)."""
         if "pixels" not in decoded:
             return (decoded["gray"] * (255 // (GRAY_LEVELS - 1))).astype(np.uint8)
-        return with_alpha(decoded["pixels"], decoded)
+        return decoded["pixels"]

@@ -12,9 +12,12 @@ import torch
 
 from hiercodec.exact.mixture import ExactMixture
 from hiercodec.exact.pixelcnn import ExactPixelCNN
-from hiercodec.families.alpha import alpha_levels, with_alpha
-from hiercodec.families.base import Geometry, Level
+from hiercodec.families.base import Level
+from hiercodec.families.family import Family
+from hiercodec.families.pixelcnn_config import PixelCNNConfig
 from hiercodec.families.raster import RasterLevel
+from hiercodec.families.registry import register
+from hiercodec.geometry import Geometry
 from hiercodec.tiling import TileLayout
 
 FILL = 128  # value of padded positions: network input 0, as the zero padding of training
@@ -43,25 +46,18 @@ class PixelLevel(RasterLevel):
         return pixel_input(values)
 
 
-class PixelCNNFamily:
+@register("pixelcnn", network=PixelCNNConfig,
+          configs=("pixelcnn", "pixelcnn-small", "pixelcnn-codec", "pixelcnn-codec8", "pixelcnn-relay"),
+          task="hiercodec.train.pixelcnn:PixelCNNTask")
+class PixelCNNFamily(Family):
     """Builds the levels of an image for a loaded `pixelcnn` model."""
 
-    family = "pixelcnn"
-
     def __init__(self, config: dict, tensors: dict[str, torch.Tensor]):
+        super().__init__(config, tensors)
         net = config["network"]
         self.tile = int(net["tile"])
         self.net = ExactPixelCNN(tensors, net["channels"], net["layers"], config["exact"]["h_frac"])
         self.mixture = ExactMixture.stored(net["mixtures"], tensors)
 
-    def layout(self, geometry: Geometry) -> TileLayout:
-        return TileLayout.for_image(geometry.height, geometry.width, self.tile)
-
-    def levels(self, geometry: Geometry, layout: TileLayout) -> list[Level]:
-        color = 3 if geometry.channels >= 3 else 1
-        return [PixelLevel(self.net, self.mixture, layout, color), *alpha_levels(geometry)]
-
-    def reconstruct(self, decoded: dict[str, np.ndarray], geometry: Geometry, full_size: bool = False) -> np.ndarray:
-        """The image (H, W, C) from the decoded levels (pixels, then alpha if present): a file cut
-        after the pixels decodes to the colour image without its alpha."""
-        return with_alpha(decoded["pixels"], decoded)
+    def color_levels(self, geometry: Geometry, layout: TileLayout) -> list[Level]:
+        return [PixelLevel(self.net, self.mixture, layout, geometry.color)]

@@ -29,10 +29,12 @@ from hiercodec.exact.layers import subset
 from hiercodec.exact.mixture import ExactMixture
 from hiercodec.exact.pixelcnn import ExactPixelCNN
 from hiercodec.families.auxiliary_config import PyramidConfig
-from hiercodec.families.alpha import alpha_levels, with_alpha
-from hiercodec.families.base import Geometry, Level
+from hiercodec.families.base import Level
 from hiercodec.families.conditioning import TileFeatures
+from hiercodec.families.family import Family
 from hiercodec.families.pixelcnn import PixelLevel, pixel_input
+from hiercodec.families.registry import register
+from hiercodec.geometry import Geometry
 from hiercodec.tiling import TileLayout
 
 # Within a 2 x 2 block, in raster order, the samples decoded before (KNOWN) and after (REST) the
@@ -128,13 +130,14 @@ def level_name(k: int) -> str:
     return "pixels" if k == 0 else f"pixels/{1 << k}"
 
 
-class PyramidFamily:
-    family = "pyramid"
-
+@register("pyramid", network=PyramidConfig, configs=("pyramid", "pyramid-small", "pyramid-codec"),
+          task="hiercodec.train.auxiliary:PyramidTask")
+class PyramidFamily(Family):
     def __init__(self, config: dict, tensors: dict[str, torch.Tensor]):
+        super().__init__(config, tensors)
         net = PyramidConfig.from_dict(config["network"])
         exact = config["exact"]
-        self.net = net
+        self.net, self.tile = net, net.tile
         bottom = subset(tensors, "bottom.")
         self.bottom = ExactPixelCNN(bottom, net.bottom_channels, net.bottom_layers, exact["bottom"]["h_frac"])
         self.bottom_mixture = ExactMixture.stored(net.mixtures, bottom)
@@ -151,24 +154,23 @@ class PyramidFamily:
         return TileLayout.for_image(h, w, max(1, self.net.tile >> k), 2 if k < self.net.levels - 1 else 1)
 
     def layout(self, geometry: Geometry) -> TileLayout:
-        """The full-size level's layout (the tile size in the file's header)."""
         return self.level_layout(geometry, 0)
 
-    def levels(self, geometry: Geometry, layout: TileLayout) -> list[Level]:
-        color = 3 if geometry.channels >= 3 else 1
+    def color_levels(self, geometry: Geometry, layout: TileLayout) -> list[Level]:
+        color = geometry.color
         top = self.net.levels - 1
         levels: list[Level] = [PyramidLevel(self.bottom, self.bottom_mixture, self.level_layout(geometry, top), color, top)]
         for k in reversed(range(top)):
             lay = layout if k == 0 else self.level_layout(geometry, k)
             levels.append(PyramidLevel(self.cond[k], self.mixture[k], lay, color, k, self.embed[k], self.net.halo))
-        return levels + alpha_levels(geometry)
+        return levels
 
-    def reconstruct(self, decoded: dict[str, np.ndarray], geometry: Geometry, full_size: bool = False) -> np.ndarray:
-        """The finest decoded level (with alpha when everything is there); with full_size, a coarser
+    def reconstruct_color(self, decoded: dict[str, np.ndarray], geometry: Geometry, full_size: bool) -> np.ndarray:
+        """The finest decoded level; with full_size, a coarser
         level is upsampled to the image size by repeating each sample over the block it stands for."""
         k = next(k for k in range(self.net.levels) if level_name(k) in decoded)
         image = decoded[level_name(k)]
         if k and full_size:
             f = 1 << k
             image = np.repeat(np.repeat(image, f, axis=0), f, axis=1)[: geometry.height, : geometry.width]
-        return with_alpha(image, decoded)
+        return image

@@ -7,6 +7,10 @@ MAX_TILES; for each batch, for each row i and column j of the tile, for each cod
 group holding position (i, j) of every tile of the batch that covers a position of the level there.
 Batches bound the memory of both sides whatever the image size.
 
+One schedule (`_rows`) serves both directions; only the source of the network's output differs:
+`_WholeTile` (the encoder: one pass over whole tiles, every symbol known, columns taken in blocks)
+and `_Incremental` (the decoder: one step per position from cached rows, hiercodec.exact.pixelcnn).
+
 What a level adds to the schedule:
 - `to_input`: its values as the network's integer inputs (pixel - 128, or 2 psi - 15);
 - a head turning the network's output into tables (ExactMixture or ExactCategorical);
@@ -19,17 +23,17 @@ What a level adds to the schedule:
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import Protocol
 
 import numpy as np
 import torch
 
-from hiercodec.coding.ans import StackCoder
+from hiercodec.coding.groups import Group
 from hiercodec.coding.tables import bits, restrict
 from hiercodec.exact.pixelcnn import ExactPixelCNN
 from hiercodec.exact.quant import DTYPE, threads
-from hiercodec.families.base import Group, GroupDecoder, Level, LevelStats
+from hiercodec.families.base import LevelStats, Schedule, ScheduledLevel
 from hiercodec.tiling import TileLayout
 
 TILE_BATCH = 8  # tiles per whole-tile pass of the encoder (bounds its memory)
@@ -55,7 +59,7 @@ class Context(Protocol):
         before (i, j, c) may be read (the decoder's hold the fill value elsewhere)."""
 
 
-class RasterLevel(Level):
+class RasterLevel(ScheduledLevel):
     """A level of shape (H, W, channels) coded by `net` and `head` (whose tables give the alphabet)."""
 
     fill: int = 128  # value of padded positions (never coded)
@@ -63,7 +67,6 @@ class RasterLevel(Level):
 
     def __init__(self, name: str, net: ExactPixelCNN, head: Head, layout: TileLayout, channels: int):
         self.name, self.net, self.head, self.layout, self.channels = name, net, head, layout, channels
-        self.saved_bits = 0.0  # what restricting tables to their bounds saved, while encoding
 
     def to_input(self, values: torch.Tensor) -> torch.Tensor:
         """Values (T, channels, ...) as float64 -> network inputs (T, in_channels, ...)."""
@@ -72,111 +75,128 @@ class RasterLevel(Level):
     def context(self, above: dict[str, np.ndarray]) -> Context | None:
         return None
 
-    # -- encoder --------------------------------------------------------------------------------
+    def batches(self) -> list[slice]:
+        n = self.layout.count
+        return [slice(k, min(k + MAX_TILES, n)) for k in range(0, n, MAX_TILES)]
 
-    def params(self, tiles: np.ndarray, b: slice, ctx: Context | None) -> torch.Tensor:
-        """Whole-tile pass over tiles (T, C, h, w) of batch b: (T, out, h, w) integer parameters,
-        stored as int16 (all fit). Large products, so it uses every core (exact mode: the thread
-        count changes speed only)."""
+    # -- the schedule -----------------------------------------------------------------------------
+
+    def schedule(self, above, values=None, stats=None) -> Schedule:
+        lay, ctx = self.layout, self.context(above)
+        if values is None:  # decoding: pages of `out` are touched batch by batch
+            out = np.empty((lay.count, self.channels, lay.tile_h, lay.tile_w), self.dtype)
+            for b in self.batches():
+                out[b] = self.fill
+                yield from self._rows(_Incremental(self, out[b], b, ctx), range(lay.tile_h), stats)
+            return lay.from_tiles(out)
+        tiles = lay.to_tiles(values, self.fill)
+        for b in self.batches():
+            yield from self._rows(_WholeTile(self, tiles[b], b, ctx), range(lay.tile_h), stats)
+        return values
+
+    def push_order(self, values, above, stats) -> Iterator[Group]:
+        """One push per tile row of a batch (its groups concatenated in decode order), last first:
+        the whole-tile pass of a batch serves its rows in any order, and memory holds one row."""
+        tiles, ctx = self.layout.to_tiles(values, self.fill), self.context(above)
+        for b in reversed(self.batches()):
+            source = _WholeTile(self, tiles[b], b, ctx)
+            for i in reversed(range(self.layout.tile_h)):
+                groups = list(self._rows(source, (i,), stats))
+                yield np.concatenate([g[0] for g in groups]), np.concatenate([g[1] for g in groups])
+
+    def _rows(self, source: "_WholeTile | _Incremental", rows: Iterable[int], stats: LevelStats | None) -> Schedule:
+        """The groups of tile rows `rows` of one batch in decode order: for each position (i, j),
+        each coded channel c, one group of the batch's tiles that cover a position of the level
+        there. A known source yields (symbols, table) block by block of columns; an unknown one
+        (blocks of one column) yields (None, table) and is sent each group's symbols."""
+        ctx, out, b = source.ctx, source.values, source.b
+        t, cc = out.shape[:2]
+        valid = self.layout.valid(b)
+        for i in rows:
+            source.row(i)
+            for j0, j1 in source.blocks():
+                n = j1 - j0
+                state = self.head.begin(source.params(i, j0, j1))  # rows in (j, tile) order
+                vals = torch.from_numpy(out[:, :, i, j0:j1].transpose(2, 0, 1).reshape(n * t, cc).astype(np.float64))
+                v = valid[:, i, j0:j1].T  # (j, tile)
+                tables = []
+                for c in range(cc):
+                    tab = self.head.table(state, c, vals[:, :c]).reshape(n, t, -1)
+                    box = ctx.bounds(b, out, i, j0, j1, c) if ctx else None
+                    if box is not None:
+                        wide = tab
+                        tab = restrict(tab.reshape(n * t, -1), box[0].reshape(-1), box[1].reshape(-1)).reshape(wide.shape)
+                        if source.known and stats is not None:
+                            s = out[:, c, i, j0:j1].T.astype(np.int32)
+                            stats.saved_bits += bits(s[v], wide[v]) - bits(s[v], tab[v])
+                    if source.known:
+                        tables.append(tab)
+                    else:  # one column: pop this channel now, the next one's table depends on it
+                        symbols = yield None, tab[0, v[0]]
+                        vals[torch.from_numpy(v[0]), c] = torch.from_numpy(symbols.astype(np.float64))
+                        out[:, c, i, j0] = vals[:, c].numpy().astype(self.dtype)
+                    if c + 1 < cc:
+                        self.head.update(state, vals[:, c])
+                if source.known:
+                    symbols = out[:, :, i, j0:j1].transpose(2, 0, 1).astype(np.int32)  # (j, tile, c)
+                    for j in range(n):
+                        for c in range(cc):
+                            yield symbols[j, v[j], c], tables[c][j, v[j]]
+                source.done(j0, vals)
+
+
+class _WholeTile:
+    """The encoder's source: one whole-tile pass over the batch's tiles (all symbols known). The
+    pass is large products, so it uses every core (exact mode: the thread count changes speed only)."""
+
+    known = True
+
+    def __init__(self, level: RasterLevel, tiles: np.ndarray, b: slice, ctx: Context | None):
+        self.level, self.values, self.b, self.ctx = level, tiles, b, ctx
         out = []
         with threads(os.cpu_count() or 1):
             for s in range(0, len(tiles), TILE_BATCH):
                 e = min(len(tiles), s + TILE_BATCH)
                 f = ctx.features(slice(b.start + s, b.start + e)) if ctx else None
-                x = self.to_input(torch.from_numpy(tiles[s:e].astype(np.int64)).to(DTYPE))
-                out.append(self.net.forward(x, None if f is None else f.to(DTYPE)).to(torch.int16))
-        return torch.cat(out)
+                x = level.to_input(torch.from_numpy(tiles[s:e].astype(np.int64)).to(DTYPE))
+                out.append(level.net.forward(x, None if f is None else f.to(DTYPE)).to(torch.int16))
+        self.out = torch.cat(out)  # (T, out, h, w) integer parameters: all fit int16
 
-    def row_groups(self, params: torch.Tensor, tiles: np.ndarray, valid: np.ndarray, i: int,
-                   b: slice, ctx: Context | None) -> list[Group]:
-        """Groups of tile row i in decode order (column, then channel), tables from the whole-tile
-        pass and the true symbols; columns in blocks of about POSITIONS_PER_BLOCK positions to
-        bound memory on large images. Adds what the bounds save to saved_bits."""
-        t, w = len(tiles), self.layout.tile_w
-        step = max(1, POSITIONS_PER_BLOCK // t)
-        groups: list[Group] = []
-        for j0 in range(0, w, step):
-            j1 = min(w, j0 + step)
-            p = params[:, :, i, j0:j1].permute(2, 0, 1).reshape((j1 - j0) * t, -1).to(DTYPE)  # (j, tile)
-            sym = torch.from_numpy(tiles[:, :, i, j0:j1].transpose(2, 0, 1).reshape((j1 - j0) * t, -1).astype(np.int64))
-            state = self.head.begin(p)
-            symbols = sym.numpy().reshape(j1 - j0, t, -1).astype(np.int32)
-            v = valid[:, i, j0:j1].T  # (j, tile)
-            tables = []
-            for c in range(self.channels):
-                tab = self.head.table(state, c, sym[:, :c].to(DTYPE)).reshape(j1 - j0, t, -1)
-                box = ctx.bounds(b, tiles, i, j0, j1, c) if ctx else None
-                if box is not None:
-                    wide = tab
-                    tab = restrict(tab.reshape((j1 - j0) * t, -1), box[0].reshape(-1), box[1].reshape(-1)).reshape(wide.shape)
-                    self.saved_bits += bits(symbols[..., c][v], wide[v]) - bits(symbols[..., c][v], tab[v])
-                tables.append(tab)
-                if c + 1 < self.channels:
-                    self.head.update(state, sym[:, c])
-            for j in range(j0, j1):
-                vj = v[j - j0]
-                groups += [(symbols[j - j0, vj, c], tables[c][j - j0, vj]) for c in range(self.channels)]
-        return groups
+    def row(self, i: int) -> None:
+        pass
 
-    def batches(self) -> list[slice]:
-        n = self.layout.count
-        return [slice(k, min(k + MAX_TILES, n)) for k in range(0, n, MAX_TILES)]
+    def blocks(self) -> list[tuple[int, int]]:
+        """Columns in blocks of about POSITIONS_PER_BLOCK positions (memory on large images)."""
+        w, step = self.level.layout.tile_w, max(1, POSITIONS_PER_BLOCK // len(self.values))
+        return [(j0, min(w, j0 + step)) for j0 in range(0, w, step)]
 
-    def encode_groups(self, values: np.ndarray, above: dict[str, np.ndarray]) -> Iterator[Group]:
-        tiles, ctx = self.layout.to_tiles(values, self.fill), self.context(above)
-        for b in self.batches():
-            params, valid = self.params(tiles[b], b, ctx), self.layout.valid(b)
-            for i in range(self.layout.tile_h):
-                yield from self.row_groups(params, tiles[b], valid, i, b, ctx)
+    def params(self, i: int, j0: int, j1: int) -> torch.Tensor:
+        return self.out[:, :, i, j0:j1].permute(2, 0, 1).reshape((j1 - j0) * len(self.values), -1).to(DTYPE)
 
-    def reversed_groups(self, values: np.ndarray, above: dict[str, np.ndarray]) -> Iterator[Group]:
-        """One push per tile row of a batch (its groups concatenated in decode order), last first."""
-        tiles, ctx = self.layout.to_tiles(values, self.fill), self.context(above)
-        for b in reversed(self.batches()):
-            params, valid = self.params(tiles[b], b, ctx), self.layout.valid(b)
-            for i in reversed(range(self.layout.tile_h)):
-                groups = self.row_groups(params, tiles[b], valid, i, b, ctx)
-                yield np.concatenate([g[0] for g in groups]), np.concatenate([g[1] for g in groups])
+    def done(self, j0: int, vals: torch.Tensor) -> None:
+        pass
 
-    def encode(self, values: np.ndarray, above: dict[str, np.ndarray], coder: StackCoder,
-               progress: Callable[[int], None] | None = None) -> LevelStats:
-        """As Level.encode; also reports what restricting the tables to their bounds saved
-        (stats.extra["saved_bits"]: the paper's bound for the level is bound_bits + saved_bits)."""
-        self.saved_bits = 0.0
-        stats = super().encode(values, above, coder, progress)
-        stats.extra["saved_bits"] = self.saved_bits
-        return stats
 
-    # -- decoder --------------------------------------------------------------------------------
+class _Incremental:
+    """The decoder's source: the network's incremental steps (the vertical stack of a row once,
+    then one position at a time from cached rows); `values` is filled in as symbols are popped."""
 
-    def decode_groups(self, above: dict[str, np.ndarray]) -> GroupDecoder:
-        lay, ctx = self.layout, self.context(above)
-        out = np.empty((lay.count, self.channels, lay.tile_h, lay.tile_w), self.dtype)  # pages touched per batch
-        for b in self.batches():
-            yield from self._decode_batch(lay.valid(b), out[b], b, ctx)
-        return lay.from_tiles(out)
+    known = False
 
-    def _decode_batch(self, valid: np.ndarray, out: np.ndarray, b: slice, ctx: Context | None) -> GroupDecoder:
-        """Decode one batch of tiles in lockstep into out (tiles, C, h, w)."""
-        t, cc, height, width = out.shape
-        out[:] = self.fill
+    def __init__(self, level: RasterLevel, out: np.ndarray, b: slice, ctx: Context | None):
+        self.level, self.values, self.b, self.ctx = level, out, b, ctx
         with threads(os.cpu_count() or 1):
             features = ctx.features(b) if ctx else None
-        dec = self.net.decoder(t, width, features)
-        for i in range(height):
-            dec.row(i)
-            for j in range(width):
-                state = self.head.begin(dec.step(j))
-                v = valid[:, i, j]
-                vt = torch.from_numpy(v)
-                vals = torch.full((t, cc), float(self.fill), dtype=DTYPE)
-                for c in range(cc):
-                    tab = self.head.table(state, c, vals[:, :c])
-                    box = ctx.bounds(b, out, i, j, j + 1, c) if ctx else None
-                    if box is not None:
-                        tab = restrict(tab, box[0].reshape(-1), box[1].reshape(-1))
-                    vals[vt, c] = torch.from_numpy((yield tab[v]).astype(np.float64))
-                    out[:, c, i, j] = vals[:, c].numpy().astype(self.dtype)
-                    if c + 1 < cc:
-                        self.head.update(state, vals[:, c])
-                dec.set_pixel(j, self.to_input(vals))
+        self.dec = level.net.decoder(out.shape[0], out.shape[3], features)
+
+    def row(self, i: int) -> None:
+        self.dec.row(i)
+
+    def blocks(self) -> list[tuple[int, int]]:
+        return [(j, j + 1) for j in range(self.values.shape[3])]
+
+    def params(self, i: int, j0: int, j1: int) -> torch.Tensor:
+        return self.dec.step(j0)
+
+    def done(self, j0: int, vals: torch.Tensor) -> None:
+        self.dec.set_pixel(j0, self.level.to_input(vals))

@@ -32,11 +32,13 @@ from hiercodec.exact.mixture import ExactMixture
 from hiercodec.exact.pixelcnn import ExactPixelCNN
 from hiercodec.exact.quant import DTYPE, threads
 from hiercodec.exact.vqdecoder import ExactVQDecoder
-from hiercodec.families.alpha import alpha_levels, with_alpha
-from hiercodec.families.base import Geometry, Level
+from hiercodec.families.base import Level
 from hiercodec.families.conditioning import TileFeatures
+from hiercodec.families.family import Family
 from hiercodec.families.pixelcnn import PixelLevel, pixel_input
 from hiercodec.families.raster import RasterLevel
+from hiercodec.families.registry import register
+from hiercodec.geometry import Geometry
 from hiercodec.families.vqvae2_config import DOWN, VQVAE2Config
 from hiercodec.images import luma
 from hiercodec.tiling import TileLayout
@@ -127,15 +129,17 @@ class VQPixelLevel(PixelLevel):
         return _Features(TileFeatures(f.embed, source, self.layout, 1, f.net.halo))
 
 
-class VQVAE2Family:
-    family = "vqvae2"
+@register("vqvae2", network=VQVAE2Config, configs=("vqvae2", "vqvae2-small", "vqvae2-codec"),
+          task="hiercodec.train.vqvae2:VQVAE2Task")
+class VQVAE2Family(Family):
     lossy_levels = 2  # a lossy file holds the top and bottom codes (the paper's codec)
     exact_encoder = False  # the VQ encoder is float: another machine may choose other (valid) codes
 
     def __init__(self, config: dict, tensors: dict[str, torch.Tensor]):
+        super().__init__(config, tensors)
         net = VQVAE2Config.from_dict(config["network"])
         exact = config["exact"]
-        self.net = net
+        self.net, self.tile = net, net.tile
         self.decoder = ExactVQDecoder(subset(tensors, "dec."), net.res_layers)
         self.top_inputs = tensors["top_in"].to(DTYPE)
         self.bottom_inputs = tensors["bottom_in"].to(DTYPE)
@@ -220,11 +224,7 @@ class VQVAE2Family:
         return (TileLayout.for_image(ht, wt, t),
                 TileLayout.for_image(2 * ht, 2 * wt, 2 * t, 2))  # even tiles: each sees whole top codes
 
-    def layout(self, geometry: Geometry) -> TileLayout:
-        """The pixel level's layout (the tile size in the file's header)."""
-        return TileLayout.for_image(geometry.height, geometry.width, self.net.tile)
-
-    def levels(self, geometry: Geometry, layout: TileLayout) -> list[Level]:
+    def color_levels(self, geometry: Geometry, layout: TileLayout) -> list[Level]:
         codes = _Codes(self)
         top_layout, bottom_layout = self.code_layouts(geometry)
 
@@ -232,19 +232,17 @@ class VQVAE2Family:
             planes = self.cond_inputs[torch.from_numpy(above["top"][..., 0].astype(np.int64))].permute(2, 0, 1)
             return _Features(TileFeatures(self.cond, planes, bottom_layout, 2, self.net.halo))
 
-        color = 3 if geometry.channels >= 3 else 1
         return [
             CodeLevel("top", 0, self.top, self.top_head, top_layout, self.top_inputs, codes),
             CodeLevel("bottom", 1, self.bottom, self.bottom_head, bottom_layout, self.bottom_inputs, codes, bottom_context),
-            VQPixelLevel(self, layout, color),
-            *alpha_levels(geometry),
+            VQPixelLevel(self, layout, geometry.color),
         ]
 
-    def reconstruct(self, decoded: dict[str, np.ndarray], geometry: Geometry, full_size: bool = False) -> np.ndarray:
-        """The image from the decoded levels: the pixels (and alpha) of a lossless file, else the
-        decoder's reconstruction from the codes present (gray images: its luma), always full size."""
+    def reconstruct_color(self, decoded: dict[str, np.ndarray], geometry: Geometry, full_size: bool) -> np.ndarray:
+        """The pixels of a lossless file, else the decoder's reconstruction from the codes present
+        (gray images: its luma), always full size."""
         if "pixels" in decoded:
-            return with_alpha(decoded["pixels"], decoded)
+            return decoded["pixels"]
         bottom = decoded.get("bottom")
         recon = self.reconstruction(decoded["top"][..., 0], None if bottom is None else bottom[..., 0],
                                     geometry.height, geometry.width)

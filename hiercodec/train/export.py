@@ -15,7 +15,8 @@ import numpy as np
 
 from hiercodec.coding.tables import bits
 from hiercodec.errors import HiercodecError
-from hiercodec.families.base import Geometry
+from hiercodec.families.base import LevelStats
+from hiercodec.geometry import Geometry
 from hiercodec.train.checkpoint import load_weights
 from hiercodec.train.config import RunConfig
 from hiercodec.train.datasets import ImageSet, open_dataset
@@ -32,12 +33,12 @@ def exact_bits(family, images: np.ndarray) -> tuple[float, float]:
     for image in images:
         g = Geometry(*image.shape)
         above: dict[str, np.ndarray] = {}
-        for level in family.levels(g, family.layout(g)):
+        for level in family.levels(g):
             values = level.analyze(image, above)
-            level.saved_bits = 0.0
-            level_bits = sum(bits(s, f) for s, f in level.encode_groups(values, above))
+            stats = LevelStats(level.name)
+            level_bits = sum(bits(s, f) for s, f in level.encode_groups(values, above, stats))
             bound += level_bits
-            paper += level_bits + level.saved_bits
+            paper += level_bits + stats.saved_bits
             above[level.name] = values
     return paper, bound
 

@@ -1,30 +1,16 @@
 """The families that can be trained, each as a task object the loop and export drive:
 `build()` (float network), `bits(model, crops)` (bits per image), `export(weights, calibration)`,
-`float_bits(weights, images)` and `describe(steps)`. Each family issue adds its own."""
+`float_bits(weights, images)` and `describe(steps)`. The registry (hiercodec.families.registry)
+names each family's task; a family without one cannot be trained."""
 
 from __future__ import annotations
 
-from hiercodec.errors import HiercodecError
+from hiercodec.families.registry import family_names, registration
 from hiercodec.train.config import RunConfig
 
-TRAINABLE = ("pixelcnn", "grayscale", "pyramid", "vqvae2")
+TRAINABLE = family_names()
 
 
 def task_for(config: RunConfig):
-    if config.family == "pixelcnn":
-        from hiercodec.train.pixelcnn import PixelCNNTask
-
-        return PixelCNNTask(config)
-    if config.family == "grayscale":
-        from hiercodec.train.auxiliary import GrayscaleTask
-
-        return GrayscaleTask(config)
-    if config.family == "pyramid":
-        from hiercodec.train.auxiliary import PyramidTask
-
-        return PyramidTask(config)
-    if config.family == "vqvae2":
-        from hiercodec.train.vqvae2 import VQVAE2Task
-
-        return VQVAE2Task(config)
-    raise HiercodecError(f"family {config.family!r} cannot be trained yet; trainable: {', '.join(TRAINABLE)}")
+    """The training task of the config's family (a HiercodecError for an unknown family)."""
+    return registration(config.family).load_task()(config)

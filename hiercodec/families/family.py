@@ -1,0 +1,58 @@
+"""The Family contract: what every model family gives the codec, training and export.
+
+A family is built from a model file's config and integer tensors. For an image's geometry it
+gives its levels, top first (`levels`), and from the decoded levels, all or a prefix of them, it
+makes the image (`reconstruct`). What differs between families is typed here, never probed:
+`lossy_levels` (how many levels the family's lossy mode keeps, None when it has none) and
+`exact_encoder` (whether the encoder side is exact too, so that a file re-encodes byte for byte on
+any machine). Colour and alpha are split here once: a family declares the levels of the colour
+(or gray) part, and every family codes an alpha channel as the same last level
+(hiercodec.families.alpha).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from hiercodec.families.alpha import alpha_levels, with_alpha
+from hiercodec.families.base import Level
+from hiercodec.geometry import Geometry
+from hiercodec.tiling import TileLayout
+
+
+class Family(ABC):
+    """A loaded model of one family (see the module docstring); `name` is set by the registry."""
+
+    name: ClassVar[str] = ""
+    lossy_levels: ClassVar[int | None] = None
+    exact_encoder: ClassVar[bool] = True
+    tile: int  # the side of the tiles of the level the file's header describes
+
+    def __init__(self, config: dict, tensors: dict[str, torch.Tensor]):
+        self.config = config
+
+    def layout(self, geometry: Geometry) -> TileLayout:
+        """The tiles of the full-size level (the tile size in the file's header)."""
+        return TileLayout.for_image(geometry.height, geometry.width, self.tile)
+
+    def levels(self, geometry: Geometry, layout: TileLayout | None = None) -> list[Level]:
+        """The levels of an image of this geometry, top first: the colour levels, then alpha."""
+        layout = layout or self.layout(geometry)
+        return [*self.color_levels(geometry, layout), *alpha_levels(geometry)]
+
+    @abstractmethod
+    def color_levels(self, geometry: Geometry, layout: TileLayout) -> list[Level]:
+        """The levels of the colour (or gray) part, geometry.color channels, top first."""
+
+    def reconstruct(self, decoded: dict[str, np.ndarray], geometry: Geometry, full_size: bool = False) -> np.ndarray:
+        """The image (H, W, C) from the decoded levels, all or a prefix: a file cut before the
+        alpha level decodes to the colour image without it."""
+        return with_alpha(self.reconstruct_color(decoded, geometry, full_size), decoded)
+
+    def reconstruct_color(self, decoded: dict[str, np.ndarray], geometry: Geometry, full_size: bool) -> np.ndarray:
+        """The colour (or gray) image from the decoded colour levels (default: the `pixels` level)."""
+        return decoded["pixels"]

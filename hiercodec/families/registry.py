@@ -1,0 +1,73 @@
+"""The registry of model families: one name, one entry, one place that maps the name to the
+family's codec class, its network config, its training configs, its training task and its
+exporter. Nothing else chooses a family by comparing its name.
+
+    @register("pixelcnn", network=PixelCNNConfig, configs=("pixelcnn", "pixelcnn-small", ...),
+              task="hiercodec.train.pixelcnn:PixelCNNTask")
+    class PixelCNNFamily(Family): ...
+
+The training task is named by its import path, so that decoding never imports training code.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from hiercodec.errors import HiercodecError
+from hiercodec.families.family import Family
+
+
+@dataclass(frozen=True)
+class Registration:
+    name: str
+    family: type[Family]
+    network: type  # the dataclass of the config's [network] table (`from_dict`, `to_dict`, `build`)
+    configs: tuple[str, ...]  # its training configs in hiercodec/train/configs: paper, -small, -codec, ...
+    task: str  # "module:Class" of its training task (hiercodec.train.tasks)
+
+    def load_task(self) -> type:
+        module, _, attr = self.task.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+REGISTRY: dict[str, Registration] = {}
+
+
+def register(name: str, *, network: type, configs: tuple[str, ...], task: str) -> Callable[[type[Family]], type[Family]]:
+    """Class decorator: enter a Family subclass in the registry under `name`."""
+
+    def enter(cls: type[Family]) -> type[Family]:
+        if name in REGISTRY:
+            raise ValueError(f"family {name!r} is registered twice")
+        cls.name = name
+        REGISTRY[name] = Registration(name, cls, network, tuple(configs), task)
+        return cls
+
+    return enter
+
+
+def registration(name: str | None) -> Registration:
+    """The entry of family `name`, or a HiercodecError naming the families this version knows."""
+    _load_all()
+    if name not in REGISTRY:
+        raise HiercodecError(f"model family {name!r} is not known to this version of hiercodec "
+                             f"(it knows {', '.join(sorted(REGISTRY))}); upgrade hiercodec")
+    return REGISTRY[name]
+
+
+def family_names() -> tuple[str, ...]:
+    _load_all()
+    return tuple(REGISTRY)
+
+
+def build_family(config: dict, tensors: dict[str, torch.Tensor]) -> Family:
+    """The family object of a loaded model (its config.json and integer tensors)."""
+    return registration(config.get("family")).family(config, tensors)
+
+
+def _load_all() -> None:
+    import hiercodec.families  # noqa: F401  (its modules register themselves on import)
