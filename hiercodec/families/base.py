@@ -43,6 +43,9 @@ class Level(ABC):
     """One level of a hierarchy: how its values come from the image, and its (push, pop) pair."""
 
     name: str = "level"
+    # True: this level and the next are coded on one stream (one chunk of the file), the next
+    # pushed first, so that this level may pop from its bits (bits-back, hiercodec.families.latent)
+    joins_next: bool = False
 
     @abstractmethod
     def analyze(self, image: np.ndarray, above: dict[str, np.ndarray]) -> np.ndarray:

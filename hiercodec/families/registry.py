@@ -27,9 +27,11 @@ class Registration:
     family: type[Family]
     network: type  # the dataclass of the config's [network] table (`from_dict`, `to_dict`, `build`)
     configs: tuple[str, ...]  # its training configs in hiercodec/train/configs: paper, -small, -codec, ...
-    task: str  # "module:Class" of its training task (hiercodec.train.tasks)
+    task: str | None  # "module:Class" of its training task (hiercodec.train.tasks), None: not trainable
 
     def load_task(self) -> type:
+        if self.task is None:
+            raise HiercodecError(f"family {self.name!r} cannot be trained; trainable: {', '.join(trainable())}")
         module, _, attr = self.task.partition(":")
         return getattr(importlib.import_module(module), attr)
 
@@ -37,7 +39,7 @@ class Registration:
 REGISTRY: dict[str, Registration] = {}
 
 
-def register(name: str, *, network: type, configs: tuple[str, ...], task: str) -> Callable[[type[Family]], type[Family]]:
+def register(name: str, *, network: type, configs: tuple[str, ...] = (), task: str | None = None) -> Callable[[type[Family]], type[Family]]:
     """Class decorator: enter a Family subclass in the registry under `name`."""
 
     def enter(cls: type[Family]) -> type[Family]:
@@ -62,6 +64,12 @@ def registration(name: str | None) -> Registration:
 def family_names() -> tuple[str, ...]:
     _load_all()
     return tuple(REGISTRY)
+
+
+def trainable() -> tuple[str, ...]:
+    """The families with a training task."""
+    _load_all()
+    return tuple(name for name, entry in REGISTRY.items() if entry.task)
 
 
 def build_family(config: dict, tensors: dict[str, torch.Tensor]) -> Family:

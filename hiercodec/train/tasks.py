@@ -5,10 +5,10 @@ names each family's task; a family without one cannot be trained."""
 
 from __future__ import annotations
 
-from hiercodec.families.registry import family_names, registration
+from hiercodec.families.registry import registration, trainable
 from hiercodec.train.config import RunConfig
 
-TRAINABLE = family_names()
+TRAINABLE = trainable()
 
 
 def task_for(config: RunConfig):
