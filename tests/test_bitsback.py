@@ -17,10 +17,9 @@ from hiercodec.coding.bitsback import (
     bits_back_pop,
     bits_back_push,
     bits_needed,
-    pop_groups,
-    push_groups,
     seed_bytes,
 )
+from hiercodec.coding.groups import pop_groups, push_in_order
 from hiercodec.coding.tables import TOTAL, check, normalize
 from hiercodec.errors import FormatError
 
@@ -275,18 +274,31 @@ def test_autoregressive_likelihood_and_prior_groups():
 
 
 def test_push_pop_groups_helpers():
+    """bitsback codes through the drivers of coding.groups (framed by a sentinel, as in a chunk)."""
     rng = np.random.default_rng(9)
     f1, f2 = normalize(rng.integers(0, 9, size=(5, 7))), normalize(rng.integers(0, 9, size=(3, 4)))
     s1, s2 = rng.integers(0, 7, 5).astype(np.int32), rng.integers(0, 4, 3).astype(np.int32)
     c = StackCoder()
-    cost = push_groups(c, [(s1, f1), (s2, f2)])
+    c.push_sentinel()
+    cost = push_in_order(c, [(s1, f1), (s2, f2)]).bits
 
     def gen():
-        yield f1
-        yield f2  # returns None: the value is both groups' symbols, concatenated
+        a = yield f1
+        b = yield f2
+        return np.concatenate([a, b])
 
-    value, popped_cost = pop_groups(c, gen())
+    value, popped = pop_groups(c, gen(), measure=True)
     np.testing.assert_array_equal(value, np.concatenate([s1, s2]))
-    assert popped_cost == pytest.approx(cost)
-    assert c.is_empty()
+    assert popped.bits == pytest.approx(cost) and popped.symbols == 8
+    c.pop_sentinel()
     check(f1)
+
+
+def test_bitsback_module_is_free_of_torch_and_families():
+    """DESIGN.md: coding never knows which family; bitsback uses the drivers of coding.groups."""
+    import re
+    from pathlib import Path
+
+    text = Path(bitsback.__file__).read_text()
+    assert not re.search(r"^\s*(import|from)\s+(torch|hiercodec\.families)\b", text, re.M)
+    assert not re.search(r"^def (push_groups|pop_groups)\b|^class Group", text, re.M)

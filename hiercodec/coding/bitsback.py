@@ -38,23 +38,28 @@ enough and no seed is pushed.
 
 Every table here is an exact integer table (``tables.check``); every decision that shapes the
 stream (the seed length, the flag) is computed with integer arithmetic only, so encoder and
-decoder agree on any machine.
+decoder agree on any machine. Every group goes through the drivers of ``coding.groups``, the
+ones every level codes with, so a sample is framed and checked like any group of a chunk (a
+decoder's pop of a stream that has run out is a FormatError). In a chunk, the sentinel's bits
+count as bits on the stack: ``MARGIN_BITS`` (more than the sentinel's 23) always stay under z.
+
+Levels built from these (``hiercodec.families.latent``) share a chunk with the levels coded
+under them, so that z is drawn from their bits and no seed is needed. This module imports no
+torch and no family.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 
 import numpy as np
 
 from hiercodec.coding.ans import StackCoder
-from hiercodec.coding.tables import TOTAL, bits, check
+from hiercodec.coding.groups import Group, GroupDecoder, pop_groups, push_in_order, table_decoder
+from hiercodec.coding.tables import TOTAL, check
 from hiercodec.errors import FormatError
-
-Group = tuple[np.ndarray, np.ndarray]
-GroupDecoder = Generator[np.ndarray, np.ndarray, "np.ndarray | None"]
 
 # Flag "no seed under this sample" / "a seed under this sample".
 FLAG_TABLE = np.array([[TOTAL - 1, 1]], dtype=np.int64)
@@ -95,41 +100,6 @@ class BitsBackStats:
         return BitsBackStats(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
 
 
-# -- groups ------------------------------------------------------------------------------------
-
-
-def push_groups(coder: StackCoder, groups: Iterable[Group]) -> float:
-    """Push groups given in decode order (so: reversed) and return their exact cost in bits
-    (summed in decode order, like ``pop_groups``, so both give the same float)."""
-    groups = list(groups)
-    costs = [coder.push(symbols, freqs) for symbols, freqs in reversed(groups)]
-    return float(sum(reversed(costs)))
-
-
-def pop_groups(coder: StackCoder, decoder: GroupDecoder | np.ndarray) -> tuple[np.ndarray, float]:
-    """Pop groups in decode order. ``decoder`` is either one table (n, K), and the value is the
-    symbols popped with it, or a generator that yields each group's table, is sent its symbols
-    and returns the value (if it returns None, the value is all symbols popped, concatenated).
-    Returns (value, exact cost in bits)."""
-    if isinstance(decoder, np.ndarray):
-        symbols = coder.pop(decoder)
-        return symbols, bits(symbols, decoder)
-    total = 0.0
-    popped: list[np.ndarray] = []
-    try:
-        freqs = next(decoder)
-        while True:
-            symbols = coder.pop(freqs)
-            total += bits(symbols, freqs)
-            popped.append(symbols)
-            freqs = decoder.send(symbols)
-    except StopIteration as stop:
-        value = stop.value
-    if value is None:
-        value = np.concatenate(popped) if popped else np.zeros(0, dtype=np.int32)
-    return value, total
-
-
 # -- initial bits ------------------------------------------------------------------------------
 
 
@@ -162,6 +132,15 @@ def _seed_len(posterior: np.ndarray) -> int:
 # -- one sample --------------------------------------------------------------------------------
 
 
+def _seed_group(n: int) -> Group:
+    return seed_bytes(n), np.broadcast_to(_UNIFORM_BYTE, (n, 256))
+
+
+def _decoder(source: GroupDecoder | np.ndarray) -> GroupDecoder:
+    """A table is the decoder of a schedule of one group."""
+    return table_decoder(source) if isinstance(source, np.ndarray) else source
+
+
 def bits_back_push(
     coder: StackCoder,
     posterior: np.ndarray,
@@ -177,20 +156,24 @@ def bits_back_push(
     """
     q = check(posterior)
     stats = BitsBackStats(samples=1)
-    injected = coder.num_valid_bits() < bits_needed(q)
+    needed = bits_needed(q)
+    injected = coder.num_valid_bits() < needed
     if injected:
         n = _seed_len(q)
-        coder.push(seed_bytes(n), np.broadcast_to(_UNIFORM_BYTE, (n, 256)))
+        push_in_order(coder, [_seed_group(n)])
         stats.initial_bits = 8.0 * n
         stats.injections = 1
-    z = coder.pop(q)
-    stats.posterior_bits = bits(z, q)
-    stats.likelihood_bits = push_groups(coder, likelihood(z))
-    if isinstance(prior, np.ndarray):
-        stats.prior_bits = coder.push(z, prior)
-    else:
-        stats.prior_bits = push_groups(coder, prior(z))
-    stats.flag_bits = coder.push(np.array([int(injected)], dtype=np.int32), FLAG_TABLE)
+    if needed:
+        # the stack holds at least `needed` bits here, so the decoder's checks before each pop
+        # (StackCoder.check_not_exhausted) hold too: MARGIN_BITS stay under z
+        z, coded = pop_groups(coder, table_decoder(q), what="bits-back latent", measure=True)
+        stats.posterior_bits = coded.bits
+    else:  # z has one value (or none): nothing to draw
+        z = np.zeros(q.shape[0], dtype=np.int32)
+    stats.likelihood_bits = push_in_order(coder, likelihood(z)).bits
+    prior_groups = [(z, prior)] if isinstance(prior, np.ndarray) else prior(z)
+    stats.prior_bits = push_in_order(coder, prior_groups).bits
+    stats.flag_bits = push_in_order(coder, [(np.array([int(injected)], dtype=np.int32), FLAG_TABLE)]).bits
     return z, stats
 
 
@@ -199,27 +182,32 @@ def bits_back_pop(
     prior: np.ndarray | Callable[[], GroupDecoder],
     likelihood: Callable[[np.ndarray], GroupDecoder | np.ndarray],
     posterior: Callable[[np.ndarray], np.ndarray],
+    what: str = "bits-back sample",
 ) -> tuple[np.ndarray, np.ndarray, BitsBackStats]:
     """Decode the sample on top of the stack (the last one ``bits_back_push`` coded).
 
-    ``prior``: the table p(z), or ``prior()``: a group decoder for z (see ``pop_groups``).
+    ``prior``: the table p(z), or ``prior()``: a group decoder for z (see ``groups.pop_groups``).
     ``likelihood(z)``: x's group decoder, or x's table if x is one group.
     ``posterior(x)``: the table q(z|x), recomputed from the decoded x; it must equal the
     encoder's table exactly (exact integer inference), else the stack below is not restored.
-    Returns (z, x, stats) with the same stats the encoder got. FormatError if the seed under the
-    sample (if any) is not the expected one.
+    Returns (z, x, stats) with the stats the encoder got (sums of the same bits, possibly added
+    in another order). Every pop is checked as in any chunk (FormatError when the stream runs
+    out); FormatError too if the seed under the sample (if any) is not the expected one.
     """
     stats = BitsBackStats(samples=1)
-    flag = coder.pop(FLAG_TABLE)
-    stats.flag_bits = bits(flag, FLAG_TABLE)
-    z, stats.prior_bits = pop_groups(coder, prior if isinstance(prior, np.ndarray) else prior())
+    flag, coded = pop_groups(coder, table_decoder(FLAG_TABLE), what=what, measure=True)
+    stats.flag_bits = coded.bits
+    z, coded = pop_groups(coder, _decoder(prior if isinstance(prior, np.ndarray) else prior()),
+                          what=what, measure=True)
+    stats.prior_bits = coded.bits
     z = np.asarray(z, dtype=np.int32).reshape(-1)
-    x, stats.likelihood_bits = pop_groups(coder, likelihood(z))
+    x, coded = pop_groups(coder, _decoder(likelihood(z)), what=what, measure=True)
+    stats.likelihood_bits = coded.bits
     q = check(posterior(x))
-    stats.posterior_bits = coder.push(z, q)
+    stats.posterior_bits = push_in_order(coder, [(z, q)]).bits
     if flag[0]:
         n = _seed_len(q)
-        seed = coder.pop(np.broadcast_to(_UNIFORM_BYTE, (n, 256)))
+        seed, _ = pop_groups(coder, table_decoder(_seed_group(n)[1]), what=what)
         if not np.array_equal(seed, seed_bytes(n)):
             raise FormatError("damaged coded data: the initial bits of a bits-back level are not "
                               "the expected seed; the file is corrupt or truncated")
