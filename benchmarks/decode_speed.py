@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from hiercodec.codec import decode_image, encode_image
-from hiercodec.exact.export import export_pixelcnn
+from hiercodec.export.hierarchy import export_hierarchy
 from hiercodec.families.pixelcnn import PixelCNNFamily
 from hiercodec.families.pixelcnn_config import PixelCNNConfig
 from hiercodec.bench.heldout import heldout_images
@@ -29,8 +29,7 @@ from hiercodec.zoo import Model
 def exported(config: PixelCNNConfig, image: np.ndarray) -> Model:
     torch.manual_seed(0)
     crops = np.stack([image[y : y + 64, x : x + 64] for y in (0, 200, 400) for x in (0, 200, 400)])
-    tensors, exact = export_pixelcnn(config.build().state_dict(), config,
-                                     torch.from_numpy(crops).permute(0, 3, 1, 2).contiguous())
+    tensors, exact = export_hierarchy(config.build().state_dict(), config, crops)
     family = PixelCNNFamily(exact, {k: torch.from_numpy(v) for k, v in tensors.items()})
     return Model(f"speed-{config.layers}x{config.channels}", b"\0" * 32, exact, family)
 

@@ -112,7 +112,7 @@ def export(checkpoint: Path, name: str, zoo: bool, weights: str, description: st
     bits/dim on evaluation crops are printed (the cost of quantization). Models go to
     $HIERCODEC_MODELS (default ~/.local/share/hiercodec/models); `hiercodec models` lists them.
     """
-    from hiercodec.train.export import export_run
+    from hiercodec.export.run import export_run
 
     report = export_run(checkpoint, name, zoo=zoo, weights=weights, description=description,
                         eval_on=eval_on, force=force, tile=tile)

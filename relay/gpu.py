@@ -71,7 +71,7 @@ def train(out: Path, minutes: float, steps: int | None, data: Path, run_dir: Pat
     from hiercodec.train import checkpoint
     from hiercodec.train.config import RunConfig
     from hiercodec.train.datasets import folder
-    from hiercodec.train.export import export_run
+    from hiercodec.export.run import export_run
     from hiercodec.train.loop import train as run
     from hiercodec.zoo import load
 

@@ -59,7 +59,7 @@ def ship_relay(run_dir: Path, images: list[str], against: str, *, dry_run: bool,
     from hiercodec import zoo
     from hiercodec.bench.lossless import load_targets, markdown, run_bench, write_output
     from hiercodec.train.checkpoint import checkpoint_file, read_meta
-    from hiercodec.train.export import export_run
+    from hiercodec.export.run import export_run
 
     zoo_dir = zoo_dir or zoo.ZOO_DIR
     aliases_file = aliases_file or zoo.ALIASES_FILE

@@ -1,7 +1,7 @@
 """Shared fixtures: a tiny real exact model (fast) and the shipped `default` model.
 
 `tiny_model` is a genuine exact model, made the way every shipped model is made: a float
-GatedPixelCNN (untrained, fixed seed) exported by hiercodec.exact.export.export_pixelcnn on
+GatedPixelCNN (untrained, fixed seed) exported by hiercodec.export.hierarchy.export_hierarchy on
 calibration patches, written to a safetensors file, read back and wrapped as a zoo Model whose
 hash is the SHA-256 of that file. It is small (16 channels, 2 layers, 8x8 tiles), so images of
 any shape encode and decode in milliseconds.
@@ -28,8 +28,8 @@ import torch
 from safetensors.numpy import save_file
 from safetensors.torch import load_file
 
-from hiercodec.exact.export import export_grayscale, export_pixelcnn, export_pyramid, pixels_tensor
-from hiercodec.exact.export_vqvae2 import export_vqvae2
+from hiercodec.export.hierarchy import export_hierarchy
+from hiercodec.export.vqvae2 import export_vqvae2
 from hiercodec.families import build_family
 from hiercodec.families.auxiliary_config import GrayscaleConfig, PyramidConfig
 from hiercodec.families.pixelcnn import PixelCNNFamily
@@ -67,7 +67,7 @@ def make_tiny_model(folder) -> Model:
     rng = np.random.default_rng(1234)
     calib = np.concatenate([_smooth_patches(rng, 12, 8),
                             rng.integers(0, 256, (4, 3, 8, 8), dtype=np.uint8)])
-    tensors, config = export_pixelcnn(float_model.state_dict(), TINY_CONFIG, torch.from_numpy(calib))
+    tensors, config = export_hierarchy(float_model.state_dict(), TINY_CONFIG, calib.transpose(0, 2, 3, 1))
     config = dict(config, id=TINY_ID, description="untrained tiny model for tests")
     path = folder / "weights.safetensors"
     save_file(tensors, str(path))
@@ -137,13 +137,13 @@ def start_codebooks(float_model, crops: np.ndarray) -> None:
 
 @pytest.fixture(scope="session")
 def tiny_grayscale(tmp_path_factory) -> Model:
-    return make_auxiliary_model(tmp_path_factory.mktemp("tiny-grayscale"), TINY_GRAYSCALE, export_grayscale,
+    return make_auxiliary_model(tmp_path_factory.mktemp("tiny-grayscale"), TINY_GRAYSCALE, export_hierarchy,
                                 "tiny-grayscale")
 
 
 @pytest.fixture(scope="session")
 def tiny_pyramid(tmp_path_factory) -> Model:
-    return make_auxiliary_model(tmp_path_factory.mktemp("tiny-pyramid"), TINY_PYRAMID, export_pyramid,
+    return make_auxiliary_model(tmp_path_factory.mktemp("tiny-pyramid"), TINY_PYRAMID, export_hierarchy,
                                 "tiny-pyramid")
 
 

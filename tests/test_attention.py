@@ -13,7 +13,10 @@ import torch
 
 from hiercodec.exact import attention as xa
 from hiercodec.exact.attention import floor_div, round_div
-from hiercodec.exact.export import INPUT_FRAC, Exporter, export_gated
+from hiercodec.export.quantize import Exporter, export_gated
+from hiercodec.families.inputs import PIXELS
+
+INPUT_FRAC = PIXELS.frac
 from hiercodec.exact.pixelcnn import ExactPixelCNN
 from hiercodec.exact.quant import DTYPE
 from hiercodec.nn.gated import GatedPixelCNN

@@ -84,7 +84,7 @@ def test_conditional_network_steps_equal_parallel_pass(tiny_grayscale, tiny_pyra
     holds them)."""
     rng = np.random.default_rng(batch)
     for net, emb, src in ((tiny_grayscale.family.cond, tiny_grayscale.family.embedding, 1),
-                          (tiny_pyramid.family.cond[0], tiny_pyramid.family.embed[0], 3)):
+                          (tiny_pyramid.family.networks["cond0"][0], tiny_pyramid.family.embeddings["embed0"], 3)):
         h, w = 6, 7
         x = torch.from_numpy(rng.integers(-128, 128, (batch, 3, h, w)).astype(np.float64))
         above = torch.from_numpy(rng.integers(-15, 16, (batch, src, h, w)).astype(np.float64))
@@ -302,12 +302,12 @@ def test_config_errors():
 def installed_pyramid(tmp_path, monkeypatch) -> str:
     """A tiny pyramid model installed as a user model (HIERCODEC_MODELS), as `export` installs one."""
     from conftest import TINY_PYRAMID
-    from hiercodec.exact.export import export_pyramid
+    from hiercodec.export.hierarchy import export_hierarchy
     from hiercodec.zoo import save_model
 
     torch.manual_seed(7)
     calib = natural(np.random.default_rng(7), 16, 16, 3)[None]
-    tensors, config = export_pyramid(TINY_PYRAMID.build().state_dict(), TINY_PYRAMID, calib)
+    tensors, config = export_hierarchy(TINY_PYRAMID.build().state_dict(), TINY_PYRAMID, calib)
     models = tmp_path / "models"
     monkeypatch.setenv("HIERCODEC_MODELS", str(models))
     save_model(models, "user-pyramid", tensors, config, "test")

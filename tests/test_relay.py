@@ -17,12 +17,13 @@ import pytest
 import torch
 from PIL import Image
 
-from hiercodec.exact.export import dequantize_pixelcnn, export_pixelcnn
+from hiercodec.export.hierarchy import export_hierarchy
+from hiercodec.export.quantize import dequantize_pixelcnn
 from hiercodec.families.pixelcnn_config import PixelCNNConfig
 from hiercodec.train import checkpoint
 from hiercodec.train.config import load_config
 from hiercodec.train.datasets import ImageSet
-from hiercodec.train.export import exact_bits
+from hiercodec.export.run import exact_bits
 from hiercodec.train.loop import initial_weights, train
 from hiercodec.train.tasks import task_for
 from hiercodec.zoo import load, read_model
@@ -69,8 +70,7 @@ def test_dequantize_inverts_export():
     torch.manual_seed(0)
     config = PixelCNNConfig(layers=2, channels=8, head=16, mixtures=3, tile=16)
     weights = config.build().state_dict()
-    calib = torch.from_numpy(np.stack(smooth_images(4, 16))).permute(0, 3, 1, 2).contiguous()
-    tensors, exact_config = export_pixelcnn(weights, config, calib)
+    tensors, exact_config = export_hierarchy(weights, config, np.stack(smooth_images(4, 16)))
     back = dequantize_pixelcnn(tensors, exact_config)
     assert sorted(back) == sorted(weights)
     for k, w in weights.items():
@@ -202,7 +202,7 @@ def test_ship_ships_only_a_better_model(tmp_path, monkeypatch):
     monkeypatch.setattr(zoo, "ZOO_DIR", zoo_dir)
     untrained = tmp_path / "untrained"
     train(untrained, load_config(str(config)).with_train(steps=1, lr=1e-9), progress=False)
-    from hiercodec.train.export import export_run
+    from hiercodec.export.run import export_run
 
     export_run(untrained, "untrained")
     aliases = tmp_path / "aliases.json"

@@ -11,11 +11,11 @@ from dataclasses import asdict, dataclass, fields
 from torch import nn
 
 from hiercodec.errors import HiercodecError
+from hiercodec.families.inputs import GRAY_LEVELS
 from hiercodec.nn.embedding import Embedding
 from hiercodec.nn.gated import GatedPixelCNN
 from hiercodec.nn.mixture import params_per_pixel
 
-GRAY_LEVELS = 16  # the 4-bit grayscale auxiliary variable (sec. 3.1)
 
 
 @dataclass(frozen=True)

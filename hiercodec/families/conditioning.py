@@ -15,8 +15,9 @@ import torch
 
 from hiercodec.exact.embedding import ExactEmbedding
 from hiercodec.exact.quant import DTYPE
-from hiercodec.families.raster import TILE_BATCH
 from hiercodec.tiling import TileLayout
+
+TILE_BATCH = 8  # tiles per whole-tile pass (bounds the memory of the encoder's and the embedding's passes)
 
 
 class TileFeatures:

@@ -20,6 +20,7 @@ import torch
 
 from hiercodec.families.alpha import alpha_levels, with_alpha
 from hiercodec.families.base import Level
+from hiercodec.families.hierarchy import Hierarchy
 from hiercodec.geometry import Geometry
 from hiercodec.tiling import TileLayout
 
@@ -43,6 +44,13 @@ class Family(ABC):
         """The levels of an image of this geometry, top first: the colour levels, then alpha."""
         layout = layout or self.layout(geometry)
         return [*self.color_levels(geometry, layout), *alpha_levels(geometry)]
+
+    @staticmethod
+    def hierarchy(network) -> Hierarchy:
+        """The family's hierarchy for a network config (hiercodec.families.hierarchy): the trained
+        networks of its levels, read by the codec, training and export. A family whose tables
+        come from no trained network (a fixed model) declares none."""
+        return Hierarchy((), lambda images, model=None: {})
 
     @abstractmethod
     def color_levels(self, geometry: Geometry, layout: TileLayout) -> list[Level]:

@@ -22,17 +22,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from hiercodec.exact.categorical import ExactCategorical
 from hiercodec.exact.embedding import ExactEmbedding
 from hiercodec.exact.layers import subset
-from hiercodec.exact.mixture import ExactMixture
-from hiercodec.exact.pixelcnn import ExactPixelCNN
-from hiercodec.families.auxiliary_config import GRAY_LEVELS, GrayscaleConfig
+from hiercodec.families.auxiliary_config import GrayscaleConfig
 from hiercodec.families.base import Level
-from hiercodec.families.conditioning import TileFeatures
 from hiercodec.families.family import Family
+from hiercodec.families.hierarchy import CATEGORICAL, MIXTURE, Condition, Hierarchy, LevelSpec
+from hiercodec.families.inputs import GRAY_LEVELS, PIXELS, PSI
 from hiercodec.families.pixelcnn import PixelLevel
-from hiercodec.families.raster import RasterLevel
+from hiercodec.families.raster import RasterLevel, exact_network
 from hiercodec.families.registry import register
 from hiercodec.geometry import Geometry
 from hiercodec.images import luma
@@ -45,14 +43,17 @@ _W = (299, 587, 114)
 
 
 def psi(color: np.ndarray) -> np.ndarray:
-    """The 4-bit gray image (H, W, 1) uint8 of colour samples (H, W, 3) or gray (H, W, 1)."""
+    """The 4-bit gray image (..., H, W, 1) uint8 of colour samples (..., H, W, 3) or gray (..., H, W, 1)."""
     y = luma(color) if color.shape[-1] == 3 else color[..., 0].astype(np.int64)
     return (y >> GRAY_SHIFT).astype(np.uint8)[..., None]
 
 
-def psi_input(values: torch.Tensor) -> torch.Tensor:
-    """psi values (T, 1, ...) float64 -> network inputs 2 psi - 15 (4 fractional bits: (psi - 7.5) / 8)."""
-    return 2 * values - (GRAY_LEVELS - 1)
+def hierarchy(net: GrayscaleConfig) -> Hierarchy:
+    """psi(x) by a 16-way PixelCNN (`prior`), then the colour by a PixelCNN (`cond`) biased by an
+    embedding (`embed`) of psi(x) (sec. 3.1, 3.3)."""
+    return Hierarchy((LevelSpec("gray", "prior", PSI, CATEGORICAL, GRAY_LEVELS),
+                      LevelSpec("pixels", "cond", PIXELS, MIXTURE, net.mixtures, Condition("embed", "gray", PSI, 1))),
+                     lambda images, model=None: {"gray": psi(images), "pixels": images})
 
 
 def luma_bounds(p: np.ndarray, prev: np.ndarray, c: int, channels: int) -> tuple[np.ndarray, np.ndarray]:
@@ -76,26 +77,18 @@ class GrayLevel(RasterLevel):
 
     fill = GRAY_LEVELS // 2  # padding: network input 1 (1/16), next to the 0 of training's padding
 
-    def __init__(self, net: ExactPixelCNN, head: ExactCategorical, layout: TileLayout, channels: int):
-        super().__init__("gray", net, head, layout, 1)
-        self.color = channels
-
     def analyze(self, image: np.ndarray, above: dict[str, np.ndarray]) -> np.ndarray:
-        return psi(image[..., : self.color])
-
-    def to_input(self, values: torch.Tensor) -> torch.Tensor:
-        return psi_input(values)
+        return psi(image[..., : 3 if image.shape[-1] >= 3 else 1])
 
 
-class _GrayContext:
+class _LumaBounds:
+    """The colour values consistent with psi(x) (`luma_bounds`), per tile and position."""
+
     def __init__(self, level: "ColorLevel", gray: np.ndarray):
-        lay = level.layout
-        source = psi_input(torch.from_numpy(gray.astype(np.float64)).permute(2, 0, 1)[None])[0]
-        self.features = TileFeatures(level.embedding, source, lay, 1, level.halo)
-        self.psi = lay.to_tiles(gray, 0)[:, 0]  # (T, th, tw)
+        self.psi = level.layout.to_tiles(gray, 0)[:, 0]  # (T, th, tw)
         self.channels = level.channels
 
-    def bounds(self, tiles: slice, values: np.ndarray, i: int, j0: int, j1: int, c: int):
+    def __call__(self, tiles: slice, values: np.ndarray, i: int, j0: int, j1: int, c: int):
         p = self.psi[tiles][:, i, j0:j1].T.reshape(-1)  # (j, tile), as the tables are ordered
         prev = values[:, :c, i, j0:j1].transpose(2, 0, 1).reshape(len(p), c)
         lo, hi = luma_bounds(p, prev, c, self.channels)
@@ -107,37 +100,28 @@ class ColorLevel(PixelLevel):
     """The pixels given psi(x): features of each tile from the embedding, tables restricted to the
     values consistent with psi(x)."""
 
-    def __init__(self, net: ExactPixelCNN, mixture: ExactMixture, layout: TileLayout, channels: int,
-                 embedding: ExactEmbedding, halo: int):
-        super().__init__(net, mixture, layout, channels)
-        self.embedding, self.halo = embedding, halo
-
-    def context(self, above: dict[str, np.ndarray]) -> _GrayContext:
-        return _GrayContext(self, above["gray"])
+    def bounds(self, above: dict[str, np.ndarray]) -> _LumaBounds:
+        return _LumaBounds(self, above["gray"])
 
 
 @register("grayscale", network=GrayscaleConfig, configs=("grayscale", "grayscale-small", "grayscale-codec"),
           task="hiercodec.train.auxiliary:GrayscaleTask")
 class GrayscaleFamily(Family):
+    hierarchy = staticmethod(hierarchy)
     def __init__(self, config: dict, tensors: dict[str, torch.Tensor]):
         super().__init__(config, tensors)
         net = GrayscaleConfig.from_dict(config["network"])
         exact = config["exact"]
         self.net, self.tile = net, net.tile
-        prior = subset(tensors, "prior.")
-        self.prior = ExactPixelCNN(prior, net.prior_channels, net.prior_layers, exact["prior"]["h_frac"],
-                                   in_channels=1, in_max=PSI_MAX)
-        self.categorical = ExactCategorical(prior["lut.exp"])
+        self.gray, self.color = hierarchy(net).levels
+        self.prior, self.categorical = exact_network(self.gray, tensors, exact, net.prior_channels, net.prior_layers)
         self.embedding = ExactEmbedding(subset(tensors, "embed."), net.embed_blocks, net.embed_down,
-                                        net.embed_up, in_max=PSI_MAX)
-        cond = subset(tensors, "cond.")
-        self.cond = ExactPixelCNN(cond, net.channels, net.layers, exact["cond"]["h_frac"])
-        self.mixture = ExactMixture.stored(net.mixtures, cond)
+                                        net.embed_up, in_max=PSI.max)
+        self.cond, self.mixture = exact_network(self.color, tensors, exact, net.channels, net.layers)
 
     def color_levels(self, geometry: Geometry, layout: TileLayout) -> list[Level]:
-        color = geometry.color
-        return [GrayLevel(self.prior, self.categorical, layout, color),
-                ColorLevel(self.cond, self.mixture, layout, color, self.embedding, self.net.halo)]
+        return [GrayLevel(self.gray, self.prior, self.categorical, layout, 1),
+                ColorLevel(self.color, self.cond, self.mixture, layout, geometry.color, self.embedding, self.net.halo)]
 
     def reconstruct_color(self, decoded: dict[str, np.ndarray], geometry: Geometry, full_size: bool) -> np.ndarray:
         """The pixels; a file cut after `gray` gives psi x 17 (gray)."""

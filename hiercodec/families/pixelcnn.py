@@ -10,12 +10,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from hiercodec.exact.mixture import ExactMixture
-from hiercodec.exact.pixelcnn import ExactPixelCNN
 from hiercodec.families.base import Level
 from hiercodec.families.family import Family
+from hiercodec.families.hierarchy import MIXTURE, Hierarchy, LevelSpec
+from hiercodec.families.inputs import PIXELS
 from hiercodec.families.pixelcnn_config import PixelCNNConfig
-from hiercodec.families.raster import RasterLevel
+from hiercodec.families.raster import RasterLevel, exact_network
 from hiercodec.families.registry import register
 from hiercodec.geometry import Geometry
 from hiercodec.tiling import TileLayout
@@ -23,11 +23,10 @@ from hiercodec.tiling import TileLayout
 FILL = 128  # value of padded positions: network input 0, as the zero padding of training
 
 
-def pixel_input(values: torch.Tensor) -> torch.Tensor:
-    """Pixel values (T, C, ...) float64, C = 1 or 3 -> network inputs (T, 3, ...) pixel - 128
-    (gray replicated to R, G and B)."""
-    x = values - 128
-    return x.expand(-1, 3, *x.shape[2:]).contiguous() if x.shape[1] == 1 else x
+def hierarchy(net: PixelCNNConfig) -> Hierarchy:
+    """One level: the pixels, by a PixelCNN with a mixture head (the model is that one network)."""
+    return Hierarchy((LevelSpec("pixels", "", PIXELS, MIXTURE, net.mixtures),),
+                     lambda images, model=None: {"pixels": images})
 
 
 class PixelLevel(RasterLevel):
@@ -35,15 +34,8 @@ class PixelLevel(RasterLevel):
 
     fill = FILL
 
-    def __init__(self, net: ExactPixelCNN, mixture: ExactMixture, layout: TileLayout, channels: int,
-                 name: str = "pixels"):
-        super().__init__(name, net, mixture, layout, channels)
-
     def analyze(self, image: np.ndarray, above: dict[str, np.ndarray]) -> np.ndarray:
         return image[..., : self.channels]
-
-    def to_input(self, values: torch.Tensor) -> torch.Tensor:
-        return pixel_input(values)
 
 
 @register("pixelcnn", network=PixelCNNConfig,
@@ -52,12 +44,14 @@ class PixelLevel(RasterLevel):
 class PixelCNNFamily(Family):
     """Builds the levels of an image for a loaded `pixelcnn` model."""
 
+    hierarchy = staticmethod(hierarchy)
+
     def __init__(self, config: dict, tensors: dict[str, torch.Tensor]):
         super().__init__(config, tensors)
-        net = config["network"]
-        self.tile = int(net["tile"])
-        self.net = ExactPixelCNN(tensors, net["channels"], net["layers"], config["exact"]["h_frac"])
-        self.mixture = ExactMixture.stored(net["mixtures"], tensors)
+        net = PixelCNNConfig(**config["network"])
+        self.tile = net.tile
+        (self.spec,) = hierarchy(net).levels
+        self.net, self.mixture = exact_network(self.spec, tensors, config["exact"], net.channels, net.layers)
 
     def color_levels(self, geometry: Geometry, layout: TileLayout) -> list[Level]:
-        return [PixelLevel(self.net, self.mixture, layout, geometry.color)]
+        return [PixelLevel(self.spec, self.net, self.mixture, layout, geometry.color)]

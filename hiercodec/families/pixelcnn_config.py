@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-import torch
-
 from hiercodec.nn.gated import GatedPixelCNN
 from hiercodec.nn.mixture import params_per_pixel
 
 
 @dataclass(frozen=True)
 class PixelCNNConfig:
+    family = "pixelcnn"  # (a class attribute, not a field)
     channels: int = 64  # hidden units of both stacks
     layers: int = 6  # gated layers after the input layer
     head: int = 128  # hidden units of the 1x1 output network
@@ -27,8 +26,3 @@ class PixelCNNConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
-
-def to_input(x: torch.Tensor) -> torch.Tensor:
-    """uint8 pixels (B, 3, H, W) -> network input (x - 128) / 128, exactly representable in the
-    exact model's first layer (integers x - 128 at scale 2^-7)."""
-    return (x.float() - 128.0) / 128.0

@@ -30,9 +30,11 @@ from hiercodec.exact.mixture import ExactMixture
 from hiercodec.exact.pixelcnn import ExactPixelCNN
 from hiercodec.families.auxiliary_config import PyramidConfig
 from hiercodec.families.base import Level
-from hiercodec.families.conditioning import TileFeatures
 from hiercodec.families.family import Family
-from hiercodec.families.pixelcnn import PixelLevel, pixel_input
+from hiercodec.families.hierarchy import MIXTURE, Condition, Hierarchy, LevelSpec
+from hiercodec.families.inputs import PIXELS
+from hiercodec.families.pixelcnn import PixelLevel
+from hiercodec.families.raster import exact_network
 from hiercodec.families.registry import register
 from hiercodec.geometry import Geometry
 from hiercodec.tiling import TileLayout
@@ -79,18 +81,39 @@ def block_bounds(m: np.ndarray, known: np.ndarray, rest: np.ndarray, w: np.ndarr
     return np.clip(lo, 0, 255), np.clip(hi, 0, 255)
 
 
-class _BlockContext:
-    """Features and bounds of level k's tiles from level k + 1 (`below`, the coarser image)."""
+def level_name(k: int) -> str:
+    return "pixels" if k == 0 else f"pixels/{1 << k}"
+
+
+def hierarchy(net: PyramidConfig) -> Hierarchy:
+    """The coarsest level by a PixelCNN (`bottom`), then each finer level k by a PixelCNN (`cond{k}`)
+    biased by an embedding (`embed{k}`) of level k + 1 (sec. 3.2, 4.2)."""
+    top = net.levels - 1
+    levels = [LevelSpec(level_name(top), "bottom", PIXELS, MIXTURE, net.mixtures)]
+    levels += [LevelSpec(level_name(k), f"cond{k}", PIXELS, MIXTURE, net.mixtures,
+                         Condition(f"embed{k}", level_name(k + 1), PIXELS, 2)) for k in reversed(range(top))]
+
+    def values(images: np.ndarray, model=None) -> dict[str, np.ndarray]:
+        out, x = {}, images
+        for k in range(net.levels):
+            out[level_name(k)] = x
+            x = downsample(x)
+        return out
+
+    return Hierarchy(tuple(levels), values)
+
+
+class _BlockBounds:
+    """The values of level k's samples consistent with level k + 1 (`below`, the coarser image),
+    given the samples of their 2 x 2 block decoded before them (`block_bounds`)."""
 
     def __init__(self, level: "PyramidLevel", below: np.ndarray):
         lay = level.layout
-        source = pixel_input(torch.from_numpy(below.astype(np.float64)).permute(2, 0, 1)[None])[0]
-        self.features = TileFeatures(level.embedding, source, lay, 2, level.halo)
         up = np.repeat(np.repeat(below, 2, axis=0), 2, axis=1)[: lay.height, : lay.width]
         self.m = lay.to_tiles(up, 0).astype(np.int64)  # (T, C, th, tw): the block's average
         self.w = lay.to_tiles(block_weights(lay.height, lay.width)[..., None], 0)[:, 0]  # 0 = padding
 
-    def bounds(self, tiles: slice, values: np.ndarray, i: int, j0: int, j1: int, c: int):
+    def __call__(self, tiles: slice, values: np.ndarray, i: int, j0: int, j1: int, c: int):
         wt, x = self.w[tiles], values[:, c]
         known = np.zeros((len(wt), j1 - j0), np.int64)
         rest = np.zeros_like(known)
@@ -111,10 +134,10 @@ class _BlockContext:
 class PyramidLevel(PixelLevel):
     """Level k: the image downsampled k times; conditional on level k + 1 unless it is the coarsest."""
 
-    def __init__(self, net: ExactPixelCNN, mixture: ExactMixture, layout: TileLayout, channels: int,
-                 k: int, embedding: ExactEmbedding | None = None, halo: int = 0):
-        super().__init__(net, mixture, layout, channels, level_name(k))
-        self.k, self.embedding, self.halo = k, embedding, halo
+    def __init__(self, spec: LevelSpec, net: ExactPixelCNN, mixture: ExactMixture, layout: TileLayout,
+                 channels: int, k: int, embedding: ExactEmbedding | None = None, halo: int = 0):
+        super().__init__(spec, net, mixture, layout, channels, embedding, halo)
+        self.k = k
 
     def analyze(self, image: np.ndarray, above: dict[str, np.ndarray]) -> np.ndarray:
         x = image[..., : self.channels]
@@ -122,32 +145,27 @@ class PyramidLevel(PixelLevel):
             x = downsample(x)
         return x
 
-    def context(self, above: dict[str, np.ndarray]) -> _BlockContext | None:
-        return None if self.embedding is None else _BlockContext(self, above[level_name(self.k + 1)])
-
-
-def level_name(k: int) -> str:
-    return "pixels" if k == 0 else f"pixels/{1 << k}"
+    def bounds(self, above: dict[str, np.ndarray]) -> _BlockBounds | None:
+        return None if self.spec.condition is None else _BlockBounds(self, above[self.spec.condition.source])
 
 
 @register("pyramid", network=PyramidConfig, configs=("pyramid", "pyramid-small", "pyramid-codec"),
           task="hiercodec.train.auxiliary:PyramidTask")
 class PyramidFamily(Family):
+    hierarchy = staticmethod(hierarchy)
     def __init__(self, config: dict, tensors: dict[str, torch.Tensor]):
         super().__init__(config, tensors)
         net = PyramidConfig.from_dict(config["network"])
         exact = config["exact"]
         self.net, self.tile = net, net.tile
-        bottom = subset(tensors, "bottom.")
-        self.bottom = ExactPixelCNN(bottom, net.bottom_channels, net.bottom_layers, exact["bottom"]["h_frac"])
-        self.bottom_mixture = ExactMixture.stored(net.mixtures, bottom)
-        self.embed, self.cond, self.mixture = [], [], []
-        for k in range(net.levels - 1):
-            self.embed.append(ExactEmbedding(subset(tensors, f"embed{k}."), net.embed_blocks, net.embed_down,
-                                             net.embed_up, in_max=128))
-            cond = subset(tensors, f"cond{k}.")
-            self.cond.append(ExactPixelCNN(cond, net.channels, net.layers, exact[f"cond{k}"]["h_frac"]))
-            self.mixture.append(ExactMixture.stored(net.mixtures, cond))
+        self.specs = hierarchy(net).levels  # coarsest first
+        bottom, *finer = self.specs
+        # the exact networks (PixelCNN, head) and embeddings by their declared names
+        self.networks = {bottom.net: exact_network(bottom, tensors, exact, net.bottom_channels, net.bottom_layers)}
+        self.networks |= {s.net: exact_network(s, tensors, exact, net.channels, net.layers) for s in finer}
+        self.embeddings = {s.condition.embed: ExactEmbedding(subset(tensors, f"{s.condition.embed}."), net.embed_blocks,
+                                                             net.embed_down, net.embed_up, in_max=PIXELS.max)
+                           for s in finer}
 
     def level_layout(self, geometry: Geometry, k: int) -> TileLayout:
         h, w = sizes(geometry.height, geometry.width, self.net.levels)[k]
@@ -157,17 +175,17 @@ class PyramidFamily(Family):
         return self.level_layout(geometry, 0)
 
     def color_levels(self, geometry: Geometry, layout: TileLayout) -> list[Level]:
-        color = geometry.color
         top = self.net.levels - 1
-        levels: list[Level] = [PyramidLevel(self.bottom, self.bottom_mixture, self.level_layout(geometry, top), color, top)]
-        for k in reversed(range(top)):
+        out: list[Level] = []
+        for spec, k in zip(self.specs, range(top, -1, -1)):
             lay = layout if k == 0 else self.level_layout(geometry, k)
-            levels.append(PyramidLevel(self.cond[k], self.mixture[k], lay, color, k, self.embed[k], self.net.halo))
-        return levels
+            embed = self.embeddings[spec.condition.embed] if spec.condition else None
+            out.append(PyramidLevel(spec, *self.networks[spec.net], lay, geometry.color, k, embed, self.net.halo))
+        return out
 
     def reconstruct_color(self, decoded: dict[str, np.ndarray], geometry: Geometry, full_size: bool) -> np.ndarray:
-        """The finest decoded level; with full_size, a coarser
-        level is upsampled to the image size by repeating each sample over the block it stands for."""
+        """The finest decoded level; with full_size, a coarser level is upsampled to the image size
+        by repeating each sample over the block it stands for."""
         k = next(k for k in range(self.net.levels) if level_name(k) in decoded)
         image = decoded[level_name(k)]
         if k and full_size:

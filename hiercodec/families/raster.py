@@ -11,19 +11,20 @@ One schedule (`_rows`) serves both directions; only the source of the network's 
 `_WholeTile` (the encoder: one pass over whole tiles, every symbol known, columns taken in blocks)
 and `_Incremental` (the decoder: one step per position from cached rows, hiercodec.exact.pixelcnn).
 
-What a level adds to the schedule:
-- `to_input`: its values as the network's integer inputs (pixel - 128, or 2 psi - 15);
-- a head turning the network's output into tables (ExactMixture or ExactCategorical);
-- `context(above)`: what the levels above give it, or None: `features` of its tiles (an exact
-  embedding, biasing the conditional network) and `bounds`, the interval of values each position
-  may still take given the levels above and the values decoded so far (consistency-constrained
-  coding: each table is restricted to it and renormalised, coding.tables.restrict).
+A level is built from its declaration (hiercodec.families.hierarchy.LevelSpec): its input (values
+-> the network's integer inputs, hiercodec.families.inputs), a head turning the network's output
+into tables (ExactMixture or ExactCategorical) and, for a conditional level, the features of its
+tiles from an exact embedding of the condition's source. A family may add `bounds`: the interval
+of values each position may still take given the levels above and the values decoded so far
+(consistency-constrained coding: each table is restricted to it and renormalised,
+coding.tables.restrict).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -31,12 +32,17 @@ import torch
 
 from hiercodec.coding.groups import Group
 from hiercodec.coding.tables import bits, restrict
+from hiercodec.exact.categorical import ExactCategorical
+from hiercodec.exact.embedding import ExactEmbedding
+from hiercodec.exact.layers import subset
+from hiercodec.exact.mixture import ExactMixture
 from hiercodec.exact.pixelcnn import ExactPixelCNN
 from hiercodec.exact.quant import DTYPE, threads
 from hiercodec.families.base import LevelStats, Schedule, ScheduledLevel
+from hiercodec.families.conditioning import TILE_BATCH, TileFeatures
+from hiercodec.families.hierarchy import MIXTURE, LevelSpec
 from hiercodec.tiling import TileLayout
 
-TILE_BATCH = 8  # tiles per whole-tile pass of the encoder (bounds its memory)
 POSITIONS_PER_BLOCK = 8192  # positions whose tables the encoder computes at once
 MAX_TILES = 256  # tiles coded in lockstep (a 1024 x 1024 image is one batch of 64 x 64 tiles)
 
@@ -47,33 +53,57 @@ class Head(Protocol):
     def update(self, state, symbols: torch.Tensor) -> None: ...
 
 
-class Context(Protocol):
-    """What the levels above give a level (see the module docstring)."""
+class Bounds(Protocol):
+    """Consistency-constrained coding: the values each position may still take given the levels
+    above and the values decoded so far (each table is restricted to them, coding.tables.restrict)."""
 
-    def features(self, tiles: slice) -> torch.Tensor | None:
-        """(T, E, th, tw) int16 features of the tiles, or None."""
-
-    def bounds(self, tiles: slice, values: np.ndarray, i: int, j0: int, j1: int, c: int) -> tuple[np.ndarray, np.ndarray] | None:
+    def __call__(self, tiles: slice, values: np.ndarray, i: int, j0: int, j1: int, c: int) -> tuple[np.ndarray, np.ndarray]:
         """Interval (lo, hi), each int64 (j1 - j0, T), of channel c at positions (i, j0 ... j1-1)
-        of the tiles, or None. values (T, C, th, tw) are the tiles' values; only those decoded
-        before (i, j, c) may be read (the decoder's hold the fill value elsewhere)."""
+        of the tiles. values (T, C, th, tw) are the tiles' values; only those decoded before
+        (i, j, c) may be read (the decoder's hold the fill value elsewhere)."""
+
+
+@dataclass
+class Context:
+    """What the levels above give a level: `features` of its tiles (an exact embedding of the
+    condition's source, biasing the conditional network; None without a condition) and `bounds`."""
+
+    features: TileFeatures | None = None
+    bounds: Bounds | None = None
 
 
 class RasterLevel(ScheduledLevel):
-    """A level of shape (H, W, channels) coded by `net` and `head` (whose tables give the alphabet)."""
+    """A level of shape (H, W, channels) declared by `spec` (hiercodec.families.hierarchy), coded
+    by its exact PixelCNN `net` and `head` (whose tables give the alphabet); a conditional level
+    also gets the exact `embedding` of its condition and the `halo` its tiles see around them."""
 
     fill: int = 128  # value of padded positions (never coded)
     dtype: np.dtype = np.dtype(np.uint8)  # of the level's values (little-endian codes for larger alphabets)
 
-    def __init__(self, name: str, net: ExactPixelCNN, head: Head, layout: TileLayout, channels: int):
-        self.name, self.net, self.head, self.layout, self.channels = name, net, head, layout, channels
+    def __init__(self, spec: LevelSpec, net: ExactPixelCNN, head: Head, layout: TileLayout, channels: int,
+                 embedding: ExactEmbedding | None = None, halo: int = 0):
+        self.spec, self.name, self.net, self.head = spec, spec.name, net, head
+        self.layout, self.channels, self.embedding, self.halo = layout, channels, embedding, halo
 
     def to_input(self, values: torch.Tensor) -> torch.Tensor:
         """Values (T, channels, ...) as float64 -> network inputs (T, in_channels, ...)."""
-        raise NotImplementedError
+        return self.spec.input.exact(values)
+
+    def source(self, above: dict[str, np.ndarray]) -> torch.Tensor:
+        """The integer inputs (Cin, h, w) of the condition's embedding, from the levels above."""
+        c = self.spec.condition
+        return c.input.planes(above[c.source])
+
+    def bounds(self, above: dict[str, np.ndarray]) -> Bounds | None:
+        """The level's consistency restriction given the levels above, or None (no restriction)."""
+        return None
 
     def context(self, above: dict[str, np.ndarray]) -> Context | None:
-        return None
+        c, bounds = self.spec.condition, self.bounds(above)
+        if c is None and bounds is None:
+            return None
+        features = None if c is None else TileFeatures(self.embedding, self.source(above), self.layout, c.ratio, self.halo)
+        return Context(features, bounds)
 
     def batches(self) -> list[slice]:
         n = self.layout.count
@@ -122,7 +152,7 @@ class RasterLevel(ScheduledLevel):
                 tables = []
                 for c in range(cc):
                     tab = self.head.table(state, c, vals[:, :c]).reshape(n, t, -1)
-                    box = ctx.bounds(b, out, i, j0, j1, c) if ctx else None
+                    box = ctx.bounds(b, out, i, j0, j1, c) if ctx and ctx.bounds else None
                     if box is not None:
                         wide = tab
                         tab = restrict(tab.reshape(n * t, -1), box[0].reshape(-1), box[1].reshape(-1)).reshape(wide.shape)
@@ -145,6 +175,18 @@ class RasterLevel(ScheduledLevel):
                 source.done(j0, vals)
 
 
+def exact_network(spec: LevelSpec, tensors: dict[str, torch.Tensor], exact: dict, channels: int, layers: int,
+                  in_channels: int | None = None, in_max: float | None = None, **attention) -> tuple[ExactPixelCNN, Head]:
+    """The exact PixelCNN and head of a declared level, from a model file's tensors (under the
+    spec's prefix) and its exact config (the network's fractional bits under the spec's net name)."""
+    t = subset(tensors, spec.prefix) if spec.prefix else tensors
+    fracs = exact[spec.net] if spec.net else exact
+    net = ExactPixelCNN(t, channels, layers, fracs["h_frac"], spec.input.channels if in_channels is None else in_channels,
+                        spec.input.max if in_max is None else in_max, **attention)
+    head = ExactMixture.stored(spec.size, t) if spec.head == MIXTURE else ExactCategorical(t["lut.exp"])
+    return net, head
+
+
 class _WholeTile:
     """The encoder's source: one whole-tile pass over the batch's tiles (all symbols known). The
     pass is large products, so it uses every core (exact mode: the thread count changes speed only)."""
@@ -157,7 +199,7 @@ class _WholeTile:
         with threads(os.cpu_count() or 1):
             for s in range(0, len(tiles), TILE_BATCH):
                 e = min(len(tiles), s + TILE_BATCH)
-                f = ctx.features(slice(b.start + s, b.start + e)) if ctx else None
+                f = ctx.features(slice(b.start + s, b.start + e)) if ctx and ctx.features else None
                 x = level.to_input(torch.from_numpy(tiles[s:e].astype(np.int64)).to(DTYPE))
                 out.append(level.net.forward(x, None if f is None else f.to(DTYPE)).to(torch.int16))
         self.out = torch.cat(out)  # (T, out, h, w) integer parameters: all fit int16
@@ -186,7 +228,7 @@ class _Incremental:
     def __init__(self, level: RasterLevel, out: np.ndarray, b: slice, ctx: Context | None):
         self.level, self.values, self.b, self.ctx = level, out, b, ctx
         with threads(os.cpu_count() or 1):
-            features = ctx.features(b) if ctx else None
+            features = ctx.features(b) if ctx and ctx.features else None
         self.dec = level.net.decoder(out.shape[0], out.shape[3], features)
 
     def row(self, i: int) -> None:

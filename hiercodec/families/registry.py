@@ -6,7 +6,9 @@ exporter. Nothing else chooses a family by comparing its name.
               task="hiercodec.train.pixelcnn:PixelCNNTask")
     class PixelCNNFamily(Family): ...
 
-The training task is named by its import path, so that decoding never imports training code.
+The training task and the exporter are named by their import paths, so that decoding never
+imports training or export code; a family's exporter is the generic one of its declared hierarchy
+(hiercodec.export.hierarchy) unless it names its own.
 """
 
 from __future__ import annotations
@@ -28,25 +30,37 @@ class Registration:
     network: type  # the dataclass of the config's [network] table (`from_dict`, `to_dict`, `build`)
     configs: tuple[str, ...]  # its training configs in hiercodec/train/configs: paper, -small, -codec, ...
     task: str | None  # "module:Class" of its training task (hiercodec.train.tasks), None: not trainable
+    exporter: str  # "module:function" (state_dict, network config, calibration crops) -> (tensors, exact config)
+
+    def load_exporter(self) -> Callable:
+        return _load(self.exporter)
 
     def load_task(self) -> type:
         if self.task is None:
             raise HiercodecError(f"family {self.name!r} cannot be trained; trainable: {', '.join(trainable())}")
-        module, _, attr = self.task.partition(":")
-        return getattr(importlib.import_module(module), attr)
+        return _load(self.task)
+
+
+def _load(path: str):
+    module, _, attr = path.partition(":")
+    return getattr(importlib.import_module(module), attr)
 
 
 REGISTRY: dict[str, Registration] = {}
 
 
-def register(name: str, *, network: type, configs: tuple[str, ...] = (), task: str | None = None) -> Callable[[type[Family]], type[Family]]:
+GENERIC_EXPORTER = "hiercodec.export.hierarchy:export_hierarchy"
+
+
+def register(name: str, *, network: type, configs: tuple[str, ...] = (), task: str | None = None,
+             exporter: str = GENERIC_EXPORTER) -> Callable[[type[Family]], type[Family]]:
     """Class decorator: enter a Family subclass in the registry under `name`."""
 
     def enter(cls: type[Family]) -> type[Family]:
         if name in REGISTRY:
             raise ValueError(f"family {name!r} is registered twice")
         cls.name = name
-        REGISTRY[name] = Registration(name, cls, network, tuple(configs), task)
+        REGISTRY[name] = Registration(name, cls, network, tuple(configs), task, exporter)
         return cls
 
     return enter

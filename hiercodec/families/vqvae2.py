@@ -25,18 +25,16 @@ import numpy as np
 import torch
 
 from hiercodec.errors import HiercodecError
-from hiercodec.exact.categorical import ExactCategorical
 from hiercodec.exact.embedding import ExactEmbedding
 from hiercodec.exact.layers import subset
-from hiercodec.exact.mixture import ExactMixture
-from hiercodec.exact.pixelcnn import ExactPixelCNN
 from hiercodec.exact.quant import DTYPE, threads
 from hiercodec.exact.vqdecoder import ExactVQDecoder
 from hiercodec.families.base import Level
-from hiercodec.families.conditioning import TileFeatures
 from hiercodec.families.family import Family
-from hiercodec.families.pixelcnn import PixelLevel, pixel_input
-from hiercodec.families.raster import RasterLevel
+from hiercodec.families.hierarchy import CATEGORICAL, MIXTURE, Condition, Hierarchy, LevelSpec
+from hiercodec.families.inputs import PIXELS, CodeInput
+from hiercodec.families.pixelcnn import PixelLevel
+from hiercodec.families.raster import RasterLevel, exact_network
 from hiercodec.families.registry import register
 from hiercodec.geometry import Geometry
 from hiercodec.families.vqvae2_config import DOWN, VQVAE2Config
@@ -63,9 +61,33 @@ def padded_rgb(images: np.ndarray) -> np.ndarray:
 
 def encoder_input(images: np.ndarray) -> torch.Tensor:
     """uint8 (B, H, W, C), C = 1 or 3 -> the float encoder's input (B, 3, H', W') in [-1, 1)."""
-    from hiercodec.exact.export import pixels_tensor
+    return PIXELS.float(padded_rgb(images))
 
-    return pixels_tensor(padded_rgb(images))
+
+def hierarchy(net: VQVAE2Config) -> Hierarchy:
+    """The top codes by a PixelCNN prior with attention (`top`), the bottom codes by a PixelCNN
+    (`bottom`) biased by a conditioning stack (`cond`) over the top codes, the pixels of lossless
+    files by a PixelCNN (`pixels`) biased by an embedding (`embed`) of the decoder's reconstruction
+    (`recon`, a map derived from the codes). Codes enter the networks through learned embeddings
+    (`top_in`, `bottom_in`, `cond_in`)."""
+    return Hierarchy(
+        (LevelSpec("top", "top", CodeInput("top_in"), CATEGORICAL, net.codes),
+         LevelSpec("bottom", "bottom", CodeInput("bottom_in"), CATEGORICAL, net.codes,
+                   Condition("cond", "top", CodeInput("cond_in"), 2)),
+         LevelSpec("pixels", "pixels", PIXELS, MIXTURE, net.mixtures, Condition("embed", "recon", PIXELS, 1))),
+        float_values)
+
+
+def float_values(images: np.ndarray, model: torch.nn.Module) -> dict:
+    """Every level's values for training and export: the float VQ-VAE's codes (N, h, w) and its
+    reconstruction as the exact decoder rounds it (`recon`, N, H, W, 3), and the pixels."""
+    from hiercodec.nn.vqvae import reconstruction_pixels
+
+    vq = model["vq"]
+    with torch.no_grad():
+        _, _, top, bottom, _ = vq.encode(encoder_input(images).to(next(vq.parameters()).device))
+        recon = reconstruction_pixels(vq.decode_codes(top, bottom))
+    return {"top": top, "bottom": bottom, "pixels": images, "recon": recon}
 
 
 class _Codes:
@@ -87,10 +109,11 @@ class CodeLevel(RasterLevel):
     fill = 0  # padded positions read the embedding of code 0 (never coded)
     dtype = CODES
 
-    def __init__(self, name: str, index: int, net: ExactPixelCNN, head: ExactCategorical, layout: TileLayout,
-                 inputs: torch.Tensor, codes: _Codes, context=None):
-        super().__init__(name, net, head, layout, 1)
-        self.index, self.inputs, self.codes, self._context = index, inputs, codes, context
+    def __init__(self, spec: LevelSpec, index: int, family: "VQVAE2Family", layout: TileLayout, codes: _Codes,
+                 embedding: ExactEmbedding | None = None):
+        net, head = family.exact[spec.name]
+        super().__init__(spec, net, head, layout, 1, embedding, family.net.halo)
+        self.index, self.inputs, self.codes, self.family = index, family.tables[spec.input.table], codes, family
 
     def analyze(self, image: np.ndarray, above: dict[str, np.ndarray]) -> np.ndarray:
         """Map `index` of the encoder's (top, bottom) code maps, as (h, w, 1)."""
@@ -98,40 +121,32 @@ class CodeLevel(RasterLevel):
 
     def to_input(self, values: torch.Tensor) -> torch.Tensor:
         """(T, 1, ...) code values -> (T, E, ...) embedding rows."""
-        rows = self.inputs[values[:, 0].long()]
-        return rows.movedim(-1, 1)
+        return self.inputs[values[:, 0].long()].movedim(-1, 1)
 
-    def context(self, above: dict[str, np.ndarray]):
-        return None if self._context is None else self._context(above)
-
-
-class _Features:
-    """A Context (hiercodec.families.raster) with features only."""
-
-    def __init__(self, features: TileFeatures):
-        self.features = features
-
-    def bounds(self, *args) -> None:
-        return None
+    def source(self, above: dict[str, np.ndarray]) -> torch.Tensor:
+        """The rows of the condition's code embedding (`cond_in`) for the top codes."""
+        table = self.family.tables[self.spec.condition.input.table]
+        return table[torch.from_numpy(above[self.spec.condition.source][..., 0].astype(np.int64))].permute(2, 0, 1)
 
 
 class VQPixelLevel(PixelLevel):
     """The pixels, given an embedding of the exact reconstruction from both code maps."""
 
-    def __init__(self, family: "VQVAE2Family", layout: TileLayout, channels: int):
-        super().__init__(family.pixels, family.mixture, layout, channels)
+    def __init__(self, spec: LevelSpec, family: "VQVAE2Family", layout: TileLayout, channels: int):
+        net, mixture = family.exact[spec.name]
+        super().__init__(spec, net, mixture, layout, channels, family.embed, family.net.halo)
         self.family = family
 
-    def context(self, above: dict[str, np.ndarray]) -> _Features:
-        f = self.family
-        recon = f.reconstruction(above["top"][..., 0], above["bottom"][..., 0], self.layout.height, self.layout.width)
-        source = pixel_input(torch.from_numpy(recon.astype(np.float64)).permute(2, 0, 1)[None])[0]
-        return _Features(TileFeatures(f.embed, source, self.layout, 1, f.net.halo))
+    def source(self, above: dict[str, np.ndarray]) -> torch.Tensor:
+        recon = self.family.reconstruction(above["top"][..., 0], above["bottom"][..., 0], self.layout.height,
+                                           self.layout.width)
+        return self.spec.condition.input.planes(recon)
 
 
 @register("vqvae2", network=VQVAE2Config, configs=("vqvae2", "vqvae2-small", "vqvae2-codec"),
-          task="hiercodec.train.vqvae2:VQVAE2Task")
+          task="hiercodec.train.vqvae2:VQVAE2Task", exporter="hiercodec.export.vqvae2:export_vqvae2")
 class VQVAE2Family(Family):
+    hierarchy = staticmethod(hierarchy)
     lossy_levels = 2  # a lossy file holds the top and bottom codes (the paper's codec)
     exact_encoder = False  # the VQ encoder is float: another machine may choose other (valid) codes
 
@@ -141,23 +156,22 @@ class VQVAE2Family(Family):
         exact = config["exact"]
         self.net, self.tile = net, net.tile
         self.decoder = ExactVQDecoder(subset(tensors, "dec."), net.res_layers)
-        self.top_inputs = tensors["top_in"].to(DTYPE)
-        self.bottom_inputs = tensors["bottom_in"].to(DTYPE)
-        self.cond_inputs = tensors["cond_in"].to(DTYPE)
-        top = subset(tensors, "top.")
-        self.top = ExactPixelCNN(top, net.top_channels, net.top_layers, exact["top"]["h_frac"], net.top_embed,
-                                 float(self.top_inputs.abs().max()), heads=net.heads, key_channels=net.key_channels)
-        self.top_head = ExactCategorical(top["lut.exp"])
-        bottom = subset(tensors, "bottom.")
-        self.bottom = ExactPixelCNN(bottom, net.bottom_channels, net.bottom_layers, exact["bottom"]["h_frac"],
-                                    net.bottom_embed, float(self.bottom_inputs.abs().max()))
-        self.bottom_head = ExactCategorical(bottom["lut.exp"])
-        self.cond = ExactEmbedding(subset(tensors, "cond."), net.cond_blocks, (), net.cond_up,
-                                   in_max=float(self.cond_inputs.abs().max()))
-        pixels = subset(tensors, "pixels.")
-        self.pixels = ExactPixelCNN(pixels, net.channels, net.layers, exact["pixels"]["h_frac"])
-        self.mixture = ExactMixture.stored(net.mixtures, pixels)
-        self.embed = ExactEmbedding(subset(tensors, "embed."), net.embed_blocks, (), (), in_max=128)
+        self.specs = hierarchy(net).levels
+        top, bottom, pixels = self.specs
+        self.tables = {t: tensors[t].to(DTYPE) for t in (top.input.table, bottom.input.table, bottom.condition.input.table)}
+        in_max = {s.name: float(self.tables[s.input.table].abs().max()) for s in (top, bottom)}
+        self.exact = {
+            "top": exact_network(top, tensors, exact, net.top_channels, net.top_layers, net.top_embed, in_max["top"],
+                                 heads=net.heads, key_channels=net.key_channels),
+            "bottom": exact_network(bottom, tensors, exact, net.bottom_channels, net.bottom_layers, net.bottom_embed,
+                                    in_max["bottom"]),
+            "pixels": exact_network(pixels, tensors, exact, net.channels, net.layers),
+        }
+        cond_max = float(self.tables[bottom.condition.input.table].abs().max())
+        self.cond = ExactEmbedding(subset(tensors, f"{bottom.condition.embed}."), net.cond_blocks, (), net.cond_up,
+                                   in_max=cond_max)
+        self.embed = ExactEmbedding(subset(tensors, f"{pixels.condition.embed}."), net.embed_blocks, (), (),
+                                    in_max=PIXELS.max)
         self._encoder = None
         self._float_weights = {k[len("vq."):]: v for k, v in tensors.items() if k.startswith("vq.")}
 
@@ -227,16 +241,10 @@ class VQVAE2Family(Family):
     def color_levels(self, geometry: Geometry, layout: TileLayout) -> list[Level]:
         codes = _Codes(self)
         top_layout, bottom_layout = self.code_layouts(geometry)
-
-        def bottom_context(above: dict[str, np.ndarray]) -> _Features:
-            planes = self.cond_inputs[torch.from_numpy(above["top"][..., 0].astype(np.int64))].permute(2, 0, 1)
-            return _Features(TileFeatures(self.cond, planes, bottom_layout, 2, self.net.halo))
-
-        return [
-            CodeLevel("top", 0, self.top, self.top_head, top_layout, self.top_inputs, codes),
-            CodeLevel("bottom", 1, self.bottom, self.bottom_head, bottom_layout, self.bottom_inputs, codes, bottom_context),
-            VQPixelLevel(self, layout, geometry.color),
-        ]
+        top, bottom, pixels = self.specs
+        return [CodeLevel(top, 0, self, top_layout, codes),
+                CodeLevel(bottom, 1, self, bottom_layout, codes, self.cond),
+                VQPixelLevel(pixels, self, layout, geometry.color)]
 
     def reconstruct_color(self, decoded: dict[str, np.ndarray], geometry: Geometry, full_size: bool) -> np.ndarray:
         """The pixels of a lossless file, else the decoder's reconstruction from the codes present

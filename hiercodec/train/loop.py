@@ -99,7 +99,7 @@ class Objective(torch.nn.Module):
         self.task, self.model = task, model
 
     def forward(self, x: torch.Tensor, step: int) -> tuple[torch.Tensor, dict]:
-        if hasattr(self.task, "loss"):  # families whose loss is not only bits (an autoencoder stage)
+        if self.task.own_loss:  # families whose loss is not only bits (an autoencoder stage)
             return self.task.loss(self.model, x, step)
         return self.task.bits(self.model, x).sum() / x.numel(), {}  # bits/dim
 
@@ -119,9 +119,9 @@ def initial_weights(task, source: str | os.PathLike) -> tuple[dict, dict[str, to
         info, tensors, config = read_model(str(source))
     except ModelNotFoundError as err:
         raise HiercodecError(f"--init-from {source}: no such checkpoint, and {err}") from None
-    if config.get("family") != task.family or not hasattr(task, "dequantize"):
+    if config.get("family") != task.family or not task.dequantizes:
         raise HiercodecError(f"--init-from {source}: a {task.family} run starts from a checkpoint"
-                             + (" or an installed pixelcnn model" if hasattr(task, "dequantize") else "")
+                             + (f" or an installed {task.family} model" if task.dequantizes else "")
                              + f", and {info.id} is a {config.get('family')} model")
     return ({"init_from": f"model:{info.id}", "init_step": config.get("training", {}).get("steps", 0)},
             task.dequantize(tensors, config))
@@ -223,7 +223,7 @@ def train(out: Path, config: RunConfig, *, resume: bool = False, minutes: float 
         # a task that trains only some of its networks at a step (vqvae2's stages) says so
         net = torch.nn.parallel.DistributedDataParallel(
             net, device_ids=[where.device.index] if where.device.type == "cuda" else None,
-            find_unused_parameters=getattr(task, "unused_parameters", False))
+            find_unused_parameters=task.unused_parameters)
     data = images if images is not None else open_dataset(s.data)
     batches = data.batches(s.patch or None, s.batch // where.world, rng)
     crops = eval_images if eval_images is not None else (eval_crops(s.eval_data, s.eval_crops, s.eval_patch)
@@ -282,7 +282,7 @@ def train(out: Path, config: RunConfig, *, resume: bool = False, minutes: float 
         eval_bpd = run_eval()  # the untrained baseline: the first point of the curve
     try:
         while step < s.steps:
-            lr = learning_rate(s, step) * (task.lr_scale(step) if hasattr(task, "lr_scale") else 1.0)
+            lr = learning_rate(s, step) * task.lr_scale(step)
             for g in opt.param_groups:
                 g["lr"] = lr
             x = next(batches)
@@ -312,7 +312,7 @@ def train(out: Path, config: RunConfig, *, resume: bool = False, minutes: float 
                        "elapsed_s": time.time() - start}
                 for kind, values in window.items():
                     if values:  # a task with its own loss (not only bits) logs its bits itself
-                        rec[("loss" if hasattr(task, "loss") else "bpd") + ("" if kind == "rgb" else "_gray")] = float(np.mean(values))
+                        rec[("loss" if task.own_loss else "bpd") + ("" if kind == "rgb" else "_gray")] = float(np.mean(values))
                 rec |= {k: float(np.mean(v)) for k, v in parts.items()}
                 write(rec)
                 if "bpd" in rec:

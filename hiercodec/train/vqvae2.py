@@ -18,36 +18,24 @@ import math
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from hiercodec.families.vqvae2 import encoder_input
-from hiercodec.families.vqvae2_config import BETA, VQVAE2Config
+from hiercodec.families.vqvae2_config import BETA
 from hiercodec.nn.vqvae import reconstruction_pixels
-from hiercodec.train.auxiliary import _AuxiliaryTask, mixture_bits
-from hiercodec.exact.export import pixels_tensor
+from hiercodec.train.auxiliary import _AuxiliaryTask
 from hiercodec.train.config import RunConfig
-
-
-def code_bits(prior: torch.nn.Module, embed: torch.nn.Module, codes: torch.Tensor, features=None) -> torch.Tensor:
-    """Bits per image of code maps (B, h, w) under a categorical PixelCNN reading embed(codes)."""
-    logits = prior(embed(codes).permute(0, 3, 1, 2), features).float()
-    return F.cross_entropy(logits, codes, reduction="none").sum(dim=(1, 2)) / math.log(2.0)
+from hiercodec.train.hierarchy import level_bits
 
 
 class VQVAE2Task(_AuxiliaryTask):
     family = "vqvae2"
-    config_class = VQVAE2Config
+    own_loss = True
+    exports_live = True  # the autoencoder's live weights, not their average (export_weights)
     unused_parameters = True  # each stage trains only some networks (DistributedDataParallel must know)
 
     def __init__(self, config: RunConfig):
         super().__init__(config)
         self.warmup = config.train.warmup
-
-    @staticmethod
-    def export_fn(weights, net, calibration):
-        from hiercodec.exact.export_vqvae2 import export_vqvae2
-
-        return export_vqvae2(weights, net, calibration)
 
     def _codes(self, model, x: torch.Tensor, train_autoencoder: bool):
         """(reconstruction-or-None, commitment, top codes, bottom codes, x input) of uint8 crops."""
@@ -65,18 +53,14 @@ class VQVAE2Task(_AuxiliaryTask):
 
     def prior_bits(self, model, values: np.ndarray, codes_t: torch.Tensor, codes_b: torch.Tensor,
                    pixels: bool = True) -> dict[str, torch.Tensor]:
-        """Bits per image of each level: top codes, bottom codes given top, pixels given the
-        reconstruction (the exact decoder's rounding of the float decoder's output)."""
-        out = {"top": code_bits(model["top"], model["top_in"], codes_t)}
-        features = model["cond"](model["cond_in"](codes_t).permute(0, 3, 1, 2))
-        out["bottom"] = code_bits(model["bottom"], model["bottom_in"], codes_b, features)
+        """Bits per image of each level (hiercodec.train.hierarchy): top codes, bottom codes given
+        top, pixels given the reconstruction (the exact decoder's rounding of the float decoder's
+        output), or the code levels alone."""
+        levels = {"top": codes_t, "bottom": codes_b, "pixels": values}
         if pixels:
             with torch.no_grad():
-                recon = reconstruction_pixels(model["vq"].decode_codes(codes_t, codes_b))
-            h, w = values.shape[1:3]
-            f = model["embed"](pixels_tensor(recon).to(codes_t.device))[..., :h, :w]
-            out["pixels"] = mixture_bits(model["pixels"], values, self.net.mixtures, codes_t.device, f)
-        return out
+                levels["recon"] = reconstruction_pixels(model["vq"].decode_codes(codes_t, codes_b))
+        return level_bits(self.hierarchy, model, levels, codes_t.device, None if pixels else ("top", "bottom"))
 
     def bits(self, model, x: torch.Tensor) -> torch.Tensor:
         """Bits per image of a lossless file: the joint bound -log2 p(top) p(bottom | top) p(x | codes)."""

@@ -66,7 +66,7 @@ def export_run(run: Path, name: str, *, zoo: bool = False, weights: str = "ema",
     if tile is not None:
         config = replace(config, network={**config.network, "tile": tile})
     task = task_for(config)
-    if hasattr(task, "export_weights"):  # a family that picks some networks from the live weights
+    if task.exports_live:  # a family that picks some networks from the live weights
         state = task.export_weights(state, load_weights(run, "model")[1])
     data = images if images is not None else open_dataset(config.train.data)
     patch = config.train.patch or None

@@ -1,4 +1,4 @@
-"""Export trained float networks to their exact integer form (post-training quantization).
+"""Quantization of trained float networks into their exact integer form (post-training).
 
 Calibration runs the float model on sample patches and records the range of every tensor that is
 requantized; each gets the largest power-of-two scale that holds 1.25x its range in 12-bit
@@ -19,21 +19,16 @@ import torch
 from hiercodec.exact import mixture as xm
 from hiercodec.exact.categorical import LOGIT_MAX, LOGIT_MIN, LOGIT_SCALE
 from hiercodec.exact.quant import (
-    ACT_MIN, GATE_FRAC, accumulator_bound, elu_lut, frac_bits_for, gate_luts, quantize_bias,
+    ACT_MAX, ACT_MIN, GATE_FRAC, accumulator_bound, elu_lut, frac_bits_for, gate_luts, quantize_bias,
     quantize_weights, rounding_offset,
 )
-from hiercodec.families.auxiliary_config import GRAY_LEVELS, GrayscaleConfig, PyramidConfig
-from hiercodec.families.grayscale import PSI_MAX, psi, psi_input
-from hiercodec.families.pixelcnn import pixel_input
-from hiercodec.families.pyramid import downsample
-from hiercodec.families.pixelcnn_config import PixelCNNConfig, to_input
+from hiercodec.families.inputs import PIXELS
+from hiercodec.families.pixelcnn_config import PixelCNNConfig
 from hiercodec.nn import mixture as fm
 from hiercodec.nn.embedding import Embedding
 from hiercodec.nn.attention import CausalSelfAttention
 from hiercodec.nn.gated import GatedPixelCNN
 
-INPUT_FRAC = 7  # network input (x - 128) / 128
-PSI_FRAC = 4  # network input (2 psi - 15) / 16
 MARGIN = 1.25
 GATE_INPUT_FRAC = 8  # 12-bit activations with 8 fractional bits span +-8
 ATTN_FRAC_MAX = 16  # q, k, v of attention: at most 16 fractional bits, however small their range
@@ -202,16 +197,6 @@ def export_embedding(ex: Exporter, prefix: str, model: Embedding, x: torch.Tenso
     return {"frac": f_h, "r_frac": f_r}
 
 
-def export_pixelcnn(state_dict: dict[str, torch.Tensor], config: PixelCNNConfig,
-                    calibration: torch.Tensor) -> tuple[dict[str, np.ndarray], dict]:
-    """(tensors, exact config) of the exact model; calibration: uint8 (N, 3, H, W) patches."""
-    model = config.build()
-    model.load_state_dict(state_dict)
-    ex = Exporter()
-    fracs = export_gated(ex, "", model, to_input(calibration), INPUT_FRAC, 128, "mixture", config.mixtures)
-    return ex.tensors, _exact_config("pixelcnn", config, ex, **fracs)
-
-
 def _dequantize_conv(tensors: dict, name: str, in_frac: int, out_frac: int, shape: torch.Size,
                      gain: np.ndarray | None = None, offset: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Float (weight, bias) of one exported layer: the inverse of Exporter.conv."""
@@ -224,6 +209,16 @@ def _dequantize_conv(tensors: dict, name: str, in_frac: int, out_frac: int, shap
     return torch.from_numpy(w).float().reshape(shape), torch.from_numpy(b).float()
 
 
+def code_table(ex: Exporter, name: str, weight: torch.Tensor, frac: int | None = None) -> tuple[torch.Tensor, int]:
+    """Store a code embedding (K, E) as integers with `frac` fractional bits (from its range when
+    None); returns the float table the exact model sees (integers x 2^-frac) and frac."""
+    w = weight.detach().double()
+    frac = frac_bits_for(float(w.abs().max()), ACT_MAX) if frac is None else frac
+    table = torch.clamp(torch.round(w * 2.0 ** frac), -ACT_MAX, ACT_MAX)
+    ex.lut(name, table.numpy().astype(np.int64))
+    return (table * 2.0 ** -frac).float(), frac
+
+
 def dequantize_pixelcnn(tensors: dict, exact_config: dict) -> dict[str, torch.Tensor]:
     """Float weights of an exact `pixelcnn` model (its weights file and config.json): the inverse of
     `export_pixelcnn` up to the rounding of weights to 10 bits and biases to the accumulator's
@@ -232,7 +227,7 @@ def dequantize_pixelcnn(tensors: dict, exact_config: dict) -> dict[str, torch.Te
     fracs = exact_config["exact"]
     state = config.build().state_dict()
     table = [(name, f_in, f_out, None, None) for name, f_in, f_out, _ in
-             gated_layer_fracs(fracs, config.layers, INPUT_FRAC)]
+             gated_layer_fracs(fracs, config.layers, PIXELS.frac)]
     gain, offset, _, _ = _out2_affine(config.mixtures)
     table.append(("out2", fracs["o1_frac"], 0, gain, offset))
     for name, f_in, f_out, g, o in table:
@@ -243,72 +238,6 @@ def dequantize_pixelcnn(tensors: dict, exact_config: dict) -> dict[str, torch.Te
     return state
 
 
-def _exact_config(family: str, network, ex: Exporter, **parts: dict) -> dict:
+def exact_config(family: str, network, ex: Exporter, **parts: dict) -> dict:
     exact = {"act_bits": 12, "weight_bits": 10, **parts, "accumulator_log2_bound": ex.bound_report()}
     return {"family": family, "network": network.to_dict(), "exact": exact}
-
-
-def _float_input(values: np.ndarray, integer_input, frac: int) -> torch.Tensor:
-    """uint8 level values (N, H, W, C) -> float network input (N, C', H, W): the codec's own integer
-    inputs at scale 2^-frac, so training, calibration and the exact network see the same numbers."""
-    x = torch.from_numpy(values.astype(np.float64)).permute(0, 3, 1, 2)
-    return (integer_input(x) * 2.0 ** -frac).float()
-
-
-def psi_tensor(psi_values: np.ndarray) -> torch.Tensor:
-    """psi (N, H, W, 1) -> (N, 1, H, W): (2 psi - 15) / 16."""
-    return _float_input(psi_values, psi_input, PSI_FRAC)
-
-
-def pixels_tensor(values: np.ndarray) -> torch.Tensor:
-    """Pixels (N, H, W, C), C = 1 or 3 -> (N, 3, H, W): (x - 128) / 128, gray replicated."""
-    return _float_input(values, pixel_input, INPUT_FRAC)
-
-
-def export_grayscale(state_dict: dict[str, torch.Tensor], config: GrayscaleConfig,
-                     calibration: np.ndarray) -> tuple[dict[str, np.ndarray], dict]:
-    """(tensors, exact config) of a Grayscale PixelCNN; calibration: uint8 RGB crops (N, H, W, 3)."""
-    model = config.build()
-    model.load_state_dict(state_dict)
-    model.eval()
-    p, x = psi_tensor(psi(calibration)), pixels_tensor(calibration)
-    ex = Exporter()
-    prior = export_gated(ex, "prior.", model["prior"], p, PSI_FRAC, PSI_MAX, "categorical", GRAY_LEVELS)
-    embed = export_embedding(ex, "embed.", model["embed"], p, PSI_FRAC, PSI_MAX)
-    with torch.no_grad():
-        features = model["embed"](p)[..., : x.shape[2], : x.shape[3]]
-    cond = export_gated(ex, "cond.", model["cond"], x, INPUT_FRAC, 128, "mixture", config.mixtures,
-                        features, embed["frac"])
-    return ex.tensors, _exact_config("grayscale", config, ex, prior=prior, embed=embed, cond=cond)
-
-
-def export_pyramid(state_dict: dict[str, torch.Tensor], config: PyramidConfig,
-                   calibration: np.ndarray) -> tuple[dict[str, np.ndarray], dict]:
-    """(tensors, exact config) of a Pyramid PixelCNN; calibration: uint8 RGB crops (N, H, W, 3)."""
-    model = config.build()
-    model.load_state_dict(state_dict)
-    model.eval()
-    levels = [calibration]
-    for _ in range(config.levels - 1):
-        levels.append(downsample(levels[-1]))
-    ex = Exporter()
-    parts = {"bottom": export_gated(ex, "bottom.", model["bottom"], pixels_tensor(levels[-1]), INPUT_FRAC, 128,
-                                    "mixture", config.mixtures)}
-    for k in range(config.levels - 1):
-        below, x = pixels_tensor(levels[k + 1]), pixels_tensor(levels[k])
-        embed = export_embedding(ex, f"embed{k}.", model[f"embed{k}"], below, INPUT_FRAC, 128)
-        with torch.no_grad():
-            features = model[f"embed{k}"](below)[..., : x.shape[2], : x.shape[3]]
-        parts[f"embed{k}"] = embed
-        parts[f"cond{k}"] = export_gated(ex, f"cond{k}.", model[f"cond{k}"], x, INPUT_FRAC, 128, "mixture",
-                                         config.mixtures, features, embed["frac"])
-    return ex.tensors, _exact_config("pyramid", config, ex, **parts)
-
-
-def float_bits(state_dict: dict[str, torch.Tensor], config: PixelCNNConfig, images: torch.Tensor) -> float:
-    """Bits of uint8 images (N, 3, H, W) under the float model (its own zero padding at borders)."""
-    model = config.build()
-    model.load_state_dict(state_dict)
-    model.eval()
-    with torch.no_grad():
-        return float(fm.nll_bits(model(to_input(images)), images, config.mixtures).sum())
