@@ -18,6 +18,23 @@ _policy = os.environ.get("OMP_WAIT_POLICY")
 OMP_PASSIVE = (_policy or "").upper() == "PASSIVE" or (_policy is None and "torch" not in sys.modules)
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+# The CLI lives in the checkout's top-level cli/ folder and is installed as hiercodec.cli
+# (pyproject's package-dir). When this package is imported from a checkout instead of an
+# installation (`python -m pytest` puts the checkout first on sys.path), find it there too.
+_CHECKOUT_CLI = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "cli")
+if os.path.isfile(os.path.join(_CHECKOUT_CLI, "main.py")):
+    import importlib.abc
+    import importlib.util
+
+    class _CheckoutCLI(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path, target=None):
+            if name != "hiercodec.cli":
+                return None
+            return importlib.util.spec_from_file_location(name, os.path.join(_CHECKOUT_CLI, "__init__.py"),
+                                                          submodule_search_locations=[_CHECKOUT_CLI])
+
+    sys.meta_path.append(_CheckoutCLI())  # last: an installed or editable hiercodec.cli wins
+
 from hiercodec.errors import (FormatError, HiercodecError, ImageError, IntegrityError,
                               ModelNotFoundError, OutputExistsError)
 

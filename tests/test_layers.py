@@ -101,3 +101,21 @@ def test_the_rules_see_a_violation(tmp_path):
     fake.write_text(f.read_text() + "\n\ndef later():\n    import torch\n    from hiercodec.families import base\n")
     found = imports(fake)
     assert "torch" in found and "hiercodec.families.base" in found
+
+
+def test_checkout_finds_its_cli(tmp_path):
+    """`python -m pytest` in a checkout imports hiercodec from the checkout, whose CLI sits in the
+    top-level cli/ folder (installed as hiercodec.cli): it must be found there whatever kind of
+    installation sits beside it. Simulated in a subprocess without the editable install's finder."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in type(f).__module__]\n"
+            f"sys.path.insert(0, {str(ROOT)!r})\n"
+            "import hiercodec\n"
+            "assert hiercodec.__file__.startswith(sys.path[0]), hiercodec.__file__\n"
+            "from hiercodec.cli.main import cli\n"
+            "print(cli.name)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert out.returncode == 0, out.stderr
