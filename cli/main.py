@@ -152,8 +152,9 @@ def compress(src: Path, out: Path, model: str, lossy: bool, levels: int | None, 
     data, report = api.encode_with_report(image, model, progress=_progress(), levels=levels)
     atomic_write(out, data, force)
     h, w, c = image.shape
+    plus = f" + {report.initial_bits / report.dims:.3f} initial bits/dim" if report.initial_bits else ""
     click.echo(f"{out}: {len(data):,} bytes, {report.bits_per_dim:.3f} bits/dim "
-               f"(model bound {report.bound_bits_per_dim:.3f} bits/dim; {w}x{h} {color_name(c)}, "
+               f"(model bound {report.bound_bits_per_dim:.3f} bits/dim{plus}; {w}x{h} {color_name(c)}, "
                f"model {report.model_id})")
     if levels is not None:
         kept = ", ".join(lv.name for lv in report.levels)
@@ -244,6 +245,12 @@ def info(file: Path) -> None:
     Reads the file's header and chunk table (and checks its CRC32s); the model need not be
     installed (when it is, the levels are named).
 
+    Bits-back levels (e.g. model bitsback-toy-1) draw their latents from the bits of the levels
+    coded under them, on one shared stream: the stream's bytes are shown on its first level.
+    When a file has such levels, an "initial bits" column shows, per level, the bits a bits-back
+    level had to push because its stream held too few to pop from: the file pays them on top of
+    the model's bound.
+
     \b
     Example:
       hiercodec info photo.hc
@@ -260,15 +267,27 @@ def info(file: Path) -> None:
     echo(f"coder:    {d['coder']}")
     echo(f"tiles:    {d['tile'][1]}x{d['tile'][0]} ({d['tiles']} tile{'s' if d['tiles'] != 1 else ''})")
     echo(f"mode:     {d['mode']}, {d['levels_present']} of {d['levels_total']} levels present")
-    echo(f"size:     {d['bits_per_dim']:.3f} bits/dim (model bound {d['bound_bits_per_dim']:.3f} bits/dim)")
+    shared = [s for s in d["streams"] if len(s) > 1]
+    initial = bool(d["initial_bits"] or shared)  # bits-back levels: the column is shown, even when 0
+    plus = f" + {d['initial_bits']:,} initial bits" if d["initial_bits"] else ""
+    echo(f"size:     {d['bits_per_dim']:.3f} bits/dim (model bound {d['bound_bits_per_dim']:.3f} bits/dim{plus})")
     if d["level_names"]:
         echo(f"levels:   {', '.join(d['level_names'])} (decompress --levels K decodes the first K)")
-    rows = [(f"{lv['level']} {lv['name']}" if "name" in lv else str(lv["level"]), f"{lv['bytes']:,}", f"{lv['bits_per_dim']:.3f}",
-             f"{lv['bound_bits']:,}", f"{lv['bound_bits_per_dim']:.3f}") for lv in d["levels"]]
-    rows.append(("header", f"{d['header_bytes']:,}", f"{8 * d['header_bytes'] / d['dims']:.3f}", "", ""))
+    first = {i: s[0] for s in d["streams"] for i in s}
+    rows = [(f"{lv['level']} {lv['name']}" if "name" in lv else str(lv["level"]),
+             f"(in {first[lv['level']]})" if lv["continues"] else f"{lv['bytes']:,}", f"{lv['bits_per_dim']:.3f}",
+             f"{lv['bound_bits']:,}", f"{lv['bound_bits_per_dim']:.3f}",
+             *([f"{lv['initial_bits']:,}"] if initial else [])) for lv in d["levels"]]
+    rows.append(("header", f"{d['header_bytes']:,}", f"{8 * d['header_bytes'] / d['dims']:.3f}", "", "",
+                 *([""] if initial else [])))
     rows.append(("total", f"{d['file_bytes']:,}", f"{d['bits_per_dim']:.3f}",
-                 f"{d['bound_bits']:,}", f"{d['bound_bits_per_dim']:.3f}"))
-    _table(("level", "bytes", "bits/dim", "bound bits", "bound bits/dim"), rows)
+                 f"{d['bound_bits']:,}", f"{d['bound_bits_per_dim']:.3f}", *([f"{d['initial_bits']:,}"] if initial else [])))
+    _table(("level", "bytes", "bits/dim", "bound bits", "bound bits/dim", *(["initial bits"] if initial else [])), rows)
+    for s in shared:
+        echo(f"  levels {s[0]}-{s[-1]} share one coded stream: its bytes are on level {s[0]}")
+    if initial:
+        echo("  initial bits: pushed by bits-back levels whose stream held too few bits to pop from; "
+             "the file pays them on top of the bound")
 
 
 def _table(head: tuple[str, ...], rows: list[tuple[str, ...]], align: str = "") -> None:
@@ -293,6 +312,11 @@ def verify(target: Path, model: str, lossy: bool, levels: int | None) -> None:
     model's bound in bits (the prior's negative log-likelihood of the level) next to the bits
     written, the coder's overhead, and whether the round trip gives back the same pixels (lossy
     files: the same code maps, and the reconstruction's PSNR). Nothing is written.
+
+    Models with bits-back levels (e.g. bitsback-toy-1) also get an "initial bits" column: the
+    bits a bits-back level pushed because its stream held too few to pop from, which the file
+    pays on top of the bound (the overhead is measured against both). Levels coded on one shared
+    stream show its bits written and overhead on the stream's first level.
 
     IMAGE_OR_DIR is an image, or a folder whose .png .jpg .jpeg .webp .bmp .tif images are all
     verified in name order. Exits with status 1 if any round trip fails.
@@ -325,21 +349,38 @@ def verify(target: Path, model: str, lossy: bool, levels: int | None) -> None:
         click.echo(f"{path}: {r.width}x{r.height} {color_name(r.channels)}, model {r.model_id}")
         # families with consistency-constrained coding also show the paper's bound (tables unrestricted)
         paper = r.constrained
-        rows = [(lv.name, *([_fmt_bits(lv.paper_bound_bits)] if paper else []),
-                 _fmt_bits(lv.bound_bits), f"{lv.written_bits:,}", f"{lv.overhead_percent:+.3f}%")
-                for lv in r.levels]
+        # bits-back levels: their initial bits, even when 0 (never silently)
+        initial = bool(r.initial_bits or r.shared)
+        rows = []
+        for stream in r.streams():  # a shared stream's bits and overhead go on its first level
+            for j, lv in enumerate(stream):
+                rows.append((lv.name, *([_fmt_bits(lv.paper_bound_bits)] if paper else []), _fmt_bits(lv.bound_bits),
+                             *([_fmt_bits(lv.initial_bits)] if initial else []),
+                             f"{sum(x.written_bits for x in stream):,}" if j == 0 else f"(in {stream[0].name})",
+                             f"{r.stream_overhead_percent(stream):+.3f}%" if j == 0 else ""))
         rows.append(("chunks", *([_fmt_bits(r.paper_bound_bits)] if paper else []), _fmt_bits(r.bound_bits),
-                     f"{r.written_bits:,}", f"{r.overhead_percent:+.3f}%"))
-        rows.append(("header", *([""] if paper else []), "", f"{r.header_bits:,}", ""))
+                     *([_fmt_bits(r.initial_bits)] if initial else []), f"{r.written_bits:,}",
+                     f"{r.overhead_percent:+.3f}%"))
+        rows.append(("header", *([""] if paper else []), "", *([""] if initial else []), f"{r.header_bits:,}", ""))
         rows.append(("file", *([_fmt_bits(r.paper_bound_bits)] if paper else []), _fmt_bits(r.bound_bits),
-                     f"{r.file_bits:,}", f"{r.file_overhead_percent:+.3f}%"))
-        _table(("level", *(["paper bound"] if paper else []), "bound bits", "bits written", "overhead"), rows)
+                     *([_fmt_bits(r.initial_bits)] if initial else []), f"{r.file_bits:,}",
+                     f"{r.file_overhead_percent:+.3f}%"))
+        _table(("level", *(["paper bound"] if paper else []), "bound bits", *(["initial bits"] if initial else []),
+                "bits written", "overhead"), rows)
+        for stream in r.streams():
+            if len(stream) > 1:
+                click.echo(f"  {' + '.join(lv.name for lv in stream)}: one coded stream (bits written and "
+                           f"overhead on {stream[0].name})")
+        if initial:
+            click.echo("  initial bits: pushed by bits-back levels whose stream held too few bits to pop from; "
+                       "overhead is against bound + initial bits")
         verdict = "round trip ok" if r.roundtrip_ok else f"ROUND TRIP FAILED: {_one_line(r.error)}"
         if r.lossy and r.roundtrip_ok:
             quality = "" if r.psnr is None else f", PSNR {r.psnr:.2f} dB"
             verdict = f"lossy: levels decode to the coded values{quality}, {r.file_bits / (r.width * r.height):.4f} bits/pixel"
         bounds = f"bound {r.bound_bits_per_dim:.3f}" + (
-            f", paper bound {r.paper_bound_bits / r.dims:.3f} without consistency coding" if paper else "")
+            f", paper bound {r.paper_bound_bits / r.dims:.3f} without consistency coding" if paper else "") + (
+            f", initial bits {r.initial_bits / r.dims:.3f}" if r.initial_bits else "")
         click.echo(f"  {r.bits_per_dim:.3f} bits/dim ({bounds}); {verdict}; "
                    f"encode {r.encode_seconds:.2f} s, decode {r.decode_seconds:.2f} s")
         failures += not r.roundtrip_ok

@@ -199,7 +199,9 @@ class VerifyResult(Report):
 
 def verify(image, model: str = "default", *, progress: bool = False, levels: int | None = None) -> VerifyResult:
     """Compress `image`, decompress the result and compare: the exact model's bound next to the
-    bits written, level by level, and whether the round trip gives the same pixels.
+    bits written, level by level, and whether the round trip gives the same pixels. Bits-back
+    levels also report their initial bits (`LevelReport.initial_bits`, `initial_bits` in total),
+    which the bits written are measured against with the bound.
 
     levels: code only the first K levels (a lossy file): the round trip then checks that every
     level decodes to the values coded (their CRCs) and reports the reconstruction's PSNR.
@@ -244,12 +246,17 @@ def verify(image, model: str = "default", *, progress: bool = False, levels: int
 def info(data: bytes, *, level_names: bool = False) -> dict:
     """What a .hc file holds, from its header and chunk table only (no model, no decoding).
 
-    Keys: format_version, model, model_hash (hex), coder, coder_id, coder_version, height, width,
-    channels, color, bit_depth, dims (samples), tile (h, w), tiles, mode ('lossless'/'lossy'),
-    levels_total, levels_present, file_bytes, header_bytes, bits_per_dim (whole file),
-    bound_bits, bound_bits_per_dim, and levels: one dict per level present with level, bytes,
-    bits_per_dim (from the chunk length), bound_bits and bound_bits_per_dim (from the bound
-    stored in the file). Bits/dim are per sample of the whole image, so the levels' sum up.
+    Keys: format_version (the file's), model, model_hash (hex), coder, coder_id, coder_version,
+    height, width, channels, color, bit_depth, dims (samples), tile (h, w), tiles, mode
+    ('lossless'/'lossy'), levels_total, levels_present, file_bytes, header_bytes, bits_per_dim
+    (whole file), bound_bits, bound_bits_per_dim, initial_bits (the levels' sum), streams (the
+    coded streams as lists of level indices: levels of one stream share the chunk of its first
+    level), and levels: one dict per level present with level, bytes, bits_per_dim (from the chunk
+    length; 0 for a level that continues the previous level's stream), bound_bits and
+    bound_bits_per_dim (from the bound stored in the file), initial_bits (the seed bits a
+    bits-back level pushed, also stored in the file; 0 for other levels and version 1 files) and
+    continues (coded on the previous level's stream). Bits/dim are per sample of the whole image,
+    so the levels' sum up.
     With level_names=True and the file's model installed, each level also has its `name` and
     `level_names` lists every level of the model, top first (this loads the model, hence torch);
     otherwise `level_names` is [].
@@ -267,11 +274,13 @@ def info(data: bytes, *, level_names: bool = False) -> dict:
         "bits_per_dim": 8 * len(c.data) / dims,
         "bound_bits": c.bound_bits,
         "bound_bits_per_dim": c.bound_bits / dims,
+        "initial_bits": c.initial_bits,
+        "continues": c.continues,
     } for c in box.chunks]
     payload = sum(len(c.data) for c in box.chunks)
     bound = sum(c.bound_bits for c in box.chunks)
     return {
-        "format_version": container.FORMAT_VERSION,
+        "format_version": box.version,
         "model": h.model_id,
         "model_hash": h.model_hash.hex(),
         "coder": f"{h.coder_id} {h.coder_version}",
@@ -293,6 +302,8 @@ def info(data: bytes, *, level_names: bool = False) -> dict:
         "bits_per_dim": 8 * len(data) / dims,
         "bound_bits": bound,
         "bound_bits_per_dim": bound / dims,
+        "initial_bits": sum(c.initial_bits for c in box.chunks),
+        "streams": [list(s) for s in box.streams()],
         "levels": levels,
         "level_names": names,  # every level of the model, top first; [] if it is not installed
     }

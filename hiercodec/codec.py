@@ -1,14 +1,22 @@
-"""The codec driver: image -> levels -> one ANS chunk per level -> .hc container, and back.
+"""The codec driver: image -> levels -> one ANS chunk per stream -> .hc container, and back.
 
-Data flows one way (DESIGN.md): a family builds the levels, each level codes itself on its own
-stack coder, the container frames the chunks. This module never sees a probability and the
-container never sees torch.
+Data flows one way (DESIGN.md): a family builds the levels, each level codes itself on a stack
+coder, the container frames the chunks. This module never sees a probability and the container
+never sees torch.
+
+A stream is one coder, one chunk: a level and the levels after it that it joins
+(`Level.joins_next`). The encoder pushes a stream's levels last first on one coder, over the
+sentinel, so that a bits-back level pops its latents from the bits of the levels coded under it;
+the chunk goes with the stream's first level and the others continue it (format version 2). The
+decoder pops them in order and checks the sentinel after the stream's last level. A file can only
+be cut, or written with its first K levels, at a stream boundary.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,11 +27,31 @@ from hiercodec.geometry import Geometry
 from hiercodec.report import LevelReport, Report
 from hiercodec.zoo import Model, load
 
+if TYPE_CHECKING:  # pragma: no cover
+    from hiercodec.families.base import Level
+
 Progress = Callable[[int], None]  # called with the number of symbols just coded
 
 
 def _values_crc(values: np.ndarray) -> int:
     return container.crc32(np.ascontiguousarray(values).tobytes())
+
+
+def level_streams(levels: "list[Level]") -> list[range]:
+    """The levels' coded streams, runs of level indices: a level that joins the next shares its
+    stream. ValueError for a family whose last level joins a next one that does not exist."""
+    if levels and levels[-1].joins_next:
+        raise ValueError(f"level {len(levels) - 1} ({levels[-1].name}) joins the next level, "
+                         "but it is the last")
+    return container.streams([i > 0 and levels[i - 1].joins_next for i in range(len(levels))])
+
+
+def _check_boundary(levels: "list[Level]", k: int, what: str) -> None:
+    """HiercodecError unless the first k levels end a stream."""
+    if k < len(levels) and levels[k - 1].joins_next:
+        ends = ", ".join(str(s.stop) for s in level_streams(levels))
+        raise HiercodecError(f"cannot {what} {k} levels: levels {k - 1} ({levels[k - 1].name}) and "
+                             f"{k} ({levels[k].name}) share one coded stream (choose {ends})")
 
 
 def encode_image(model: Model, image: np.ndarray, progress: Progress | None = None,
@@ -36,18 +64,32 @@ def encode_image(model: Model, image: np.ndarray, progress: Progress | None = No
     if levels is not None and not 1 <= levels <= len(all_levels):
         raise HiercodecError(f"cannot keep {levels} levels: model '{model.id}' codes this image in "
                              f"{len(all_levels)} (choose 1..{len(all_levels)})")
+    if levels is not None:
+        _check_boundary(all_levels, levels, "keep")
     kept = all_levels[:levels]
     above: dict[str, np.ndarray] = {}
     chunks, reports = [], []
-    for index, level in enumerate(kept):
-        values = level.analyze(image, above)
+    for stream in level_streams(kept):
+        # analysed top-down; each level sees only the levels above it
+        seen = []
+        for index in stream:
+            level = kept[index]
+            seen.append((dict(above), level.analyze(image, above)))
+            above[level.name] = seen[-1][1]
         coder = StackCoder()
         coder.push_sentinel()
-        stats = level.encode(values, above, coder, progress)
+        stats = {}
+        for index, (level_above, values) in reversed(list(zip(stream, seen))):  # last first
+            stats[index] = kept[index].encode(values, level_above, coder, progress)
         data = coder.to_bytes()
-        chunks.append(container.ChunkEntry(index, data, _values_crc(values), math.ceil(stats.bound_bits)))
-        reports.append(LevelReport(level.name, stats.bound_bits, len(data), stats.symbols, stats.saved_bits))
-        above[level.name] = values
+        for index, (_, values) in zip(stream, seen):
+            st, first = stats[index], index == stream.start
+            # max: a bits-back level's bound is a one-sample estimate, which a tiny image can push below 0
+            chunks.append(container.ChunkEntry(
+                index, data if first else b"", _values_crc(values), max(0, math.ceil(st.bound_bits)),
+                continues=not first, initial_bits=math.ceil(st.initial_bits)))
+            reports.append(LevelReport(kept[index].name, st.bound_bits, len(data) if first else 0, st.symbols,
+                                       st.saved_bits, st.initial_bits, not first))
     header = container.Header(
         model_id=model.id, model_hash=model.hash, coder_id=CODER_ID, coder_version=CODER_VERSION,
         height=geometry.height, width=geometry.width, channels=geometry.channels, bit_depth=8,
@@ -101,16 +143,36 @@ def decode_image(data: bytes, loader: Callable[[str], Model] = load, progress: P
     model_levels = model.family.levels(geometry, layout)
     if h.levels_total != len(model_levels):
         raise FormatError(f"file has {h.levels_total} levels, model '{model.id}' codes this image in {len(model_levels)}")
+    streams = level_streams(model_levels)
+    present = box.levels_present
+    for chunk in box.chunks:
+        if chunk.continues != (chunk.level > 0 and model_levels[chunk.level - 1].joins_next):
+            raise FormatError(f"level {chunk.level} ({model_levels[chunk.level].name}) is "
+                              f"{'' if chunk.continues else 'not '}coded on the previous level's stream in the file, "
+                              f"{'not ' if chunk.continues else ''}so in model '{model.id}': the file is damaged")
+    if model_levels[present - 1].joins_next:
+        raise FormatError(f"the file ends inside the coded stream of levels {present - 1} and {present} of "
+                          f"model '{model.id}': the file is damaged")
+    wanted = present if levels is None else levels
     above: dict[str, np.ndarray] = {}
     reports = []
-    for level, chunk in zip(model_levels, box.chunks[:levels]):  # a cut file holds a prefix of the levels
-        coder = StackCoder(chunk.data)
-        values = level.decode(above, coder, progress)
-        coder.pop_sentinel(f"level {chunk.level} ({level.name})")
-        if _values_crc(values) != chunk.values_crc:
-            raise IntegrityError(f"level {chunk.level} ({level.name}) decoded to values whose CRC32 "
-                                 "does not match: the file is damaged")
-        above[level.name] = values
-        reports.append(LevelReport(level.name, float(chunk.bound_bits), len(chunk.data), values.size))
+    # every stream that holds one of the wanted levels is decoded whole (its sentinel ends it)
+    for stream in (s for s in streams if s.start < wanted):
+        coder = StackCoder(box.chunks[stream.start].data)
+        for index in stream:
+            level, chunk = model_levels[index], box.chunks[index]
+            values = level.decode(above, coder, progress)
+            if index == stream.stop - 1:
+                names = ", ".join(model_levels[i].name for i in stream)
+                coder.pop_sentinel(f"level {chunk.level} ({level.name})" if len(stream) == 1
+                                   else f"levels {stream.start}-{index} ({names})")
+            if _values_crc(values) != chunk.values_crc:
+                raise IntegrityError(f"level {chunk.level} ({level.name}) decoded to values whose CRC32 "
+                                     "does not match: the file is damaged")
+            above[level.name] = values
+            if index < wanted:
+                reports.append(LevelReport(level.name, float(chunk.bound_bits), len(chunk.data), values.size,
+                                           initial_bits=float(chunk.initial_bits), continues=chunk.continues))
+    above = {level.name: above[level.name] for level in model_levels[:wanted]}
     image = model.family.reconstruct(above, geometry, full_size)
     return image, Report(model.id, geometry, len(data), reports)

@@ -1,8 +1,15 @@
-"""The .hc container: bytes <-> Container, exactly as bitstreams/FORMAT.md specifies (version 1).
+"""The .hc container: bytes <-> Container, exactly as bitstreams/FORMAT.md specifies (versions 1
+and 2).
 
 This is the only module that reads or writes file bytes. It knows nothing of models or coders:
 a chunk is opaque bytes with a CRC32. `write` rejects invalid containers with ValueError (a bug
-in the caller); `read` rejects invalid files with FormatError / IntegrityError (a bad file).
+in the caller); `read` rejects invalid files with FormatError / IntegrityError (a bad file). Both
+check the same list of rules, for the version they read or write.
+
+Version 2 adds to each chunk table entry a flags byte (bit 0: the level continues the previous
+level's coded stream, its own chunk is empty) and the level's initial bits (informational, like
+the bound bits). Version 1 files keep reading as they always did, and `write(..., version=1)`
+still writes them (for containers without shared streams or initial bits).
 """
 
 from __future__ import annotations
@@ -16,7 +23,8 @@ from dataclasses import dataclass, replace
 from hiercodec.errors import FormatError, HiercodecError, IntegrityError
 
 MAGIC = b"\x89HC\r\n\x1a\n\x00"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # what `write` writes by default
+VERSIONS = (1, 2)  # what `read` reads
 MAX_DIM = 65535
 MAX_PIXELS = 1 << 28
 # Decoding refuses larger images unless asked (hiercodec.decode's max_pixels, decompress
@@ -25,12 +33,16 @@ MAX_PIXELS = 1 << 28
 DECODE_MAX_PIXELS = 89_478_485
 MAX_HEADER = 64 * 1024  # bound on the header length field
 MAX_LEVELS = 32
-MIN_HEADER = 80  # fields 4..18 with 1-char strings and one chunk table entry
+# Smallest header length per version: fields 4..18 with 1-char strings and one chunk table entry
+MIN_HEADERS = {1: 80, 2: 89}
+MIN_HEADER = min(MIN_HEADERS.values())
+CONTINUES = 0x01  # chunk table flags (version 2), bit 0: the level continues the previous stream
 
 _PREFIX = struct.Struct("<8sHI")  # magic, format version, header length
 # height, width, channels, bit depth, tile height, tile width, mode, levels total, levels present
 _GEOMETRY = struct.Struct("<IIBBHHBBB")
-_ENTRY = struct.Struct("<BIIIQ")  # level, coded length, chunk CRC32, values CRC32, bound bits
+# chunk table entry: level, [flags,] coded length, chunk CRC32, values CRC32, bound bits, [initial bits]
+_ENTRIES = {1: struct.Struct("<BIIIQ"), 2: struct.Struct("<BBIIIQQ")}
 _U32 = struct.Struct("<I")
 _IDENT = re.compile(r"[a-z0-9._-]{1,64}")
 _IDENT_BYTES = re.compile(rb"[a-z0-9._-]{1,64}")
@@ -43,12 +55,17 @@ def crc32(data: bytes) -> int:
 
 @dataclass(frozen=True)
 class ChunkEntry:
-    """One level's coded bytes. The chunk's own CRC32 is computed by write and checked by read."""
+    """One level's coded bytes. The chunk's own CRC32 is computed by write and checked by read.
+
+    A level that `continues` the previous level's stream (version 2) has no bytes of its own: the
+    levels of one stream are coded in the chunk of its first level."""
 
     level: int
     data: bytes
     values_crc: int  # CRC32 of the canonical bytes of the level's decoded values
     bound_bits: int  # the exact model's bound for the level, rounded up; informational
+    continues: bool = False  # coded in the previous level's stream (its data is b"")
+    initial_bits: int = 0  # bits a bits-back level pushed to pop from, rounded up; informational
 
 
 @dataclass(frozen=True)
@@ -71,10 +88,22 @@ class Header:
 class Container:
     header: Header
     chunks: tuple[ChunkEntry, ...]
+    version: int = FORMAT_VERSION  # the format version read, or to write
 
     @property
     def levels_present(self) -> int:
         return len(self.chunks)
+
+    def streams(self) -> list[range]:
+        """The coded streams: runs of chunk indices, each a level and the levels continuing it."""
+        return streams([c.continues for c in self.chunks])
+
+
+def streams(continues: list[bool]) -> list[range]:
+    """Runs of levels coded on one stream, from each level's `continues` flag (the first level of
+    a run has it False)."""
+    starts = [i for i, c in enumerate(continues) if not c or i == 0]
+    return [range(a, b) for a, b in zip(starts, [*starts[1:], len(continues)])]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -128,34 +157,70 @@ def _header_problems(h: Header, levels_present: int) -> list[str]:
     return problems
 
 
-def _chunk_problems(i: int, c: ChunkEntry) -> list[str]:
+def _version_problem(version) -> str | None:
+    if isinstance(version, bool) or not isinstance(version, int) or version not in VERSIONS:
+        return f"format version {version!r} is not one of {', '.join(map(str, VERSIONS))}"
+    return None
+
+
+def _entry_problems(i: int, version: int, level, length: int, values_crc, bound_bits, flags: int,
+                    initial_bits) -> list[str]:
+    """The rules of chunk table entry i (FORMAT.md), for write and read alike."""
+    level_problem = _int_problem(f"chunk {i} level", level, 0, 0xFF)
     problems = [
-        _int_problem(f"chunk {i} level", c.level, i, i),
-        _int_problem(f"chunk {i} values CRC32", c.values_crc, 0, 0xFFFFFFFF),
-        _int_problem(f"chunk {i} bound bits", c.bound_bits, 0, (1 << 64) - 1),
+        level_problem or (f"chunk {i} is for level {level}, expected level {i}" if level != i else None),
+        _int_problem(f"chunk {i} values CRC32", values_crc, 0, 0xFFFFFFFF),
+        _int_problem(f"chunk {i} bound bits", bound_bits, 0, (1 << 64) - 1),
+        _int_problem(f"chunk {i} initial bits", initial_bits, 0, (1 << 64) - 1),
     ]
-    if not isinstance(c.data, bytes):
-        problems.append(f"chunk {i} data must be bytes, not {type(c.data).__name__}")
-    elif len(c.data) % 4 or len(c.data) > 0xFFFFFFFC:
-        problems.append(f"chunk {i} is {len(c.data)} bytes, not a multiple of 4 below 2^32")
+    if not problems[3] and initial_bits and version < 2:
+        problems.append(f"chunk {i} has initial bits, which format version 1 cannot store")
+    if length % 4 or length > 0xFFFFFFFC:
+        problems.append(f"chunk {i} is {length} bytes, not a multiple of 4 below 2^32")
+    if flags & ~CONTINUES:
+        problems.append(f"chunk {i} flags 0x{flags:02x} set bits that have no meaning (only bit 0 has)")
+    elif flags & CONTINUES:
+        if version < 2:
+            problems.append(f"chunk {i} continues the previous level's stream, which format version 1 "
+                            "cannot store (shared streams need version 2)")
+        elif i == 0:
+            problems.append("chunk 0 continues a stream, but no level comes before it")
+        elif length:
+            problems.append(f"chunk {i} continues the previous level's stream, so its coded length "
+                            f"must be 0, not {length}")
     return [p for p in problems if p]
+
+
+def _chunk_problems(i: int, c: ChunkEntry, version: int) -> list[str]:
+    if not isinstance(c.data, bytes):
+        return [f"chunk {i} data must be bytes, not {type(c.data).__name__}"]
+    if not isinstance(c.continues, bool):
+        return [f"chunk {i} continues must be a bool, not {type(c.continues).__name__}"]
+    return _entry_problems(i, version, c.level, len(c.data), c.values_crc, c.bound_bits,
+                           CONTINUES if c.continues else 0, c.initial_bits)
 
 
 # ---------------------------------------------------------------------------------------------
 # Writing
 
 
-def write(container: Container) -> bytes:
-    """The bytes of `container` as a .hc file. Raises ValueError if any field is invalid."""
+def write(container: Container, *, version: int | None = None) -> bytes:
+    """The bytes of `container` as a .hc file of format `version` (default: the container's own,
+    FORMAT_VERSION for a new one). Raises ValueError if any field is invalid for that version
+    (version 1 has no shared streams and no initial bits)."""
     if not isinstance(container, Container) or not isinstance(container.header, Header):
         raise ValueError("write() needs a Container with a Header")
+    version = container.version if version is None else version
+    problem = _version_problem(version)
+    if problem:
+        raise ValueError(f"invalid container: {problem}")
     chunks = container.chunks
     if not isinstance(chunks, tuple) or not all(isinstance(c, ChunkEntry) for c in chunks):
         raise ValueError("Container.chunks must be a tuple of ChunkEntry")
     h = container.header
     problems = _header_problems(h, len(chunks))
     for i, c in enumerate(chunks):
-        problems += _chunk_problems(i, c)
+        problems += _chunk_problems(i, c, version)
     if problems:
         raise ValueError("invalid container: " + "; ".join(problems))
 
@@ -166,11 +231,25 @@ def write(container: Container) -> bytes:
         ident(h.model_id), h.model_hash, ident(h.coder_id), ident(h.coder_version),
         _GEOMETRY.pack(h.height, h.width, h.channels, h.bit_depth, h.tile_height, h.tile_width,
                        int(h.lossy), h.levels_total, len(chunks)),
-        *(_ENTRY.pack(c.level, len(c.data), crc32(c.data), c.values_crc, c.bound_bits)
-          for c in chunks),
+        *(_pack_entry(version, c) for c in chunks),
     ])
-    head = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(body) + 4) + body
+    head = _PREFIX.pack(MAGIC, version, len(body) + 4) + body
     return b"".join([head, _U32.pack(crc32(head)), *(c.data for c in chunks)])
+
+
+def _pack_entry(version: int, c: ChunkEntry) -> bytes:
+    if version == 1:
+        return _ENTRIES[1].pack(c.level, len(c.data), crc32(c.data), c.values_crc, c.bound_bits)
+    return _ENTRIES[2].pack(c.level, CONTINUES if c.continues else 0, len(c.data), crc32(c.data),
+                            c.values_crc, c.bound_bits, c.initial_bits)
+
+
+def _unpack_entry(version: int, cur: "_Cursor") -> tuple[int, int, int, int, int, int, int]:
+    """(level, flags, coded length, chunk CRC32, values CRC32, bound bits, initial bits)."""
+    if version == 1:
+        level, length, chunk_crc, values_crc, bound = cur.unpack(_ENTRIES[1])
+        return level, 0, length, chunk_crc, values_crc, bound, 0
+    return cur.unpack(_ENTRIES[2])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -200,9 +279,9 @@ class _Cursor:
         return raw.decode("ascii")
 
 
-def _parse(data, max_pixels: int) -> tuple[Header, list[tuple[int, int, int, int]], int]:
-    """Checks and parses the header. Returns it, the chunk table (length, chunk CRC, values CRC,
-    bound bits) and the payload offset."""
+def _parse(data, max_pixels: int) -> tuple[Header, list[tuple[int, int, int, int, int, int]], int, int]:
+    """Checks and parses the header. Returns it, the chunk table (flags, length, chunk CRC,
+    values CRC, bound bits, initial bits), the payload offset and the format version."""
     if isinstance(data, (bytearray, memoryview)):
         data = bytes(data)
     if not isinstance(data, bytes):
@@ -220,12 +299,13 @@ def _parse(data, max_pixels: int) -> tuple[Header, list[tuple[int, int, int, int
     if len(data) < _PREFIX.size:
         raise FormatError(f"truncated .hc file: only {len(data)} bytes")
     _, version, hlen = _PREFIX.unpack_from(data)
-    if version != FORMAT_VERSION:
+    if version not in VERSIONS:
         raise FormatError(f"unsupported .hc format version {version}: this hiercodec reads "
-                          f"version {FORMAT_VERSION} only (a newer hiercodec may read it)")
-    if not MIN_HEADER <= hlen <= MAX_HEADER:
+                          f"format version {' or '.join(map(str, VERSIONS))} only (a newer hiercodec "
+                          "may read it)")
+    if not MIN_HEADERS[version] <= hlen <= MAX_HEADER:
         raise FormatError(f"corrupt .hc header: header length {hlen} is out of range "
-                          f"{MIN_HEADER}..{MAX_HEADER}")
+                          f"{MIN_HEADERS[version]}..{MAX_HEADER}")
     end = _PREFIX.size + hlen  # end of the header, i.e. start of the payload
     if len(data) < end:
         raise FormatError(f"truncated .hc file: header is {end} bytes, only {len(data)} present")
@@ -253,25 +333,22 @@ def _parse(data, max_pixels: int) -> tuple[Header, list[tuple[int, int, int, int
                           f"{max_pixels} (max_pixels); raise it only for files you trust")
     table = []
     for i in range(present):
-        level, length, chunk_crc, values_crc, bound = cur.unpack(_ENTRY)
-        if level != i:
-            raise FormatError(f"invalid .hc header: chunk table entry {i} is for level {level}, "
-                              f"expected level {i}")
-        if length % 4:
-            raise FormatError(f"invalid .hc header: chunk {i} length {length} is not a multiple "
-                              "of 4")
-        table.append((length, chunk_crc, values_crc, bound))
+        level, flags, length, chunk_crc, values_crc, bound, initial = _unpack_entry(version, cur)
+        problems = _entry_problems(i, version, level, length, values_crc, bound, flags, initial)
+        if problems:
+            raise FormatError("invalid .hc header: " + "; ".join(problems))
+        table.append((flags, length, chunk_crc, values_crc, bound, initial))
     if cur.pos != cur.end:
         raise FormatError(f"corrupt .hc header: {cur.end - cur.pos} unexplained bytes at its end")
 
-    declared, present_bytes = sum(t[0] for t in table), len(data) - end
+    declared, present_bytes = sum(t[1] for t in table), len(data) - end
     if present_bytes < declared:
         raise FormatError(f"truncated .hc file: header says {declared} bytes of chunk data, "
                           f"{present_bytes} present")
     if present_bytes > declared:
         raise FormatError(f"{present_bytes - declared} bytes of trailing data after the last "
                           "chunk: the .hc file is damaged or has something appended")
-    return header, table, end
+    return header, table, end, version
 
 
 def read_header(data: bytes, *, max_pixels: int = MAX_PIXELS) -> Header:
@@ -280,26 +357,32 @@ def read_header(data: bytes, *, max_pixels: int = MAX_PIXELS) -> Header:
     return _parse(data, max_pixels)[0]
 
 
+def read_version(data: bytes) -> int:
+    """The format version of a .hc file whose header is sound (checked as by read_header)."""
+    return _parse(data, MAX_PIXELS)[3]
+
+
 def read(data: bytes, *, max_pixels: int = MAX_PIXELS) -> Container:
     """Parses and checks a .hc file. Raises FormatError, or IntegrityError for a CRC32 mismatch."""
-    header, table, pos = _parse(data, max_pixels)
+    header, table, pos, version = _parse(data, max_pixels)
     data = bytes(data)
     chunks = []
-    for i, (length, chunk_crc, values_crc, bound) in enumerate(table):
+    for i, (flags, length, chunk_crc, values_crc, bound, initial) in enumerate(table):
         chunk = data[pos:pos + length]
         pos += length
         if crc32(chunk) != chunk_crc:
             raise IntegrityError(f"chunk {i} (level {i}) is damaged: CRC32 mismatch")
-        chunks.append(ChunkEntry(i, chunk, values_crc, bound))
-    return Container(header, tuple(chunks))
+        chunks.append(ChunkEntry(i, chunk, values_crc, bound, bool(flags & CONTINUES), initial))
+    return Container(header, tuple(chunks), version)
 
 
 def cut(data: bytes, levels: int) -> bytes:
-    """A valid .hc file keeping only the first `levels` chunks (progressive decoding).
+    """A valid .hc file keeping only the first `levels` chunks (progressive decoding), in the
+    file's own format version.
 
     The file is checked first (FormatError / IntegrityError). Keeping fewer levels than the
-    model defines makes the file lossy. Asking for 0 levels or more than present is refused
-    with a HiercodecError.
+    model defines makes the file lossy. Asking for 0 levels or more than present, or for a cut
+    inside a stream shared by several levels, is refused with a HiercodecError.
     """
     if isinstance(levels, bool) or not isinstance(levels, int):
         raise TypeError(f"levels must be an int, got {type(levels).__name__}")
@@ -307,7 +390,11 @@ def cut(data: bytes, levels: int) -> bytes:
     if not 1 <= levels <= c.levels_present:
         raise HiercodecError(f"cannot keep {levels} levels: the file has {c.levels_present} "
                              f"(keep 1..{c.levels_present})")
+    if levels < c.levels_present and c.chunks[levels].continues:
+        ends = [s.stop for s in c.streams()]
+        raise HiercodecError(f"cannot keep {levels} levels: levels {levels - 1} and {levels} share one "
+                             f"coded stream (keep {', '.join(map(str, ends))})")
     header = c.header
     if levels < header.levels_total:
         header = replace(header, lossy=True)
-    return write(Container(header, c.chunks[:levels]))
+    return write(Container(header, c.chunks[:levels], c.version))

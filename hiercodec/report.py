@@ -1,5 +1,12 @@
 """What coding an image cost, level by level: the exact model's bound next to the bytes written
-(kept free of torch so that the API can import it cheaply)."""
+(kept free of torch so that the API can import it cheaply).
+
+Levels coded on one shared stream (bits-back levels and the levels under them) have one chunk:
+its bytes are counted on the stream's first level, and its overhead is measured against the bound
+plus the initial bits of all the stream's levels. Initial bits (what a bits-back level pushed
+because its stream held too few bits to pop from) are reported apart from the bound, never folded
+into it: the file pays them, the model's bound does not.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +26,8 @@ class LevelReport:
     # what consistency-constrained coding saved: the level's cost with tables not restricted to the
     # values consistent with the levels above (the paper's bound) minus bound_bits; 0 when decoding
     saved_bits: float = 0.0
+    initial_bits: float = 0.0  # seed bits a bits-back level pushed; paid in the file, not in the bound
+    continues: bool = False  # coded on the previous level's stream: its bytes are in that chunk
 
     @property
     def paper_bound_bits(self) -> float:
@@ -30,7 +39,13 @@ class LevelReport:
 
     @property
     def overhead_percent(self) -> float:
-        return 100.0 * (self.written_bits / self.bound_bits - 1) if self.bound_bits > 0 else 0.0
+        """This level's chunk vs its bound and initial bits (for a shared stream see
+        Report.stream_overhead_percent)."""
+        return _overhead(self.written_bits, self.bound_bits + self.initial_bits)
+
+
+def _overhead(written: float, paid: float) -> float:
+    return 100.0 * (written / paid - 1) if paid > 0 else 0.0
 
 
 @dataclass
@@ -61,6 +76,32 @@ class Report:
         return sum(level.bound_bits for level in self.levels)
 
     @property
+    def initial_bits(self) -> float:
+        """Bits the file pays beyond the bound for bits-back levels to pop from (0 for most models)."""
+        return sum(level.initial_bits for level in self.levels)
+
+    def streams(self) -> list[list[LevelReport]]:
+        """The levels grouped by coded stream (one chunk each), top first."""
+        out: list[list[LevelReport]] = []
+        for level in self.levels:
+            if level.continues and out:
+                out[-1].append(level)
+            else:
+                out.append([level])
+        return out
+
+    @property
+    def shared(self) -> bool:
+        """Whether some levels share one coded stream."""
+        return any(level.continues for level in self.levels)
+
+    @staticmethod
+    def stream_overhead_percent(stream: list[LevelReport]) -> float:
+        """A stream's chunk vs the bound and initial bits of all its levels."""
+        return _overhead(sum(lv.written_bits for lv in stream),
+                         sum(lv.bound_bits + lv.initial_bits for lv in stream))
+
+    @property
     def written_bits(self) -> int:
         """Bits of the coded chunks (the file without its header)."""
         return sum(level.written_bits for level in self.levels)
@@ -75,15 +116,13 @@ class Report:
 
     @property
     def overhead_percent(self) -> float:
-        """Coded chunks vs the bound (the coder's overhead)."""
-        b = self.bound_bits
-        return 100.0 * (self.written_bits / b - 1) if b > 0 else 0.0
+        """Coded chunks vs the bound plus the initial bits (the coder's overhead)."""
+        return _overhead(self.written_bits, self.bound_bits + self.initial_bits)
 
     @property
     def file_overhead_percent(self) -> float:
-        """The whole file, header included, vs the bound."""
-        b = self.bound_bits
-        return 100.0 * (self.file_bits / b - 1) if b > 0 else 0.0
+        """The whole file, header included, vs the bound plus the initial bits."""
+        return _overhead(self.file_bits, self.bound_bits + self.initial_bits)
 
     @property
     def bits_per_dim(self) -> float:

@@ -1,4 +1,6 @@
-"""The .hc container against bitstreams/FORMAT.md: layout, round trips, and hostile files."""
+"""The .hc container against bitstreams/FORMAT.md: layout, round trips, and hostile files, in format
+version 2 (what hiercodec writes) and version 1 (older files, which keep reading and can still be
+written for re-encoding golden files byte for byte)."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from hiercodec.errors import FormatError, HiercodecError, IntegrityError
 HASH = hashlib.sha256(b"weights").digest()
 
 
-def make(levels_total=3, present=None, lossy=False, sizes=(8, 12, 4), **fields) -> Container:
+def make(levels_total=3, present=None, lossy=False, sizes=(8, 12, 4), version=2, **fields) -> Container:
     present = levels_total if present is None else present
     header = Header(
         model_id="pixelcnn-test", model_hash=HASH, coder_id="constriction-ans", coder_version="0.5",
@@ -28,13 +30,26 @@ def make(levels_total=3, present=None, lossy=False, sizes=(8, 12, 4), **fields) 
     header = replace(header, **fields)
     chunks = tuple(
         ChunkEntry(i, bytes((17 * i + j) % 256 for j in range(sizes[i % len(sizes)])),
-                   0x1000 + i, 100 * i + 7)
+                   0x1000 + i, 100 * i + 7, initial_bits=(3 * i + 1) if version >= 2 else 0)
         for i in range(present))
-    return Container(header, chunks)
+    return Container(header, chunks, version)
+
+
+def shared(levels_total=4) -> Container:
+    """Levels 1 and 2 coded on one stream (level 2 continues it), the others on their own."""
+    c = make(levels_total)
+    chunks = list(c.chunks)
+    chunks[2] = replace(chunks[2], data=b"", continues=True)
+    return replace(c, chunks=tuple(chunks))
 
 
 SMALL = make()
 SMALL_BYTES = write(SMALL)
+SMALL1 = make(version=1)
+SMALL1_BYTES = write(SMALL1)
+SHARED = shared()
+SHARED_BYTES = write(SHARED)
+ENTRY_SIZE = {1: 21, 2: 30}
 
 
 def layout(c: Container) -> dict[str, int]:
@@ -50,12 +65,17 @@ def layout(c: Container) -> dict[str, int]:
     for name, delta in zip(names, [0, 4, 8, 9, 10, 12, 14, 15, 16]):
         off[name] = g + delta
     off["table"] = g + 17
-    off["header_crc"] = off["table"] + 21 * len(c.chunks)
+    off["header_crc"] = off["table"] + ENTRY_SIZE[c.version] * len(c.chunks)
     off["payload"] = off["header_crc"] + 4
     return off
 
 
 OFF = layout(SMALL)
+OFF1 = layout(SMALL1)
+# offsets inside a chunk table entry
+ENTRY = {2: {"level": 0, "flags": 1, "length": 2, "chunk_crc": 6, "values_crc": 10, "bound": 14,
+             "initial": 22},
+         1: {"level": 0, "length": 1, "chunk_crc": 5, "values_crc": 9, "bound": 13}}
 
 
 def patch(data: bytes, offset: int, fmt: str, value, *, fix_crc: bool = True) -> bytes:
@@ -84,27 +104,50 @@ def test_crc32_is_zlib_iso_hdlc():
     assert crc32(b"") == 0
 
 
-def test_bytes_follow_format_md():
-    h = SMALL.header
+def expected_bytes(box: Container) -> bytes:
+    """write(box) built from FORMAT.md alone."""
+    h = box.header
     ident = lambda s: bytes([len(s)]) + s.encode()  # noqa: E731
     body = (ident(h.model_id) + HASH + ident(h.coder_id) + ident(h.coder_version)
-            + struct.pack("<IIBBHHBBB", 5, 7, 3, 8, 32, 32, 0, 3, 3))
-    for c in SMALL.chunks:
-        body += struct.pack("<BIIIQ", c.level, len(c.data), zlib.crc32(c.data), c.values_crc,
-                            c.bound_bits)
-    head = b"\x89HC\r\n\x1a\n\x00" + struct.pack("<HI", 1, len(body) + 4) + body
-    expected = head + struct.pack("<I", zlib.crc32(head)) + b"".join(c.data for c in SMALL.chunks)
-    assert SMALL_BYTES == expected
-    assert OFF["payload"] == len(head) + 4
-    assert hc.MAGIC == b"\x89HC\r\n\x1a\n\x00" and hc.FORMAT_VERSION == 1
+            + struct.pack("<IIBBHHBBB", 5, 7, 3, 8, 32, 32, int(h.lossy), h.levels_total, len(box.chunks)))
+    for c in box.chunks:
+        if box.version == 1:
+            body += struct.pack("<BIIIQ", c.level, len(c.data), zlib.crc32(c.data), c.values_crc,
+                                c.bound_bits)
+        else:
+            body += struct.pack("<BBIIIQQ", c.level, int(c.continues), len(c.data), zlib.crc32(c.data),
+                                c.values_crc, c.bound_bits, c.initial_bits)
+    head = b"\x89HC\r\n\x1a\n\x00" + struct.pack("<HI", box.version, len(body) + 4) + body
+    return head + struct.pack("<I", zlib.crc32(head)) + b"".join(c.data for c in box.chunks)
 
 
-def test_smallest_header_is_80_bytes():
-    c = make(levels_total=1, sizes=(0,), model_id="m", coder_id="c", coder_version="1")
+def test_bytes_follow_format_md():
+    assert SMALL_BYTES == expected_bytes(SMALL)
+    assert SMALL1_BYTES == expected_bytes(SMALL1)
+    assert SHARED_BYTES == expected_bytes(SHARED)
+    assert OFF["payload"] == len(SMALL_BYTES) - sum(len(c.data) for c in SMALL.chunks)
+    assert OFF1["payload"] == len(SMALL1_BYTES) - sum(len(c.data) for c in SMALL1.chunks)
+    assert hc.MAGIC == b"\x89HC\r\n\x1a\n\x00" and hc.FORMAT_VERSION == 2 and hc.VERSIONS == (1, 2)
+    assert struct.unpack_from("<H", SMALL1_BYTES, 8)[0] == 1
+
+
+def test_writer_writes_version_2_and_version_1_on_request():
+    assert read(SMALL_BYTES).version == 2 and read(SMALL1_BYTES).version == 1
+    assert write(replace(SMALL1, version=2)) == write(SMALL1, version=2)
+    plain = replace(SMALL, chunks=tuple(replace(c, initial_bits=0) for c in SMALL.chunks))
+    # the same levels in either version: same chunks, only the table entries differ
+    assert read(write(plain, version=1)).chunks == plain.chunks
+    assert hc.read_version(SMALL1_BYTES) == 1 and hc.read_version(SHARED_BYTES) == 2
+
+
+@pytest.mark.parametrize("version,size", [(1, 80), (2, 89)])
+def test_smallest_header(version, size):
+    c = make(levels_total=1, sizes=(0,), version=version, model_id="m", coder_id="c", coder_version="1")
     data = write(c)
-    assert struct.unpack_from("<I", data, 10)[0] == hc.MIN_HEADER == 80
-    assert len(data) == 14 + 80
+    assert struct.unpack_from("<I", data, 10)[0] == hc.MIN_HEADERS[version] == size
+    assert len(data) == 14 + size
     assert read(data) == c
+    assert hc.MIN_HEADER == 80
 
 
 # --- round trips --------------------------------------------------------------------------------
@@ -114,6 +157,7 @@ IDENT = st.from_regex(r"[a-z0-9._-]{1,64}", fullmatch=True)
 
 @st.composite
 def containers(draw):
+    version = draw(st.sampled_from(hc.VERSIONS))
     height = draw(st.integers(1, hc.MAX_DIM))
     width = draw(st.integers(1, min(hc.MAX_DIM, hc.MAX_PIXELS // height)))
     total = draw(st.integers(1, 32))
@@ -124,11 +168,14 @@ def containers(draw):
         coder_id=draw(IDENT), coder_version=draw(IDENT), height=height, width=width,
         channels=draw(st.integers(1, 4)), bit_depth=8, tile_height=draw(st.integers(1, 0xFFFF)),
         tile_width=draw(st.integers(1, 0xFFFF)), lossy=lossy, levels_total=total)
-    chunks = tuple(
-        ChunkEntry(i, draw(st.binary(max_size=16).map(lambda b: b * 4)),
-                   draw(st.integers(0, 0xFFFFFFFF)), draw(st.integers(0, (1 << 64) - 1)))
-        for i in range(present))
-    return Container(header, chunks)
+    chunks = []
+    for i in range(present):
+        continues = version >= 2 and i > 0 and draw(st.booleans())
+        chunks.append(ChunkEntry(
+            i, b"" if continues else draw(st.binary(max_size=16).map(lambda b: b * 4)),
+            draw(st.integers(0, 0xFFFFFFFF)), draw(st.integers(0, (1 << 64) - 1)), continues,
+            draw(st.integers(0, (1 << 64) - 1)) if version >= 2 else 0))
+    return Container(header, tuple(chunks), version)
 
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -199,7 +246,9 @@ def test_write_rejects_bad_level_counts(total, present, lossy):
 
 BAD_CHUNK_FIELDS = [("level", 1), ("level", -1), ("data", b"abc"), ("data", bytearray(4)),
                     ("data", None), ("values_crc", -1), ("values_crc", 1 << 32),
-                    ("bound_bits", -1), ("bound_bits", 1 << 64), ("bound_bits", 1.5)]
+                    ("bound_bits", -1), ("bound_bits", 1 << 64), ("bound_bits", 1.5),
+                    ("initial_bits", -1), ("initial_bits", 1 << 64), ("initial_bits", 2.0),
+                    ("continues", 1), ("continues", None), ("continues", True)]
 
 
 @pytest.mark.parametrize("field,value", BAD_CHUNK_FIELDS)
@@ -208,6 +257,18 @@ def test_write_rejects_bad_chunk_field(field, value):
     chunks = (replace(c.chunks[0], **{field: value}),) + c.chunks[1:]
     with pytest.raises(ValueError, match="chunk 0"):
         write(replace(c, chunks=chunks))
+
+
+def test_write_rejects_shared_streams_and_initial_bits_it_cannot_store():
+    with pytest.raises(ValueError, match="chunk 2 continues the previous level's stream, so its coded length must be 0"):
+        write(replace(SHARED, chunks=SHARED.chunks[:2] + (replace(SHARED.chunks[2], data=b"abcd"),) + SHARED.chunks[3:]))
+    with pytest.raises(ValueError, match="shared streams need version 2"):
+        write(SHARED, version=1)
+    with pytest.raises(ValueError, match="initial bits, which format version 1 cannot store"):
+        write(SMALL, version=1)
+    for version in (0, 3, True, "2"):
+        with pytest.raises(ValueError, match="format version"):
+            write(SMALL, version=version)
 
 
 def test_write_rejects_wrong_types():
@@ -233,24 +294,33 @@ def test_wrong_magic():
     one_line_error(b"GIF", match="not a .hc file")
 
 
-@pytest.mark.parametrize("version", [0, 2, 0xFFFF])
+@pytest.mark.parametrize("version", [0, 3, 0xFFFF])
 def test_unknown_version_names_both_versions(version):
     message = one_line_error(patch(SMALL_BYTES, 8, "<H", version, fix_crc=False))
-    assert f"version {version}" in message and "version 1" in message
+    assert f"version {version}" in message and "version 1 or 2" in message
 
 
-def test_truncation_at_every_byte():
-    for n in range(len(SMALL_BYTES)):
-        message = one_line_error(SMALL_BYTES[:n])
+@pytest.mark.parametrize("data", [SMALL_BYTES, SMALL1_BYTES, SHARED_BYTES], ids=["v2", "v1", "shared"])
+def test_truncation_at_every_byte(data):
+    for n in range(len(data)):
+        message = one_line_error(data[:n])
         if n >= 1:
             assert "truncated" in message, (n, message)
 
 
-def test_every_single_bit_flip_is_detected():
-    for bit in range(8 * len(SMALL_BYTES)):
-        flipped = bytearray(SMALL_BYTES)
+@pytest.mark.parametrize("data", [SMALL_BYTES, SMALL1_BYTES, SHARED_BYTES], ids=["v2", "v1", "shared"])
+def test_every_single_bit_flip_is_detected(data):
+    for bit in range(8 * len(data)):
+        flipped = bytearray(data)
         flipped[bit // 8] ^= 1 << (bit % 8)
         one_line_error(bytes(flipped))
+
+
+def test_a_version_1_file_read_as_version_2_is_refused():
+    """The version field decides the entry layout: a v1 file relabelled v2 (CRC fixed) does not
+    parse as a v2 file."""
+    one_line_error(patch(SMALL1_BYTES, 8, "<H", 2))
+    one_line_error(patch(SMALL_BYTES, 8, "<H", 1))
 
 
 def test_damage_reports_the_right_place():
@@ -296,8 +366,10 @@ def test_header_length_in_range_beyond_file_is_truncation():
     one_line_error(data, match="truncated")
 
 
-def test_huge_chunk_length_does_not_allocate():
-    data = patch(SMALL_BYTES, OFF["table"] + 1, "<I", 0xFFFFFFFC)
+@pytest.mark.parametrize("version", [1, 2])
+def test_huge_chunk_length_does_not_allocate(version):
+    data, off = (SMALL_BYTES, OFF) if version == 2 else (SMALL1_BYTES, OFF1)
+    data = patch(data, off["table"] + ENTRY[version]["length"], "<I", 0xFFFFFFFC)
     assert _peak_bytes(lambda: one_line_error(data, match="truncated")) < 1 << 20
 
 
@@ -336,12 +408,39 @@ def test_read_rejects_out_of_range_field_with_valid_crc(field, fmt, value):
         read_header(data)
 
 
-@pytest.mark.parametrize("delta,fmt,value,match", [
-    (0, "<B", 1, "level 1"), (0, "<B", 255, "level"), (1, "<I", 6, "multiple of 4"),
-    (1, "<I", 12, "truncated"), (1, "<I", 4, "trailing"),
+@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("field,fmt,value,match", [
+    ("level", "<B", 1, "level 1"), ("level", "<B", 255, "level"), ("length", "<I", 6, "multiple of 4"),
+    ("length", "<I", 12, "truncated"), ("length", "<I", 4, "trailing"),
 ])
-def test_read_rejects_bad_chunk_table_with_valid_crc(delta, fmt, value, match):
-    one_line_error(patch(SMALL_BYTES, OFF["table"] + delta, fmt, value), match=match)
+def test_read_rejects_bad_chunk_table_with_valid_crc(version, field, fmt, value, match):
+    data, off = (SMALL_BYTES, OFF) if version == 2 else (SMALL1_BYTES, OFF1)
+    one_line_error(patch(data, off["table"] + ENTRY[version][field], fmt, value), match=match)
+
+
+@pytest.mark.parametrize("entry,flags,match", [
+    (0, 1, "no level comes before it"), (1, 1, "coded length must be 0, not 12"),
+    (0, 2, "no meaning"), (2, 0x80, "no meaning"), (1, 0xFF, "no meaning"),
+])
+def test_read_rejects_bad_flags_with_valid_crc(entry, flags, match):
+    at = OFF["table"] + 30 * entry + ENTRY[2]["flags"]
+    one_line_error(patch(SMALL_BYTES, at, "<B", flags), match=match)
+
+
+def test_initial_bits_are_informational():
+    for value in (0, 1, (1 << 64) - 1):
+        at = OFF["table"] + 30 + ENTRY[2]["initial"]
+        assert read(patch(SMALL_BYTES, at, "<Q", value)).chunks[1].initial_bits == value
+
+
+def test_shared_stream_round_trip_and_streams():
+    box = read(SHARED_BYTES)
+    assert box == SHARED and [c.continues for c in box.chunks] == [False, False, True, False]
+    assert box.streams() == [range(0, 1), range(1, 3), range(3, 4)]
+    assert hc.streams([]) == [] and hc.streams([False]) == [range(0, 1)]
+    # a shared stream's continuing level has an empty chunk (CRC32 of nothing)
+    at = layout(SHARED)["table"] + 2 * 30
+    assert struct.unpack_from("<BBII", SHARED_BYTES, at) == (2, 1, 0, 0)
 
 
 def test_read_rejects_unexplained_header_bytes():
@@ -393,6 +492,22 @@ def test_cut_of_a_lossy_file_keeps_it_lossy_and_chains():
 def test_cut_refuses_impossible_level_counts(k):
     with pytest.raises(HiercodecError, match="levels"):
         cut(SMALL_BYTES, k)
+
+
+def test_cut_only_at_stream_boundaries():
+    with pytest.raises(HiercodecError, match="levels 1 and 2 share one coded stream .keep 1, 3, 4.") as info:
+        cut(SHARED_BYTES, 2)
+    assert "\n" not in str(info.value)
+    for k, chunks in ((1, 1), (3, 3)):
+        box = read(cut(SHARED_BYTES, k))
+        assert box.chunks == SHARED.chunks[:chunks] and box.header.lossy and box.version == 2
+    assert cut(SHARED_BYTES, 4) == SHARED_BYTES
+
+
+def test_cut_keeps_the_file_version():
+    box = read(cut(SMALL1_BYTES, 2))
+    assert box.version == 1 and box.chunks == SMALL1.chunks[:2]
+    assert cut(SMALL1_BYTES, 3) == SMALL1_BYTES
 
 
 def test_cut_refuses_damaged_files():

@@ -149,15 +149,16 @@ def test_chunk_damage_behind_valid_crcs(sample, tiny_loader):
 
 
 def header_fields(data: bytes) -> dict[str, tuple[int, int]]:
-    """Byte ranges (start, end) of the header fields of a one-level file (FORMAT.md, Layout)."""
+    """Byte ranges (start, end) of the header fields of a one-level file of format version 2
+    (FORMAT.md, Layout)."""
     pos, fields = 14, {}
     for name in ("model id", "model hash", "coder id", "coder version"):
         size = 32 if name == "model hash" else 1 + data[pos]
         fields[name], pos = (pos, pos + size), pos + size
     for name, size in (("height", 4), ("width", 4), ("channels", 1), ("bit depth", 1), ("tile height", 2),
                        ("tile width", 2), ("mode", 1), ("levels total", 1), ("levels present", 1),
-                       ("level index", 1), ("coded length", 4), ("chunk crc", 4), ("values crc", 4),
-                       ("bound bits", 8)):
+                       ("level index", 1), ("flags", 1), ("coded length", 4), ("chunk crc", 4),
+                       ("values crc", 4), ("bound bits", 8), ("initial bits", 8)):
         fields[name], pos = (pos, pos + size), pos + size
     assert pos + 4 == 14 + struct.unpack_from("<I", data, 10)[0]
     return fields
@@ -172,15 +173,15 @@ def with_header_crc(damaged: bytearray) -> bytes:
 def test_header_damage_behind_valid_crc(sample, tiny_loader):
     """Every bit of every header field flipped with the header CRC32 recomputed. Height and width
     keep to their low 4 bits (a crafted large image is a valid, slow file, not damage), the bound
-    bits to 16 of its 64. Only two
-    changes may still decode, and then to the exact image: the bound bits (informational), and
-    mode lossless -> lossy with every level present."""
+    and initial bits to 16 of their 64. Only three
+    changes may still decode, and then to the exact image: the bound and initial bits
+    (informational), and mode lossless -> lossy with every level present."""
     image, data = sample
     fields = header_fields(data)
     decoded = {}
     for name, (start, end) in fields.items():
         bits = range(4) if name in ("height", "width") else range(8 * (end - start))
-        if name == "bound bits":  # informational: the file decodes; a sample of its bits is enough
+        if name in ("bound bits", "initial bits"):  # informational: the file decodes; a sample of bits
             bits = [*range(8), *range(56, 64)]
         for bit in bits:
             damaged = bytearray(data)
@@ -188,10 +189,11 @@ def test_header_damage_behind_valid_crc(sample, tiny_loader):
             kind, result = attempt(with_header_crc(damaged), tiny_loader)
             if kind == "image":
                 decoded[name] = decoded.get(name, 0) + 1
-                # the informational bound, or lossless -> lossy with every level present
-                assert name in ("bound bits", "mode"), f"{name} bit {bit} flipped, yet the file decoded"
+                # the informational bound and initial bits, or lossless -> lossy with every level present
+                assert name in ("bound bits", "initial bits", "mode"), f"{name} bit {bit} flipped, yet the file decoded"
                 np.testing.assert_array_equal(result, image)
     assert decoded.get("bound bits") == 16, "a file whose bound bits differ must still decode"
+    assert decoded.get("initial bits") == 16, "a file whose initial bits differ must still decode"
 
 
 def test_wrong_model_is_refused(sample, tiny_model, default_model):
