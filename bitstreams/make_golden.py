@@ -45,9 +45,11 @@ GOLDEN: dict[str, tuple[int, int, int, int]] = {
     "vqvae2-rgba-13x21": (21, 13, 4, 113),
     "vqvae2-lossy-rgb-80x56": (56, 80, 3, 114),
     "vqvae2-top-gray-35x19": (19, 35, 1, 115),
+    "bitsback-toy-rgba-21x14": (14, 21, 4, 116),  # format version 2: a bits-back level sharing its stream
 }
 MODELS = {name: name.split("-")[0] + "-s1" for name in GOLDEN
           if name.startswith(("grayscale-", "pyramid-", "vqvae2-"))}
+MODELS["bitsback-toy-rgba-21x14"] = "bitsback-toy-1"
 # golden files of models shipped later (relay/ship.py adds two for each new default):
 # name: [height, width, channels, seed, model id]
 SHIPPED = HERE / "golden-shipped.json"

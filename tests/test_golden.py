@@ -77,6 +77,16 @@ def test_golden_file_reencodes_identically(path):
     assert again == data, f"re-encoding {png.name} with {header.model_id} gives other bytes than {path.name}"
 
 
+def test_golden_files_cover_every_format_version():
+    """Version 1 files (all written before shared streams) keep decoding; version 2 has a file with
+    a bits-back level sharing its stream and reporting its initial bits."""
+    boxes = {path.stem: container.read(path.read_bytes()) for path in GOLDEN}
+    assert {box.version for box in boxes.values()} == set(container.VERSIONS)
+    toy = boxes["bitsback-toy-rgba-21x14"]
+    assert toy.version == 2 and [c.continues for c in toy.chunks] == [False, True, False]
+    assert toy.chunks[1].data == b"" and toy.streams() == [range(0, 2), range(2, 3)]
+
+
 def test_make_golden_writes_verified_files_and_never_overwrites(tmp_path):
     name = "strip-57x1"  # the fastest; the script checks that each file decodes before writing it
     assert make_golden.main(["--out", str(tmp_path), "--only", name]) == 0

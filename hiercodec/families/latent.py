@@ -1,0 +1,132 @@
+"""Bits-back levels: a level built from a posterior, a likelihood and a prior over a discrete
+latent, in the spirit of craystack's `BBANS(prior, likelihood, posterior)` (Townsend et al. 2019).
+
+The level's values are the observed variable x, cut into independent samples x_0 ... x_{N-1}.
+Each sample has a latent z_i that is not stored: the encoder draws it from the stream with the
+posterior q(z | x_i, above) (popping bits pushed before it), then pushes x_i with the likelihood
+p(x | z_i, above) and z_i with the prior p(z | above); the decoder pops z_i and x_i and pushes z_i
+back with q, which returns the bits it was drawn from (hiercodec.coding.bitsback, one sample at a
+time). Samples are pushed in order, so the decoder meets them last first; sample i draws its z from
+the bits of samples 0 ... i-1, and the first from the bits of the levels coded under it: a family
+sets `joins_next` so that the codec pushes the next level first on the same stream (one chunk).
+Only when the stream holds too little does a sample push a fixed seed first: those are the initial
+bits, which the level reports apart (`LevelStats.initial_bits`), never in its bound.
+
+The three parts are small callables, so that any family can build a level from its own networks:
+
+    posterior(i, x_i, above) -> table (n_z, K_z)                     q(z | x_i, above)
+    likelihood(i, z, above, x_i=None) -> Schedule                    p(x_i | z, above), in groups
+    prior(i, above, z=None) -> table (n_z, K_z) or Schedule          p(z | above)
+
+A Schedule is the generator of hiercodec.families.base: given the symbols it yields (symbols,
+table) groups in decode order; without them it yields (None, table), is sent the symbols popped
+and returns the sample's values. Every table is an exact integer table (hiercodec.coding.tables)
+and every choice that shapes the stream is made in integers (bitsback), so encoder and decoder
+agree bit for bit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+
+import numpy as np
+
+from hiercodec.coding.ans import StackCoder
+from hiercodec.coding.bitsback import BitsBackStats, bits_back_pop, bits_back_push
+from hiercodec.coding.groups import Group, GroupDecoder, Progress
+from hiercodec.families.base import Level, LevelStats, Schedule
+
+Table = np.ndarray
+Above = dict[str, np.ndarray]
+Posterior = Callable[[int, np.ndarray, Above], Table]
+Likelihood = Callable[..., Schedule]  # (i, z, above, x=None)
+Prior = Callable[..., "Table | Schedule"]  # (i, above, z=None)
+
+
+def schedule_groups(schedule: Schedule) -> list[Group]:
+    """The groups of a schedule run with known symbols, in decode order."""
+    return [(np.asarray(symbols, dtype=np.int32), table) for symbols, table in schedule]
+
+
+def schedule_decoder(schedule: Schedule) -> GroupDecoder:
+    """A schedule run without symbols as a group decoder (coding.groups.pop_groups)."""
+    _, table = next(schedule)
+    try:
+        while True:
+            _, table = schedule.send((yield table))
+    except StopIteration as stop:
+        return stop.value
+
+
+class BitsBackLevel(Level):
+    """A level coded by bits-back over independent samples (see the module docstring).
+
+    `shape`: the shape of the level's values; `sizes`: the samples' sizes, the values flattened in
+    C order being cut into consecutive samples of these sizes (they must add up to the values'
+    size); `observe(image, above)`: the values of an image (the level's `analyze`).
+    """
+
+    def __init__(self, name: str, shape: tuple[int, ...], sizes: Sequence[int],
+                 posterior: Posterior, likelihood: Likelihood, prior: Prior,
+                 observe: Callable[[np.ndarray, Above], np.ndarray], dtype: type = np.uint8,
+                 joins_next: bool = False):
+        if sum(sizes) != int(np.prod(shape)) or min(sizes, default=1) < 1:
+            raise ValueError(f"sample sizes must be positive and add up to the size of {shape}")
+        self.name, self.shape, self.dtype = name, tuple(shape), dtype
+        self.starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        self.posterior, self.likelihood, self.prior, self.observe = posterior, likelihood, prior, observe
+        self.joins_next = joins_next
+
+    @property
+    def samples(self) -> int:
+        return len(self.starts) - 1
+
+    def analyze(self, image: np.ndarray, above: Above) -> np.ndarray:
+        values = np.asarray(self.observe(image, above))
+        if values.shape != self.shape:
+            raise ValueError(f"{self.name}: observed values of shape {values.shape}, expected {self.shape}")
+        return values.astype(self.dtype, copy=False)
+
+    def _prior_for_push(self, i: int, above: Above) -> "Table | Callable[[np.ndarray], list[Group]]":
+        probe = self.prior(i, above)
+        if isinstance(probe, np.ndarray):
+            return probe
+        probe.close()  # a schedule: run it again with z once z is drawn
+        return lambda z: schedule_groups(self.prior(i, above, z))
+
+    def _prior_for_pop(self, i: int, above: Above) -> "Table | Callable[[], GroupDecoder]":
+        p = self.prior(i, above)
+        return p if isinstance(p, np.ndarray) else (lambda: schedule_decoder(p))
+
+    def encode(self, values: np.ndarray, above: Above, coder: StackCoder,
+               progress: Progress | None = None) -> LevelStats:
+        flat = np.ascontiguousarray(values).reshape(-1).astype(np.int32)
+        total = BitsBackStats()
+        for i in range(self.samples):  # sample i draws its latent from the bits of those before it
+            x = flat[self.starts[i]:self.starts[i + 1]]
+            _, st = bits_back_push(
+                coder, self.posterior(i, x, above),
+                lambda z, i=i, x=x: schedule_groups(self.likelihood(i, z, above, x)),
+                self._prior_for_push(i, above))
+            total += st
+            if progress:
+                progress(len(x))
+        return LevelStats(self.name, bound_bits=total.net_bits, symbols=int(flat.size),
+                          initial_bits=total.initial_bits, extra=asdict(total))
+
+    def decode(self, above: Above, coder: StackCoder, progress: Progress | None = None) -> np.ndarray:
+        flat = np.empty(int(self.starts[-1]), dtype=np.int64)
+        for i in reversed(range(self.samples)):  # a stack: the last sample pushed comes off first
+            _, x, _ = bits_back_pop(
+                coder, self._prior_for_pop(i, above),
+                lambda z, i=i: schedule_decoder(self.likelihood(i, z, above)),
+                lambda x, i=i: self.posterior(i, x, above),
+                what=f"{self.name} level")
+            x = np.asarray(x).reshape(-1)
+            if x.size != self.starts[i + 1] - self.starts[i]:
+                raise ValueError(f"{self.name}: the likelihood of sample {i} gave {x.size} values")
+            flat[self.starts[i]:self.starts[i + 1]] = x
+            if progress:
+                progress(len(x))
+        return flat.astype(self.dtype).reshape(self.shape)
