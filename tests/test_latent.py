@@ -349,7 +349,6 @@ def test_bits_back_level_with_autoregressive_prior_and_likelihood():
     """Parts given as schedules (several groups, tables depending on earlier groups), as a PixelCNN
     prior or likelihood would be; the level pops from a plain level pushed under it."""
     K, ZK = 12, 5
-    sizes = [2] * 15
 
     def lik_row(z, i, prev):
         return normalize(((np.arange(K) + 3 * prev + 5 * int(z.sum()) + i) % K + 1)[None, :] ** 3)
@@ -368,7 +367,7 @@ def test_bits_back_level_with_autoregressive_prior_and_likelihood():
     def posterior(i, x, above):
         return normalize(np.stack([(np.arange(ZK) * (int(x[0]) + 1)) % ZK + 1, (np.arange(ZK) + int(x[1])) % ZK + 1]))
 
-    level = BitsBackLevel("latent", (5, 6), sizes, posterior, likelihood, prior,
+    level = BitsBackLevel("latent", (5, 6), 2, posterior, likelihood, prior,
                           observe=lambda image, above: image, joins_next=True)
     rng = np.random.default_rng(11)
     values = level.analyze(rng.integers(0, K, (5, 6)), {})
@@ -399,9 +398,27 @@ def test_format_md_names_the_seed():
     assert f"S starts `{prefix}`" in text
 
 
-def test_bits_back_level_checks_its_layout():
-    with pytest.raises(ValueError, match="add up"):
-        BitsBackLevel("x", (2, 3), [4, 3], None, None, None, None)
+def test_bits_back_level_layout():
+    with pytest.raises(ValueError, match="sample size"):
+        BitsBackLevel("x", (2, 3), 0, None, None, None, None)
+    level = BitsBackLevel("x", (5, 3), 4, None, None, None, None)
+    assert level.samples == 4 and [level.bounds(i) for i in range(4)] == [(0, 4), (4, 8), (8, 12), (12, 15)]
+
+
+def test_a_forged_large_geometry_fails_at_once(toy):
+    """Levels of a huge image cost nothing to build, and its decoding stops at the first pop the
+    (small) stream cannot pay for."""
+    import time
+
+    image = np.random.default_rng(13).integers(0, 256, (4, 4, 3), dtype=np.uint8)
+    data, _ = encode_image(toy, image)
+    box = container.read(data)
+    forged = container.write(replace(box, header=replace(box.header, height=6000, width=6000, tile_height=6000,
+                                                          tile_width=6000)))
+    start = time.perf_counter()
+    with pytest.raises(FormatError):
+        decode_image(forged, loader(toy), max_pixels=None)
+    assert time.perf_counter() - start < 5
 
 
 # -- the family and its model -----------------------------------------------------------------------

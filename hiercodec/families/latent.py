@@ -27,7 +27,7 @@ agree bit for bit.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict
 
 import numpy as np
@@ -62,25 +62,31 @@ def schedule_decoder(schedule: Schedule) -> GroupDecoder:
 class BitsBackLevel(Level):
     """A level coded by bits-back over independent samples (see the module docstring).
 
-    `shape`: the shape of the level's values; `sizes`: the samples' sizes, the values flattened in
-    C order being cut into consecutive samples of these sizes (they must add up to the values'
-    size); `observe(image, above)`: the values of an image (the level's `analyze`).
+    `shape`: the shape of the level's values; `sample_size`: the values, flattened in C order,
+    are cut into consecutive samples of this size (the last may be shorter: the parts see its
+    length); `observe(image, above)`: the values of an image (the level's `analyze`). Nothing is
+    allocated per sample before coding, so that a forged geometry costs nothing until the stream
+    runs out.
     """
 
-    def __init__(self, name: str, shape: tuple[int, ...], sizes: Sequence[int],
+    def __init__(self, name: str, shape: tuple[int, ...], sample_size: int,
                  posterior: Posterior, likelihood: Likelihood, prior: Prior,
                  observe: Callable[[np.ndarray, Above], np.ndarray], dtype: type = np.uint8,
                  joins_next: bool = False):
-        if sum(sizes) != int(np.prod(shape)) or min(sizes, default=1) < 1:
-            raise ValueError(f"sample sizes must be positive and add up to the size of {shape}")
-        self.name, self.shape, self.dtype = name, tuple(shape), dtype
-        self.starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        if sample_size < 1:
+            raise ValueError(f"sample size must be positive, not {sample_size}")
+        self.name, self.shape, self.dtype, self.sample_size = name, tuple(shape), dtype, sample_size
+        self.size = int(np.prod(self.shape))
         self.posterior, self.likelihood, self.prior, self.observe = posterior, likelihood, prior, observe
         self.joins_next = joins_next
 
     @property
     def samples(self) -> int:
-        return len(self.starts) - 1
+        return -(-self.size // self.sample_size)
+
+    def bounds(self, i: int) -> tuple[int, int]:
+        """Where sample i lies in the flattened values."""
+        return i * self.sample_size, min(self.size, (i + 1) * self.sample_size)
 
     def analyze(self, image: np.ndarray, above: Above) -> np.ndarray:
         values = np.asarray(self.observe(image, above))
@@ -104,7 +110,8 @@ class BitsBackLevel(Level):
         flat = np.ascontiguousarray(values).reshape(-1).astype(np.int32)
         total = BitsBackStats()
         for i in range(self.samples):  # sample i draws its latent from the bits of those before it
-            x = flat[self.starts[i]:self.starts[i + 1]]
+            a, b = self.bounds(i)
+            x = flat[a:b]
             _, st = bits_back_push(
                 coder, self.posterior(i, x, above),
                 lambda z, i=i, x=x: schedule_groups(self.likelihood(i, z, above, x)),
@@ -116,17 +123,18 @@ class BitsBackLevel(Level):
                           initial_bits=total.initial_bits, extra=asdict(total))
 
     def decode(self, above: Above, coder: StackCoder, progress: Progress | None = None) -> np.ndarray:
-        flat = np.empty(int(self.starts[-1]), dtype=np.int64)
+        flat = np.empty(self.size, dtype=self.dtype)
         for i in reversed(range(self.samples)):  # a stack: the last sample pushed comes off first
+            a, b = self.bounds(i)
             _, x, _ = bits_back_pop(
                 coder, self._prior_for_pop(i, above),
                 lambda z, i=i: schedule_decoder(self.likelihood(i, z, above)),
                 lambda x, i=i: self.posterior(i, x, above),
                 what=f"{self.name} level")
             x = np.asarray(x).reshape(-1)
-            if x.size != self.starts[i + 1] - self.starts[i]:
-                raise ValueError(f"{self.name}: the likelihood of sample {i} gave {x.size} values")
-            flat[self.starts[i]:self.starts[i + 1]] = x
+            if x.size != b - a:
+                raise ValueError(f"{self.name}: the likelihood of sample {i} gave {x.size} values, not {b - a}")
+            flat[a:b] = x
             if progress:
                 progress(len(x))
-        return flat.astype(self.dtype).reshape(self.shape)
+        return flat.reshape(self.shape)

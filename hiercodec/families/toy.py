@@ -164,11 +164,14 @@ class ToyFamily(Family):
         c = geometry.color
         shape = (geometry.height, geometry.width, c)
         n, d = geometry.height * geometry.width * c, self.net.dims
-        sizes = [d] * (n // d) + ([n % d] if n % d else [])
+
+        def size(i: int) -> int:  # sample i's dimensions: D, the last possibly fewer
+            return min(d, n - i * d)
+
         latent = BitsBackLevel(
-            "latent", shape, sizes,
+            "latent", shape, self.net.dims,
             posterior=lambda i, x, above: self.posterior(x),
-            likelihood=lambda i, z, above, x=None: self.likelihood(z, sizes[i], x),
+            likelihood=lambda i, z, above, x=None: self.likelihood(z, size(i), x),
             prior=lambda i, above, z=None: self.prior,
             observe=lambda image, above: image[..., :c] >> 4,
             joins_next=self.net.shared)
