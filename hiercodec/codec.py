@@ -128,7 +128,9 @@ def decode_image(data: bytes, loader: Callable[[str], Model] = load, progress: P
 
     levels: decode only the first `levels` levels present (progressive decoding): the image is
     then what the family makes of them (a coarser pyramid level, the 4-bit gray image, the colour
-    without alpha), upsampled to the image's size with full_size."""
+    without alpha), upsampled to the image's size with full_size. A level that shares its stream
+    with the levels after it is decoded with the whole stream (every check runs); the family is
+    given the first `levels` only."""
     box = container.read(data, max_pixels=decode_limit(max_pixels))
     if levels is not None and not 1 <= levels <= box.levels_present:
         raise HiercodecError(f"cannot decode {levels} levels: the file has {box.levels_present} "
