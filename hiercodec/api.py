@@ -148,13 +148,13 @@ def _as_bytes(data) -> bytes:
 def decode_with_report(data: bytes, *, progress: bool = False, levels: int | None = None,
                        full_size: bool = False, max_pixels: int | None = container.DECODE_MAX_PIXELS) -> "tuple[np.ndarray, Report]":
     """`decode`, also returning the codec's Report; the image is (H, W, C) with C = 1 for gray."""
-    from hiercodec.codec import decode_image, decode_limit
+    from hiercodec.codec import decode_container, decode_limit
 
     data = _as_bytes(data)
-    header = container.read_header(data, max_pixels=decode_limit(max_pixels))  # cheap checks first, and the bar's size
-    total = header.height * header.width * header.channels
-    with _progress(progress and levels is None, total, "decode") as update:
-        return decode_image(data, progress=update, levels=levels, full_size=full_size, max_pixels=max_pixels)
+    box = container.read(data, max_pixels=decode_limit(max_pixels))  # the header, parsed once, sizes the bar
+    h = box.header
+    with _progress(progress and levels is None, h.height * h.width * h.channels, "decode") as update:
+        return decode_container(box, len(data), progress=update, levels=levels, full_size=full_size)
 
 
 def decode(data: bytes, *, progress: bool = False, levels: int | None = None, full_size: bool = False,
@@ -208,7 +208,7 @@ def verify(image, model: str = "default", *, progress: bool = False, levels: int
     A failing round trip is reported (roundtrip_ok False, error set), not raised; an image that
     cannot be read or a model that is not installed raises as in `encode`.
     """
-    from hiercodec.codec import decode_image, encode_image
+    from hiercodec.codec import decode_container, encode_image
     from hiercodec.bench.quality import psnr
 
     array = _checked_image(image)
@@ -220,11 +220,12 @@ def verify(image, model: str = "default", *, progress: bool = False, levels: int
     result = VerifyResult(report.model_id, report.geometry, report.file_bytes, list(report.levels),
                           encode_seconds=encode_seconds)
     start = time.perf_counter()
-    result.lossy = container.read_header(data).lossy
     try:
+        box = container.read(data)
+        result.lossy = box.header.lossy
         with _progress(progress and not result.lossy, array.size, "decode") as update:
-            decoded, _ = decode_image(data, loader=lambda name: m if name == m.id else load_model(name),
-                                      progress=update, full_size=True)
+            decoded, _ = decode_container(box, len(data), loader=lambda name: m if name == m.id else load_model(name),
+                                          progress=update, full_size=True)
         if result.lossy:  # every level decoded to its coded values (decode_image checks their CRCs)
             result.roundtrip_ok = decoded.shape[:2] == array.shape[:2]
             if result.roundtrip_ok and decoded.shape == array[..., : decoded.shape[2]].shape:

@@ -125,13 +125,21 @@ def decode_image(data: bytes, loader: Callable[[str], Model] = load, progress: P
                  max_pixels: int | None = container.DECODE_MAX_PIXELS) -> tuple[np.ndarray, Report]:
     """Decode a .hc file; every CRC is checked and a damaged file raises, never returns pixels.
     A file whose header claims more than `max_pixels` pixels is refused before any work (FormatError).
+    See `decode_container` for `levels` and `full_size`."""
+    return decode_container(container.read(data, max_pixels=decode_limit(max_pixels)), len(data), loader,
+                            progress, levels, full_size)
+
+
+def decode_container(box: container.Container, file_bytes: int, loader: Callable[[str], Model] = load,
+                     progress: Progress | None = None, levels: int | None = None,
+                     full_size: bool = False) -> tuple[np.ndarray, Report]:
+    """Decode a file already read (and checked) by container.read: its header is parsed once.
 
     levels: decode only the first `levels` levels present (progressive decoding): the image is
     then what the family makes of them (a coarser pyramid level, the 4-bit gray image, the colour
     without alpha), upsampled to the image's size with full_size. A level that shares its stream
     with the levels after it is decoded with the whole stream (every check runs); the family is
     given the first `levels` only."""
-    box = container.read(data, max_pixels=decode_limit(max_pixels))
     if levels is not None and not 1 <= levels <= box.levels_present:
         raise HiercodecError(f"cannot decode {levels} levels: the file has {box.levels_present} "
                              f"(choose 1..{box.levels_present})")
@@ -177,4 +185,4 @@ def decode_image(data: bytes, loader: Callable[[str], Model] = load, progress: P
                                            initial_bits=float(chunk.initial_bits), continues=chunk.continues))
     above = {level.name: above[level.name] for level in model_levels[:wanted]}
     image = model.family.reconstruct(above, geometry, full_size)
-    return image, Report(model.id, geometry, len(data), reports)
+    return image, Report(model.id, geometry, file_bytes, reports)

@@ -186,10 +186,10 @@ def test_verify(channels, names):
 def test_verify_reports_failure_instead_of_raising(monkeypatch):
     import hiercodec.codec
 
-    def broken(data, loader=None, progress=None, full_size=False):
+    def broken(box, file_bytes, loader=None, progress=None, full_size=False):
         raise IntegrityError("level 0 (pixels) decoded to values whose CRC32 does not match")
 
-    monkeypatch.setattr(hiercodec.codec, "decode_image", broken)
+    monkeypatch.setattr(hiercodec.codec, "decode_container", broken)
     r = hiercodec.verify(smooth(3, 3, 3))
     assert not r.roundtrip_ok and "CRC32" in r.error
 
@@ -409,3 +409,20 @@ def test_read_input_permission(tmp_path):
     p.chmod(0)
     with pytest.raises(HiercodecError, match="permission denied"):
         fileio.read_input(p)
+
+
+def test_decode_parses_the_header_once(monkeypatch):
+    """One decode reads the file's header and chunk table once (container._parse), however many
+    layers (api, codec) look at them."""
+    from hiercodec import container
+
+    data = hiercodec.encode(smooth(5, 4, 3))
+    real, calls = container._parse, []
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(container, "_parse", counted)
+    hiercodec.decode(data)
+    assert len(calls) == 1

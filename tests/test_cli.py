@@ -392,7 +392,7 @@ def test_verify_dir(tmp_path):
 def test_verify_reports_failed_roundtrip(tmp_path, monkeypatch):
     import hiercodec.codec
 
-    real = hiercodec.codec.decode_image
+    real = hiercodec.codec.decode_container
 
     def broken(*args, **kwargs):
         image, report = real(*args, **kwargs)
@@ -400,7 +400,7 @@ def test_verify_reports_failed_roundtrip(tmp_path, monkeypatch):
         image[0, 0, 0] ^= 1
         return image, report
 
-    monkeypatch.setattr(hiercodec.codec, "decode_image", broken)
+    monkeypatch.setattr(hiercodec.codec, "decode_container", broken)
     src = save(tmp_path / "x.png", smooth(4, 4, 1))
     r = run("verify", src)
     assert r.exit_code == 1
