@@ -221,8 +221,8 @@ def code_table(ex: Exporter, name: str, weight: torch.Tensor, frac: int | None =
 
 def dequantize_pixelcnn(tensors: dict, exact_config: dict) -> dict[str, torch.Tensor]:
     """Float weights of an exact `pixelcnn` model (its weights file and config.json): the inverse of
-    `export_pixelcnn` up to the rounding of weights to 10 bits and biases to the accumulator's
-    grid. A run whose float checkpoint is lost starts again from a shipped model this way."""
+    its export (export.hierarchy) up to the rounding of weights to 10 bits and biases to the
+    accumulator's grid. A run whose float checkpoint is lost starts again from a shipped model."""
     config = PixelCNNConfig(**exact_config["network"])
     fracs = exact_config["exact"]
     state = config.build().state_dict()
