@@ -34,7 +34,7 @@ from hiercodec import container
 from hiercodec.errors import HiercodecError
 
 OUTCOMES = ("clean error", "same image", "DIFFERENT IMAGE", "CRASH", "over time", "over memory")
-MODELS = ("default", "grayscale", "pyramid", "vqvae2")
+MODELS = ("default", "grayscale", "pyramid", "vqvae2", "bitsback-toy-1")  # every registered family
 
 
 def sample_image(seed: int = 7, height: int = 24, width: int = 20) -> np.ndarray:
@@ -80,26 +80,32 @@ def mutations(data: bytes, rng: np.random.Generator, cases: int) -> list[tuple[s
         a, b = chunks[0], chunks[1]
         chunks[0], chunks[1] = dataclasses.replace(a, data=b.data), dataclasses.replace(b, data=a.data)
         out.append(("levels 0 and 1 swapped, CRCs recomputed", _rewrite(data, chunks=chunks)))
-    return out + forged_geometries(data)
+    return out
 
 
-def forged_geometries(data: bytes, sides: tuple[int, ...] = (2048, 16384)) -> list[tuple[str, bytes]]:
-    """Issue 12's reproduction: the header claims side x side with the model's 64-pixel tiles."""
+def forged_geometries(data: bytes, sides: tuple[int, ...] = (2048, 16384), family=None) -> list[tuple[str, bytes]]:
+    """Issue 12's reproduction: the header claims side x side with the tiles the model would use
+    for such an image (`family`'s layout; 64-pixel tiles without one), so that it gets past the
+    header's checks and only the coded data can stop it."""
+    from hiercodec.geometry import Geometry
+
     box = container.read(data)
     h = box.header
     out = []
     for side in sides:
-        forged = dataclasses.replace(h, height=side, width=side, tile_height=64, tile_width=64)
+        lay = family.layout(Geometry(side, side, h.channels)) if family is not None else None
+        tile_h, tile_w = (lay.tile_h, lay.tile_w) if lay else (64, 64)
+        forged = dataclasses.replace(h, height=side, width=side, tile_height=tile_h, tile_width=tile_w)
         out.append((f"{h.width}x{h.height} file claims {side}x{side}, CRCs recomputed", _rewrite(data, header=forged)))
     return out
 
 
-def _decode_child(data: bytes, original: np.ndarray, memory_gb: float, pipe) -> None:
+def _decode_child(data: bytes, original: np.ndarray, memory_gb: float, max_pixels: int | None, pipe) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (int(memory_gb * 2**30),) * 2)
     from hiercodec.codec import decode_image
 
     try:
-        image, _ = decode_image(data)
+        image, _ = decode_image(data, max_pixels=max_pixels)
         same = image.shape == original.shape and np.array_equal(image, original)
         pipe.send(("same image" if same else "DIFFERENT IMAGE", ""))
     except HiercodecError as err:
@@ -110,13 +116,15 @@ def _decode_child(data: bytes, original: np.ndarray, memory_gb: float, pipe) -> 
         pipe.send(("CRASH", f"{type(err).__name__}: {str(err).splitlines()[0][:160] if str(err) else ''}"))
 
 
-def run_case(data: bytes, original: np.ndarray, seconds: float, memory_gb: float) -> tuple[str, str, float]:
+def run_case(data: bytes, original: np.ndarray, seconds: float, memory_gb: float,
+             max_pixels: int | None = container.DECODE_MAX_PIXELS) -> tuple[str, str, float]:
     """(outcome, detail, seconds) of decoding `data` in a fresh process (spawned: a forked child of
-    a process that ran torch can hang in OpenMP), the import and model load included."""
+    a process that ran torch can hang in OpenMP), the import and model load included; max_pixels
+    as hiercodec.decode's (None: the format's limit, as for a file the user trusts)."""
     ctx = mp.get_context("spawn")
     receive, send = ctx.Pipe(duplex=False)
     start = time.perf_counter()
-    child = ctx.Process(target=_decode_child, args=(data, original, memory_gb, send))
+    child = ctx.Process(target=_decode_child, args=(data, original, memory_gb, max_pixels, send))
     child.start()
     if receive.poll(seconds):
         outcome, detail = receive.recv()
@@ -148,10 +156,15 @@ def main(models: tuple[str, ...], cases: int, seconds: float, memory_gb: float, 
         model = load(name)
         data, _ = encode_image(model, original)
         pixel = original[:1, :1]
-        cases_of_model = [(what, mutated, original) for what, mutated in mutations(data, np.random.default_rng(seed), cases)]
-        cases_of_model += [(what, mutated, pixel) for what, mutated in forged_geometries(encode_image(model, pixel)[0])]
-        for what, mutated, image in cases_of_model:
-            outcome, detail, secs = run_case(mutated, image, seconds, memory_gb)
+        limit = container.DECODE_MAX_PIXELS
+        cases_of_model = [(what, mutated, original, limit)
+                          for what, mutated in mutations(data, np.random.default_rng(seed), cases)]
+        # the forged geometries once more with the pixel limit lifted: then only the detection of
+        # a stream that has run out can stop them (issue 12)
+        for what, mutated in forged_geometries(encode_image(model, pixel)[0], family=model.family):
+            cases_of_model += [(what, mutated, pixel, limit), (what + ", no pixel limit", mutated, pixel, None)]
+        for what, mutated, image, max_pixels in cases_of_model:
+            outcome, detail, secs = run_case(mutated, image, seconds, memory_gb, max_pixels)
             rows.append({"model": model.id, "mutation": what, "outcome": outcome, "detail": detail, "seconds": secs})
             print(f"{model.id:14} {what:52} {outcome:16} {secs:6.2f} s  {detail}", flush=True)
     counts = Counter((r["model"], r["outcome"]) for r in rows)
