@@ -186,6 +186,25 @@ def tiny_model(tmp_path_factory) -> Model:
 
 
 @pytest.fixture(scope="session")
+def tiny_bitsback_toy() -> Model:
+    """The `bitsback-toy` family's shipped model: fixed integer tables, already tiny."""
+    return load("bitsback-toy-1")
+
+
+# The tiny model of every registered family (hiercodec.families.registry), by family name: the
+# fixture that makes it. tests/test_contract.py runs the family contract on each; a registered
+# family without an entry here fails it, so a new family is covered by registering it and naming
+# its tiny model here.
+TINY_MODELS = {
+    "pixelcnn": "tiny_model",
+    "grayscale": "tiny_grayscale",
+    "pyramid": "tiny_pyramid",
+    "vqvae2": "tiny_vqvae2",
+    "bitsback-toy": "tiny_bitsback_toy",
+}
+
+
+@pytest.fixture(scope="session")
 def default_model() -> Model:
     return load("default")
 

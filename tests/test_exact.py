@@ -1,23 +1,31 @@
-"""The exactness contract (DESIGN.md): probability tables are bit-identical between the encoder's
-whole-tile pass and the decoder's incremental steps, across batch sizes, thread counts and tile
-positions; the integer arithmetic under them is exact; the quantized mixture head is a valid
-coder table that approximates the float head it was exported from.
+"""The exactness contract (DESIGN.md) for the `pixelcnn` family's parts and its shipped default
+model: probability tables are bit-identical between the encoder's whole-tile pass and the
+decoder's incremental steps, across batch sizes, thread counts and tile positions; the integer
+arithmetic under them is exact; the quantized mixture head is a valid coder table that
+approximates the float head it was exported from.
+
+The same properties of every family's tiny model, through the codec, are tests/test_contract.py's
+(it uses this module's helpers: assert_encoder_matches_decoder, fixed_threads).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import sys
 
 import numpy as np
 import pytest
 import torch
 from safetensors.numpy import load_file as load_numpy
 
+from hiercodec.coding.ans import StackCoder
 from hiercodec.coding.tables import TOTAL
 from hiercodec.exact import mixture as xm
 from hiercodec.exact.layers import QConv
 from hiercodec.exact.quant import ACT_MAX, ACT_MIN, DTYPE, EXACT_LIMIT, WEIGHT_MAX, accumulator_bound
+from hiercodec.families.base import ScheduledLevel
 from hiercodec.geometry import Geometry
 from hiercodec.nn import mixture as fm
 from hiercodec.zoo import resolve
@@ -43,35 +51,72 @@ def levels_of(model, image: np.ndarray):
 
 
 def assert_encoder_matches_decoder(model, image: np.ndarray) -> int:
-    """Drive every level's decode_groups with the true symbols; each table it yields must equal
-    the encoder's table of the same group, and it must return the level's values. Returns the
-    number of groups checked."""
+    """Every level of the image, each given the true values of the levels above. A ScheduledLevel:
+    drive its decode_groups with the true symbols; each table it yields must equal the encoder's
+    table of the same group, bit for bit, and it must return the level's values. A level that is
+    not one schedule (bits-back, hiercodec.families.latent): coded alone on a fresh coder, it must
+    pop back its values and leave exactly the sentinel. Returns the number of groups (levels for
+    the latter) checked."""
     above: dict[str, np.ndarray] = {}
     checked = 0
     for level in levels_of(model, image):
         values = level.analyze(image, above)
-        groups = list(level.encode_groups(values, above))
-        gen = level.decode_groups(above)
-        table = next(gen)
-        result = None
-        for g, (symbols, expected) in enumerate(groups):
-            assert table.dtype == np.int64 and expected.dtype == np.int64
-            if not np.array_equal(table, expected):
-                diff = np.argwhere(table != expected) if table.shape == expected.shape else None
-                raise AssertionError(
-                    f"level {level.name}, image {image.shape}: group {g} of {len(groups)}: decoder table "
-                    f"{table.shape} differs from encoder table {expected.shape}"
-                    + (f" at {len(diff)} entries, first {diff[:3].tolist()}" if diff is not None else ""))
-            try:
-                table = gen.send(symbols)
-            except StopIteration as stop:
-                assert g == len(groups) - 1, f"decoder stopped after group {g} of {len(groups)}"
-                result = stop.value
-            checked += 1
-        assert result is not None, "decoder yielded more groups than the encoder"
-        np.testing.assert_array_equal(result, values)
+        if isinstance(level, ScheduledLevel):
+            checked += assert_schedule_tables_match(level, values, above, f"image {image.shape}")
+        else:
+            checked += assert_level_round_trip(level, values, above)
         above[level.name] = values
     return checked
+
+
+def assert_schedule_tables_match(level: ScheduledLevel, values: np.ndarray, above: dict, what: str = "") -> int:
+    """The decoder's tables of one ScheduledLevel, fed the true symbols, equal the encoder's."""
+    groups = list(level.encode_groups(values, above))
+    gen = level.decode_groups(above)
+    table = next(gen)
+    result = None
+    for g, (symbols, expected) in enumerate(groups):
+        assert table.dtype == np.int64 and expected.dtype == np.int64
+        if not np.array_equal(table, expected):
+            diff = np.argwhere(table != expected) if table.shape == expected.shape else None
+            raise AssertionError(
+                f"level {level.name}, {what}: group {g} of {len(groups)}: decoder table "
+                f"{table.shape} differs from encoder table {expected.shape}"
+                + (f" at {len(diff)} entries, first {diff[:3].tolist()}" if diff is not None else ""))
+        try:
+            table = gen.send(symbols)
+        except StopIteration as stop:
+            assert g == len(groups) - 1, f"decoder stopped after group {g} of {len(groups)}"
+            result = stop.value
+    assert result is not None, "decoder yielded more groups than the encoder"
+    np.testing.assert_array_equal(result, values)
+    assert result.dtype == values.dtype, (level.name, result.dtype, values.dtype)
+    return len(groups)
+
+
+def assert_level_round_trip(level, values: np.ndarray, above: dict) -> int:
+    """A level coded alone on a fresh coder (over the sentinel, as a chunk) pops back its values
+    and ends exactly at the sentinel."""
+    coder = StackCoder()
+    coder.push_sentinel()
+    level.encode(values, dict(above), coder)
+    decoder = StackCoder(coder.to_bytes())
+    result = level.decode(dict(above), decoder)
+    decoder.pop_sentinel(level.name)  # the sentinel, and then nothing: every bit accounted for
+    np.testing.assert_array_equal(result, values, err_msg=f"level {level.name} alone")
+    assert result.dtype == values.dtype and result.shape == values.shape, level.name
+    return 1
+
+
+def fixed_threads(monkeypatch) -> None:
+    """Make the torch thread count the test sets the one every product runs on: the codec raises
+    it for its large products (hiercodec.exact.quant.threads), so each module's `threads` is
+    replaced by a no-op for the test."""
+    from hiercodec.exact import quant
+
+    for name, module in list(sys.modules.items()):
+        if name.startswith("hiercodec") and getattr(module, "threads", None) is quant.threads:
+            monkeypatch.setattr(module, "threads", lambda n: contextlib.nullcontext())
 
 
 def decoder_params(net, x: torch.Tensor) -> torch.Tensor:
@@ -116,37 +161,20 @@ def model(request):
 
 # -- encoder's whole-tile pass == decoder's incremental steps -----------------------------------
 
-TINY_SIZES = [(1, 1), (1, 13), (13, 1), (2, 2), (5, 7), (8, 8), (9, 10), (17, 3), (3, 19), (11, 16)]
 DEFAULT_SIZES = [(1, 1), (1, 9), (7, 1), (6, 5), (1, 70)]
-
-
-@pytest.mark.parametrize("channels", [1, 3])
-@pytest.mark.parametrize("size", TINY_SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-def test_encoder_decoder_tables_identical_tiny(tiny_model, size, channels):
-    rng = np.random.default_rng(size[0] * 100 + size[1] + channels)
-    image = natural(rng, *size, channels)
-    assert assert_encoder_matches_decoder(tiny_model, image) > 0
 
 
 @pytest.mark.parametrize("kind", ["noise", "extremes"])
 @pytest.mark.parametrize("size", [(1, 13), (9, 10)], ids=lambda s: f"{s[0]}x{s[1]}")
-def test_encoder_decoder_tables_identical_hard_content(tiny_model, default_model, size, kind):
-    """Content that drives activations to their clamps: uniform noise, only 0s and 255s."""
+def test_encoder_decoder_tables_identical_hard_content_default(default_model, size, kind):
+    """Content that drives activations to their clamps: uniform noise, only 0s and 255s (the tiny
+    models of every family: tests/test_contract.py)."""
     rng = np.random.default_rng(size[1] + len(kind))
     if kind == "noise":
         image = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
     else:
         image = rng.choice(np.array([0, 255], np.uint8), (*size, 3))
-    assert assert_encoder_matches_decoder(tiny_model, image) > 0
     assert assert_encoder_matches_decoder(default_model, image[:4, :7]) > 0
-
-
-@pytest.mark.parametrize("channels", [2, 4])
-def test_encoder_decoder_tables_identical_with_alpha(tiny_model, channels):
-    rng = np.random.default_rng(channels)
-    image = natural(rng, 9, 10, channels)
-    image[..., -1] = np.where(rng.random((9, 10)) < 0.7, 255, image[..., -1])
-    assert assert_encoder_matches_decoder(tiny_model, image) > 0
 
 
 @pytest.mark.parametrize("channels", [1, 3])
@@ -166,8 +194,10 @@ def test_decoder_params_equal_whole_tile_pass(model):
 # -- batch sizes -------------------------------------------------------------------------------
 
 
-def test_tables_identical_across_batch_sizes(model):
-    net, mix = model.family.net, model.family.mixture
+def test_tables_identical_across_batch_sizes_default(default_model):
+    """The shipped model's network and mixture head among 1 ... 4096 rows (the tiny models of every
+    family, through the codec's batch sizes: tests/test_contract.py)."""
+    net, mix = default_model.family.net, default_model.family.mixture
     sym, x = tile_batch(np.random.default_rng(7), 64, 8)
     # whole-tile pass: tile 0 alone, in 7, in 64; tile 5 in 7 and in 64 and alone
     full = net.forward(x)
@@ -194,11 +224,15 @@ def test_tables_identical_across_batch_sizes(model):
 # -- thread counts -----------------------------------------------------------------------------
 
 
-def test_tables_identical_across_thread_counts(model):
+def test_tables_identical_across_thread_counts_default(default_model, monkeypatch):
+    """The shipped model on 1 and 2 threads (the tiny models of every family, through the codec:
+    tests/test_contract.py)."""
+    model = default_model
     net, mix = model.family.net, model.family.mixture
     # products large enough (1024 columns) to be split between the threads
     sym, x = tile_batch(np.random.default_rng(11), 16, 8)
     image = natural(np.random.default_rng(12), 6, 5, 3)
+    fixed_threads(monkeypatch)  # the count set here is the one the codec's passes run on
     previous = torch.get_num_threads()
     results = {}
     try:
@@ -233,21 +267,9 @@ def tables_by_tile(model, image: np.ndarray) -> list[np.ndarray]:
     return np.stack([t for _, t in groups])
 
 
-@pytest.mark.parametrize("channels", [1, 3])
-def test_tables_identical_at_any_tile_position_tiny(tiny_model, channels):
-    rng = np.random.default_rng(21 + channels)
-    content = natural(rng, 8, 8, channels)
-    alone = tables_by_tile(tiny_model, content)
-    assert alone.shape[1] == 1
-    for r, c in [(0, 0), (1, 2), (2, 1), (2, 2)]:
-        big = natural(rng, 24, 24, channels)
-        big[8 * r : 8 * r + 8, 8 * c : 8 * c + 8] = content
-        tables = tables_by_tile(tiny_model, big)
-        assert tables.shape[1] == 9
-        np.testing.assert_array_equal(tables[:, 3 * r + c], alone[:, 0], err_msg=f"tile ({r}, {c})")
-
-
 def test_tables_identical_at_any_tile_position_default(default_model):
+    """The shipped model's 64-pixel tiles (the first level of every family's tiny model, encoder
+    and decoder: tests/test_contract.py)."""
     rng = np.random.default_rng(31)
     content = natural(rng, 2, 64, 3)
     alone = tables_by_tile(default_model, content)
@@ -257,29 +279,6 @@ def test_tables_identical_at_any_tile_position_default(default_model):
         tables = tables_by_tile(default_model, big)
         assert tables.shape[1] == 3
         np.testing.assert_array_equal(tables[:, c], alone[:, 0], err_msg=f"tile {c}")
-
-
-def test_tile_position_through_the_decoder(tiny_model):
-    """The decoder too: an 8x8 content decoded alone and as the middle tile of 24x24."""
-    rng = np.random.default_rng(41)
-    content = natural(rng, 8, 8, 3)
-    big = natural(rng, 24, 24, 3)
-    big[8:16, 8:16] = content
-
-    def decoder_tables(image):
-        level = levels_of(tiny_model, image)[0]
-        groups = list(level.encode_groups(image, {}))
-        gen, out = level.decode_groups({}), []
-        table = next(gen)
-        for symbols, _ in groups:
-            out.append(table)
-            try:
-                table = gen.send(symbols)
-            except StopIteration:
-                pass
-        return np.stack(out)
-
-    np.testing.assert_array_equal(decoder_tables(big)[:, 4], decoder_tables(content)[:, 0])
 
 
 # -- exact arithmetic --------------------------------------------------------------------------
@@ -454,35 +453,3 @@ def test_mixture_tables_approximate_the_float_head(tiny_model, channels):
     close = np.abs(diff) <= np.maximum(0.03 * float_bits, 0.25)
     assert close.mean() >= 0.98, msg + f"; {100 * close.mean():.1f}% within 3% or 0.25 bits"
     assert (np.abs(diff) <= 0.10 * float_bits + 1.0).all(), msg
-
-
-def test_encoder_tables_in_column_blocks_equal_one_block(tiny_model, monkeypatch):
-    """The encoder computes a tile row's tables in blocks of columns to bound memory on large
-    images; blocks of any size give the groups the decoder expects."""
-    from hiercodec.families import raster
-
-    image = natural(np.random.default_rng(5), 19, 23, 3)
-    level = levels_of(tiny_model, image)[0]
-    whole = list(level.encode_groups(image, {}))
-    monkeypatch.setattr(raster, "POSITIONS_PER_BLOCK", 7)  # 1 column of the 9 tiles at a time
-    blocks = list(level.encode_groups(image, {}))
-    assert len(blocks) == len(whole)
-    for (s1, t1), (s2, t2) in zip(whole, blocks):
-        np.testing.assert_array_equal(s1, s2)
-        np.testing.assert_array_equal(t1, t2)
-    assert_encoder_matches_decoder(tiny_model, image)
-
-
-def test_tile_batches_match_and_round_trip(tiny_model, monkeypatch):
-    """Tiles are coded in batches of at most MAX_TILES (bounded memory); with batches of 2 tiles
-    the decoder still gets every table the encoder used, and the image comes back."""
-    from hiercodec.codec import decode_image, encode_image
-    from hiercodec.families import raster
-
-    monkeypatch.setattr(raster, "MAX_TILES", 2)
-    image = natural(np.random.default_rng(9), 19, 23, 3)  # 9 tiles of the tiny model: 5 batches
-    assert len(levels_of(tiny_model, image)[0].batches()) == 5
-    assert_encoder_matches_decoder(tiny_model, image)
-    data, _ = encode_image(tiny_model, image)
-    decoded, _ = decode_image(data, loader=lambda name: tiny_model)
-    np.testing.assert_array_equal(decoded, image)
