@@ -58,6 +58,7 @@ def mutations(data: bytes, rng: np.random.Generator, cases: int) -> list[tuple[s
     box = container.read(data)
     h = box.header
     out: list[tuple[str, bytes]] = []
+    coded = [c.level for c in box.chunks if not c.continues]  # levels that hold a stream's bytes
     for i in range(cases):
         cut = int(rng.integers(1, len(data)))
         out.append((f"truncated to {cut} bytes", data[:cut]))
@@ -67,7 +68,7 @@ def mutations(data: bytes, rng: np.random.Generator, cases: int) -> list[tuple[s
             flipped[bit // 8] ^= 1 << (bit % 8)
         out.append(("bit flips", bytes(flipped)))
         out.append(("random bytes", rng.bytes(len(data))))
-        level = int(rng.integers(0, len(box.chunks)))
+        level = coded[int(rng.integers(0, len(coded)))]
         chunks = list(box.chunks)
         size = max(4, len(chunks[level].data) // 4 * 4)
         chunks[level] = dataclasses.replace(chunks[level], data=rng.bytes(size))
@@ -75,11 +76,12 @@ def mutations(data: bytes, rng: np.random.Generator, cases: int) -> list[tuple[s
         field = ["height", "width", "channels", "tile_height", "tile_width"][i % 5]
         value = {"channels": int(rng.integers(1, 5))}.get(field, int(rng.integers(1, 200)))
         out.append((f"header {field}={value}, CRCs recomputed", _rewrite(data, header=dataclasses.replace(h, **{field: value}))))
-    if len(box.chunks) > 1:
+    if len(coded) > 1:
         chunks = list(box.chunks)
-        a, b = chunks[0], chunks[1]
-        chunks[0], chunks[1] = dataclasses.replace(a, data=b.data), dataclasses.replace(b, data=a.data)
-        out.append(("levels 0 and 1 swapped, CRCs recomputed", _rewrite(data, chunks=chunks)))
+        i, j = coded[:2]
+        a, b = chunks[i], chunks[j]
+        chunks[i], chunks[j] = dataclasses.replace(a, data=b.data), dataclasses.replace(b, data=a.data)
+        out.append((f"levels {i} and {j} swapped, CRCs recomputed", _rewrite(data, chunks=chunks)))
     return out
 
 
