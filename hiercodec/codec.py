@@ -50,7 +50,7 @@ def _check_boundary(levels: "list[Level]", k: int, what: str) -> None:
     """HiercodecError unless the first k levels end a stream."""
     if k < len(levels) and levels[k - 1].joins_next:
         ends = ", ".join(str(s.stop) for s in level_streams(levels))
-        raise HiercodecError(f"cannot {what} {k} levels: levels {k - 1} ({levels[k - 1].name}) and "
+        raise HiercodecError(f"cannot {what} {container.count(k, 'level')}: levels {k - 1} ({levels[k - 1].name}) and "
                              f"{k} ({levels[k].name}) share one coded stream (choose {ends})")
 
 
@@ -62,7 +62,7 @@ def encode_image(model: Model, image: np.ndarray, progress: Progress | None = No
     layout = model.family.layout(geometry)
     all_levels = model.family.levels(geometry, layout)
     if levels is not None and not 1 <= levels <= len(all_levels):
-        raise HiercodecError(f"cannot keep {levels} levels: model '{model.id}' codes this image in "
+        raise HiercodecError(f"cannot keep {container.count(levels, 'level')}: model '{model.id}' codes this image in "
                              f"{len(all_levels)} (choose 1..{len(all_levels)})")
     if levels is not None:
         _check_boundary(all_levels, levels, "keep")
@@ -141,7 +141,7 @@ def decode_container(box: container.Container, file_bytes: int, loader: Callable
     with the levels after it is decoded with the whole stream (every check runs); the family is
     given the first `levels` only."""
     if levels is not None and not 1 <= levels <= box.levels_present:
-        raise HiercodecError(f"cannot decode {levels} levels: the file has {box.levels_present} "
+        raise HiercodecError(f"cannot decode {container.count(levels, 'level')}: the file has {box.levels_present} "
                              f"(choose 1..{box.levels_present})")
     h = box.header
     model = model_for(h, loader)

@@ -48,6 +48,11 @@ _IDENT = re.compile(r"[a-z0-9._-]{1,64}")
 _IDENT_BYTES = re.compile(rb"[a-z0-9._-]{1,64}")
 
 
+def count(n: int, noun: str) -> str:
+    """'1 level', '3 levels': for messages."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def crc32(data: bytes) -> int:
     """zlib's CRC-32 (ISO-HDLC, polynomial 0xEDB88320) as an unsigned int."""
     return zlib.crc32(data) & 0xFFFFFFFF
@@ -388,11 +393,11 @@ def cut(data: bytes, levels: int) -> bytes:
         raise TypeError(f"levels must be an int, got {type(levels).__name__}")
     c = read(data)
     if not 1 <= levels <= c.levels_present:
-        raise HiercodecError(f"cannot keep {levels} levels: the file has {c.levels_present} "
+        raise HiercodecError(f"cannot keep {count(levels, 'level')}: the file has {c.levels_present} "
                              f"(keep 1..{c.levels_present})")
     if levels < c.levels_present and c.chunks[levels].continues:
         ends = [s.stop for s in c.streams()]
-        raise HiercodecError(f"cannot keep {levels} levels: levels {levels - 1} and {levels} share one "
+        raise HiercodecError(f"cannot keep {count(levels, 'level')}: levels {levels - 1} and {levels} share one "
                              f"coded stream (keep {', '.join(map(str, ends))})")
     header = c.header
     if levels < header.levels_total:
