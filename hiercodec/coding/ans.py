@@ -149,7 +149,7 @@ class StackCoder:
         """Last pop of a chunk: the sentinel must come back and leave the stack empty."""
         self.check_not_exhausted(what)
         if self.pop(_SENTINEL_TABLE)[0] != 1 or not self._coder.is_empty():
-            raise _damaged(f"the {what} does not end where its coded data ends")
+            raise _damaged(f"{what} does not end where its coded data ends")
 
     def check_not_exhausted(self, what: str = "level") -> None:
         """Before each group of a chunk: FormatError if the stream holds less than the sentinel

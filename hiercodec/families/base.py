@@ -25,6 +25,16 @@ from hiercodec.coding.groups import Group, GroupDecoder, Progress, pop_groups, p
 Schedule = Generator[tuple[np.ndarray | None, np.ndarray], np.ndarray | None, np.ndarray]
 
 
+def decoder(schedule: Schedule) -> GroupDecoder:
+    """A schedule run without symbols as a group decoder (hiercodec.coding.groups.pop_groups)."""
+    try:
+        _, table = next(schedule)
+        while True:
+            _, table = schedule.send((yield table))
+    except StopIteration as stop:
+        return stop.value
+
+
 @dataclass
 class LevelStats:
     """What coding one level cost: the exact model's bound, the number of coded symbols, what
@@ -85,13 +95,7 @@ class ScheduledLevel(Level):
 
     def decode_groups(self, above: dict[str, np.ndarray]) -> GroupDecoder:
         """Generator: yields the table of each group, is sent its symbols, returns the values."""
-        gen = self.schedule(above)
-        try:
-            _, table = next(gen)
-            while True:
-                _, table = gen.send((yield table))
-        except StopIteration as stop:
-            return stop.value
+        return decoder(self.schedule(above))
 
     def encode(self, values, above, coder, progress=None) -> LevelStats:
         stats = LevelStats(self.name)

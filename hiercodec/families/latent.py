@@ -35,7 +35,7 @@ import numpy as np
 from hiercodec.coding.ans import StackCoder
 from hiercodec.coding.bitsback import BitsBackStats, bits_back_pop, bits_back_push
 from hiercodec.coding.groups import Group, GroupDecoder, Progress
-from hiercodec.families.base import Level, LevelStats, Schedule
+from hiercodec.families.base import Level, LevelStats, Schedule, decoder
 
 Table = np.ndarray
 Above = dict[str, np.ndarray]
@@ -47,16 +47,6 @@ Prior = Callable[..., "Table | Schedule"]  # (i, above, z=None)
 def schedule_groups(schedule: Schedule) -> list[Group]:
     """The groups of a schedule run with known symbols, in decode order."""
     return [(np.asarray(symbols, dtype=np.int32), table) for symbols, table in schedule]
-
-
-def schedule_decoder(schedule: Schedule) -> GroupDecoder:
-    """A schedule run without symbols as a group decoder (coding.groups.pop_groups)."""
-    _, table = next(schedule)
-    try:
-        while True:
-            _, table = schedule.send((yield table))
-    except StopIteration as stop:
-        return stop.value
 
 
 class BitsBackLevel(Level):
@@ -103,7 +93,7 @@ class BitsBackLevel(Level):
 
     def _prior_for_pop(self, i: int, above: Above) -> "Table | Callable[[], GroupDecoder]":
         p = self.prior(i, above)
-        return p if isinstance(p, np.ndarray) else (lambda: schedule_decoder(p))
+        return p if isinstance(p, np.ndarray) else (lambda: decoder(p))
 
     def encode(self, values: np.ndarray, above: Above, coder: StackCoder,
                progress: Progress | None = None) -> LevelStats:
@@ -128,7 +118,7 @@ class BitsBackLevel(Level):
             a, b = self.bounds(i)
             _, x, _ = bits_back_pop(
                 coder, self._prior_for_pop(i, above),
-                lambda z, i=i: schedule_decoder(self.likelihood(i, z, above)),
+                lambda z, i=i: decoder(self.likelihood(i, z, above)),
                 lambda x, i=i: self.posterior(i, x, above),
                 what=f"{self.name} level")
             x = np.asarray(x).reshape(-1)
