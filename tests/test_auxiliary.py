@@ -25,6 +25,7 @@ from hiercodec.container import cut
 from hiercodec.errors import HiercodecError
 from hiercodec.exact.quant import DTYPE
 from hiercodec.families.auxiliary_config import GrayscaleConfig, PyramidConfig
+from hiercodec.families.raster import RasterLevel
 from hiercodec.geometry import Geometry
 from hiercodec.families.grayscale import luma_bounds, psi
 from hiercodec.families.pyramid import block_bounds, downsample, level_name, sizes
@@ -158,13 +159,13 @@ def test_level_bounds_never_exclude_the_true_value(tiny_grayscale, tiny_pyramid,
         above: dict[str, np.ndarray] = {}
         for level in model.family.levels(g, model.family.layout(g)):
             values = level.analyze(image, above)
-            ctx = level.context(above) if hasattr(level, "context") else None
-            if ctx is not None:
+            bounds = level.bounds(above) if isinstance(level, RasterLevel) else None
+            if bounds is not None:
                 lay = level.layout
                 tiles, valid, everything = lay.to_tiles(values, level.fill), lay.valid(), slice(0, lay.count)
                 for i in range(lay.tile_h):
                     for ch in range(level.channels):
-                        lo, hi = ctx.bounds(everything, tiles, i, 0, lay.tile_w, ch)
+                        lo, hi = bounds(everything, tiles, i, 0, lay.tile_w, ch)
                         true = tiles[:, ch, i, :].T
                         inside = (lo <= true) & (true <= hi)
                         assert inside[valid[:, i, :].T].all(), (model.id, level.name, i, ch)
