@@ -506,3 +506,22 @@ def test_golden_files_decode_alike_on_another_instruction_set():
         assert (tuple(shape), dtype) == (expected.shape, "uint8"), Path(path).name
         assert digest == hashlib.sha256(expected.tobytes()).hexdigest(), \
             f"{Path(path).name} decodes to other pixels without SIMD"
+
+
+def test_registry_names_every_training_config():
+    """Each family's registration names its training configs, and they are exactly the configs of
+    hiercodec/train/configs whose `family` is that family (a config nobody registered would be
+    unreachable from `hiercodec train FAMILY`'s documentation)."""
+    from pathlib import Path
+
+    import hiercodec.train
+    from hiercodec.families.registry import REGISTRY, family_names
+    from hiercodec.train.config import load_config
+
+    family_names()
+    folder = Path(hiercodec.train.__file__).parent / "configs"
+    on_disk = {p.stem: load_config(p.stem).family for p in folder.glob("*.toml")}
+    named = {c: name for name, reg in REGISTRY.items() for c in reg.configs}
+    assert named == on_disk
+    for name, reg in REGISTRY.items():
+        assert (reg.task is None) == (not reg.configs), f"{name}: a trainable family has configs, and only it"
