@@ -49,8 +49,8 @@ def test_mixture_temperature_widens_the_logistics(luts):
     head = ExactMixture(k, luts)
     params = torch.zeros(1, 10 * k, dtype=torch.float64)
     params[0, k : 4 * k] = 128 * 16  # mu: pixel value 128, in 1/16
-    before = params.clone()
     params[0, 4 * k : 7 * k] = 32  # log scale 1 (scale e)
+    before = params.clone()
     tables = {}
     for milli in (500, 1000, 2000):
         h = Tempered(head, milli)
