@@ -171,9 +171,17 @@ def compress(src: Path, out: Path, model: str, lossy: bool, levels: int | None, 
 @click.option("--max-pixels", type=click.IntRange(min=0), default=None, metavar="N",
               help="Refuse images larger than N pixels before decoding [default: 89478485, Pillow's "
                    "limit; 0: the format's 2^28]. Raise it only for files you trust.")
+@click.option("--sample", is_flag=True,
+              help="Draw the levels the file (or --levels) leaves out from the model, given the levels "
+                   "present, instead of reconstructing from those alone: a full image, the same on "
+                   "every machine for the same --seed and --temperature.")
+@click.option("--seed", type=click.IntRange(0, 2**64 - 1), default=0, show_default=True,
+              help="With --sample: the seed of the draws.")
+@click.option("--temperature", type=click.FloatRange(0.001, 65.535), default=1.0, show_default=True,
+              help="With --sample: below 1 sharper, above 1 more varied (in steps of 0.001).")
 @click.option("--force", "-f", is_flag=True, help="Overwrite OUT if it exists.")
 def decompress(src: Path, out: Path, levels: int | None, full_size: bool, max_pixels: int | None,
-               force: bool) -> None:
+               sample: bool, seed: int, temperature: float, force: bool) -> None:
     """Decompress the .hc file IN into the PNG image OUT (same pixels as the original).
 
     OUT must end in .png. The model the file was written with must be installed; a damaged or
@@ -182,12 +190,15 @@ def decompress(src: Path, out: Path, levels: int | None, full_size: bool, max_pi
     Progressive decoding: with --levels K (or for a file cut with `hiercodec cut`) only the first
     K levels are decoded. A `pyramid` file then gives the image at that level's resolution
     (--full-size repeats each sample to the image's size); a `grayscale` file cut after level 1
-    its 4-bit gray image; any file without its alpha level the image without alpha.
+    its 4-bit gray image; any file without its alpha level the image without alpha. With
+    --sample the missing levels are drawn from the model instead, exactly and seeded: a full
+    image whose coarse content is the file's.
 
     \b
     Example:
       hiercodec decompress photo.hc back.png
       hiercodec decompress --levels 2 --full-size photo.hc preview.png
+      hiercodec decompress --levels 2 --sample --seed 7 --temperature 0.9 photo.hc dream.png
     """
     from hiercodec import api, container
     from hiercodec.fileio import read_input
@@ -201,12 +212,16 @@ def decompress(src: Path, out: Path, levels: int | None, full_size: bool, max_pi
     _single_thread()
     start = time.perf_counter()
     limit = container.DECODE_MAX_PIXELS if max_pixels is None else (max_pixels or None)
+    if (seed or temperature != 1.0) and not sample:
+        raise click.BadParameter("--seed and --temperature go with --sample", param_hint="--seed/--temperature")
     image, report = api.decode_with_report(data, progress=_progress(), levels=levels, full_size=full_size,
-                                           max_pixels=limit)
+                                           max_pixels=limit, sample=sample, seed=seed, temperature=temperature)
     seconds = time.perf_counter() - start
     save_image(image, out, force=force)
     h, w, c = image.shape
     partial = f", levels {', '.join(lv.name for lv in report.levels)}" if levels or image.shape != report.geometry.shape else ""
+    if sample and len(report.levels) < report.levels_total:
+        partial += f", the rest sampled (seed {seed}, temperature {temperature:g})"
     click.echo(f"{out}: {w}x{h} {color_name(c)}{partial}, decoded in {seconds:.1f} s")
 
 

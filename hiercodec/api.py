@@ -145,20 +145,37 @@ def _as_bytes(data) -> bytes:
     raise TypeError(f"expected the bytes of a .hc file, got {type(data).__name__}")
 
 
+def sampling(seed: int = 0, temperature: float = 1.0):
+    """The coding.sampling.Sampling of a seed (0 ... 2^64 - 1) and a temperature (0.001 ...
+    65.535, in thousandths), or a HiercodecError that says which is out of range."""
+    from hiercodec.coding.sampling import Sampling
+    from hiercodec.exact.temperature import MILLI_MAX, MILLI_MIN
+
+    milli = round(temperature * 1000)
+    if not MILLI_MIN <= milli <= MILLI_MAX:
+        raise HiercodecError(f"temperature {temperature} is out of range {MILLI_MIN / 1000}..{MILLI_MAX / 1000}")
+    if not 0 <= seed < 1 << 64:
+        raise HiercodecError(f"seed {seed} is out of range 0..2^64-1")
+    return Sampling(seed, milli)
+
+
 def decode_with_report(data: bytes, *, progress: bool = False, levels: int | None = None,
-                       full_size: bool = False, max_pixels: int | None = container.DECODE_MAX_PIXELS) -> "tuple[np.ndarray, Report]":
+                       full_size: bool = False, max_pixels: int | None = container.DECODE_MAX_PIXELS,
+                       sample: bool = False, seed: int = 0, temperature: float = 1.0) -> "tuple[np.ndarray, Report]":
     """`decode`, also returning the codec's Report; the image is (H, W, C) with C = 1 for gray."""
     from hiercodec.codec import decode_container, decode_limit
 
+    draws = sampling(seed, temperature) if sample else None
     data = _as_bytes(data)
     box = container.read(data, max_pixels=decode_limit(max_pixels))  # the header, parsed once, sizes the bar
     h = box.header
-    with _progress(progress and levels is None, h.height * h.width * h.channels, "decode") as update:
-        return decode_container(box, len(data), progress=update, levels=levels, full_size=full_size)
+    with _progress(progress and (levels is None or sample), h.height * h.width * h.channels, "decode") as update:
+        return decode_container(box, len(data), progress=update, levels=levels, full_size=full_size, sample=draws)
 
 
 def decode(data: bytes, *, progress: bool = False, levels: int | None = None, full_size: bool = False,
-           max_pixels: int | None = container.DECODE_MAX_PIXELS) -> np.ndarray:
+           max_pixels: int | None = container.DECODE_MAX_PIXELS, sample: bool = False, seed: int = 0,
+           temperature: float = 1.0) -> np.ndarray:
     """Decompress the bytes of a .hc file to a uint8 image: (H, W) for gray, else (H, W, C).
 
     levels: decode only the first `levels` levels (progressive decoding; a file cut with `cut`
@@ -169,9 +186,16 @@ def decode(data: bytes, *, progress: bool = False, levels: int | None = None, fu
     a file whose model is not installed raises ModelNotFoundError naming the model. A header that
     claims more than `max_pixels` pixels (default 89,478,485, Pillow's limit; None: the format's
     2^28) is refused before any work: raise it only for files you trust.
+
+    sample: instead of reconstructing from the levels present, draw every missing level from the
+    model given the levels above it, at `temperature` (in steps of 0.001) with `seed`: exact
+    integer sampling, so a file gives the same image on every machine for the same seed and
+    temperature (a pyramid file cut after its coarse levels gets plausible detail consistent with
+    them; a vqvae2 file its pixels drawn given the codes).
     """
     return to_public(decode_with_report(data, progress=progress, levels=levels, full_size=full_size,
-                                        max_pixels=max_pixels)[0])
+                                        max_pixels=max_pixels, sample=sample, seed=seed,
+                                        temperature=temperature)[0])
 
 
 def cut(data: bytes, levels: int) -> bytes:

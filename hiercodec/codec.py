@@ -22,6 +22,7 @@ import numpy as np
 
 from hiercodec import container
 from hiercodec.coding.ans import CODER_ID, CODER_VERSION, StackCoder
+from hiercodec.coding.sampling import Sampling
 from hiercodec.errors import FormatError, HiercodecError, IntegrityError, ModelNotFoundError
 from hiercodec.geometry import Geometry
 from hiercodec.report import LevelReport, Report
@@ -96,7 +97,7 @@ def encode_image(model: Model, image: np.ndarray, progress: Progress | None = No
         tile_height=layout.tile_h, tile_width=layout.tile_w, lossy=len(kept) < len(all_levels),
         levels_total=len(all_levels))
     data = container.write(container.Container(header, tuple(chunks)))
-    return data, Report(model.id, geometry, len(data), reports)
+    return data, Report(model.id, geometry, len(data), reports, len(all_levels))
 
 
 def model_for(header: container.Header, loader: Callable[[str], Model] = load) -> Model:
@@ -122,24 +123,28 @@ def decode_limit(max_pixels: int | None) -> int:
 
 def decode_image(data: bytes, loader: Callable[[str], Model] = load, progress: Progress | None = None,
                  levels: int | None = None, full_size: bool = False,
-                 max_pixels: int | None = container.DECODE_MAX_PIXELS) -> tuple[np.ndarray, Report]:
+                 max_pixels: int | None = container.DECODE_MAX_PIXELS,
+                 sample: Sampling | None = None) -> tuple[np.ndarray, Report]:
     """Decode a .hc file; every CRC is checked and a damaged file raises, never returns pixels.
     A file whose header claims more than `max_pixels` pixels is refused before any work (FormatError).
-    See `decode_container` for `levels` and `full_size`."""
+    See `decode_container` for `levels`, `full_size` and `sample`."""
     return decode_container(container.read(data, max_pixels=decode_limit(max_pixels)), len(data), loader,
-                            progress, levels, full_size)
+                            progress, levels, full_size, sample)
 
 
 def decode_container(box: container.Container, file_bytes: int, loader: Callable[[str], Model] = load,
                      progress: Progress | None = None, levels: int | None = None,
-                     full_size: bool = False) -> tuple[np.ndarray, Report]:
+                     full_size: bool = False, sample: Sampling | None = None) -> tuple[np.ndarray, Report]:
     """Decode a file already read (and checked) by container.read: its header is parsed once.
 
     levels: decode only the first `levels` levels present (progressive decoding): the image is
     then what the family makes of them (a coarser pyramid level, the 4-bit gray image, the colour
     without alpha), upsampled to the image's size with full_size. A level that shares its stream
     with the levels after it is decoded with the whole stream (every check runs); the family is
-    given the first `levels` only."""
+    given the first `levels` only.
+
+    sample: draw the levels not decoded from the model instead (Family.sample_missing: exact and
+    seeded, the same image on every machine), so that a cut file decodes to a full image."""
     if levels is not None and not 1 <= levels <= box.levels_present:
         raise HiercodecError(f"cannot decode {container.count(levels, 'level')}: the file has {box.levels_present} "
                              f"(choose 1..{box.levels_present})")
@@ -184,5 +189,7 @@ def decode_container(box: container.Container, file_bytes: int, loader: Callable
                 reports.append(LevelReport(level.name, float(chunk.bound_bits), len(chunk.data), values.size,
                                            initial_bits=float(chunk.initial_bits), continues=chunk.continues))
     above = {level.name: above[level.name] for level in model_levels[:wanted]}
+    if sample is not None and wanted < len(model_levels):
+        above = model.family.sample_missing(above, geometry, sample, progress)
     image = model.family.reconstruct(above, geometry, full_size)
-    return image, Report(model.id, geometry, file_bytes, reports)
+    return image, Report(model.id, geometry, file_bytes, reports, len(model_levels))

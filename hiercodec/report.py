@@ -54,6 +54,7 @@ class Report:
     geometry: Geometry
     file_bytes: int
     levels: list[LevelReport] = field(default_factory=list)
+    levels_total: int = 0  # the levels the model defines for this image (those reported may be fewer)
 
     @property
     def height(self) -> int:

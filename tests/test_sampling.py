@@ -73,3 +73,93 @@ def test_sampling_a_level_is_the_same_for_any_thread_count(tiny_model, threads):
     # the draws follow the tables: the encoder's tables for the sampled values redraw them exactly
     redrawn = [draw(t, 42, 0, i) for i, (_, t) in enumerate(level.encode_groups(values, {}))]
     assert np.array_equal(np.concatenate(redrawn), np.concatenate([s for s, _ in level.encode_groups(values, {})]))
+
+
+def _decode_sampled(model, data, levels, seed=5, milli=1000):
+    from hiercodec.codec import decode_image
+    from hiercodec.coding.sampling import Sampling
+
+    return decode_image(data, loader=lambda name: model, levels=levels, sample=Sampling(seed, milli))[0]
+
+
+def _natural(h, w, c, seed=0):
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w]
+    planes = [128 + 90 * np.sin((rng.uniform(1, 3) * x + rng.uniform(1, 3) * y) / 9 + rng.uniform(0, 6)) for _ in range(c)]
+    return np.clip(np.stack(planes, -1) + rng.normal(0, 4, (h, w, c)), 0, 255).astype(np.uint8)
+
+
+def test_sampled_pyramid_levels_are_consistent_with_the_decoded_ones(tiny_pyramid):
+    """A pyramid file cut after its coarsest level, decoded by sampling the rest: every sampled
+    level downsamples exactly to the one above it (the tables are restricted to the consistent
+    values), the image is full size, and the draws are deterministic and depend on the seed."""
+    from hiercodec.codec import encode_image
+    from hiercodec.families.pyramid import downsample
+
+    image = _natural(19, 23, 3)
+    data, _ = encode_image(tiny_pyramid, image, levels=1)
+    a = _decode_sampled(tiny_pyramid, data, None)
+    assert a.shape == image.shape
+    x, coarse = a, image
+    for _ in range(tiny_pyramid.family.net.levels - 1):
+        x, coarse = downsample(x), downsample(coarse)
+    assert np.array_equal(x, coarse)  # the decoded coarsest level, reproduced by the samples
+    assert np.array_equal(a, _decode_sampled(tiny_pyramid, data, None))
+    assert not np.array_equal(a, _decode_sampled(tiny_pyramid, data, None, seed=6))
+    assert not np.array_equal(a, _decode_sampled(tiny_pyramid, data, None, milli=500))
+
+
+def test_sampled_grayscale_colour_has_the_decoded_gray(tiny_grayscale):
+    from hiercodec.codec import encode_image
+    from hiercodec.families.grayscale import psi
+
+    image = _natural(12, 9, 3, seed=1)
+    data, _ = encode_image(tiny_grayscale, image, levels=1)
+    a = _decode_sampled(tiny_grayscale, data, None)
+    assert a.shape == image.shape and np.array_equal(psi(a), psi(image))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_sampling_a_cut_file_is_the_same_for_any_thread_count_and_batch(tiny_pyramid, threads, monkeypatch):
+    """1 or 2 threads, and the embedding's features computed one tile at a time or in batches:
+    the same samples (MAX_TILES is part of the format: it orders the groups, hence the draws)."""
+    from hiercodec.codec import encode_image
+    from hiercodec.families import conditioning
+
+    data, _ = encode_image(tiny_pyramid, _natural(17, 21, 3, seed=2), levels=2)
+    torch.set_num_threads(1)
+    want = _decode_sampled(tiny_pyramid, data, None)
+    monkeypatch.setattr(conditioning, "TILE_BATCH", 1)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads)
+        got = _decode_sampled(tiny_pyramid, data, None)
+    finally:
+        torch.set_num_threads(before)
+    assert np.array_equal(got, want)
+
+
+def test_sampling_a_whole_file_changes_nothing(tiny_pyramid):
+    from hiercodec.codec import encode_image
+
+    image = _natural(10, 11, 4, seed=3)
+    data, _ = encode_image(tiny_pyramid, image)
+    assert np.array_equal(_decode_sampled(tiny_pyramid, data, None), image)
+
+
+def test_sample_options_are_checked(tmp_path):
+    import hiercodec
+    from click.testing import CliRunner
+
+    from hiercodec.cli.main import cli
+    from hiercodec.errors import HiercodecError
+
+    data = hiercodec.encode(_natural(4, 5, 3))
+    with pytest.raises(HiercodecError, match="temperature"):
+        hiercodec.decode(data, sample=True, temperature=0.0)
+    src = tmp_path / "a.hc"
+    src.write_bytes(data)
+    r = CliRunner().invoke(cli, ["decompress", "--seed", "3", str(src), str(tmp_path / "b.png")])
+    assert r.exit_code == 2 and "go with --sample" in r.output
+    r = CliRunner().invoke(cli, ["decompress", "--sample", "--seed", "3", str(src), str(tmp_path / "b.png")])
+    assert r.exit_code == 0, r.output

@@ -18,9 +18,11 @@ symbols instead of popped ones.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from hiercodec.coding.groups import GroupDecoder
+from hiercodec.coding.groups import GroupDecoder, Progress
 from hiercodec.coding.tables import PRECISION_BITS, check
 
 _MASK = (1 << 64) - 1
@@ -56,14 +58,26 @@ def draw(freqs: np.ndarray, seed: int, level: int, group: int) -> np.ndarray:
     return (cdf <= u[:, None]).sum(axis=1).astype(np.int32)
 
 
-def sample_schedule(decoder: GroupDecoder, seed: int, level: int) -> object:
+@dataclass(frozen=True)
+class Sampling:
+    """How to draw the levels a file does not hold: the seed of the draws and the temperature in
+    thousandths (hiercodec.exact.temperature; 1000: the model's own distribution)."""
+
+    seed: int = 0
+    milli: int = 1000
+
+
+def sample_schedule(decoder: GroupDecoder, seed: int, level: int, progress: Progress | None = None) -> object:
     """Run a group decoder with drawn symbols: group g's symbols are `draw(table, seed, level, g)`.
-    Returns the decoder's value (the level's sampled values)."""
+    Returns the decoder's value (the level's sampled values); `progress` is told each group's size."""
     try:
         table = next(decoder)
         group = 0
         while True:
-            table = decoder.send(draw(table, seed, level, group))
+            symbols = draw(table, seed, level, group)
+            if progress:
+                progress(len(symbols))
+            table = decoder.send(symbols)
             group += 1
     except StopIteration as stop:
         return stop.value

@@ -105,3 +105,7 @@ class ScheduledLevel(Level):
 
     def decode(self, above, coder, progress=None) -> np.ndarray:
         return pop_groups(coder, self.decode_groups(above), progress, f"{self.name} level")[0]
+
+    def temper(self, milli: int) -> None:
+        """Sample this level at temperature milli / 1000 from now on (a level whose tables come
+        from no model, such as alpha's fixed tables, keeps them)."""

@@ -18,8 +18,11 @@ from typing import ClassVar
 import numpy as np
 import torch
 
+from hiercodec.coding.groups import Progress
+from hiercodec.coding.sampling import Sampling, sample_schedule
+from hiercodec.errors import HiercodecError
 from hiercodec.families.alpha import alpha_levels, with_alpha
-from hiercodec.families.base import Level
+from hiercodec.families.base import Level, ScheduledLevel
 from hiercodec.families.hierarchy import Hierarchy
 from hiercodec.geometry import Geometry
 from hiercodec.tiling import TileLayout
@@ -55,6 +58,22 @@ class Family(ABC):
     @abstractmethod
     def color_levels(self, geometry: Geometry, layout: TileLayout) -> list[Level]:
         """The levels of the colour (or gray) part, geometry.color channels, top first."""
+
+    def sample_missing(self, decoded: dict[str, np.ndarray], geometry: Geometry, sampling: Sampling,
+                       progress: Progress | None = None) -> dict[str, np.ndarray]:
+        """The decoded levels and, for every level a cut file does not hold, values drawn from the
+        model given the levels above (hiercodec.coding.sampling: exact, seeded, at a temperature),
+        so that the image is made of every level. A level that cannot be drawn (bits-back) is a
+        HiercodecError."""
+        out = dict(decoded)
+        for index, level in enumerate(self.levels(geometry)):
+            if level.name in out:
+                continue
+            if not isinstance(level, ScheduledLevel):
+                raise HiercodecError(f"level {index} ({level.name}) of a {self.name} model cannot be sampled")
+            level.temper(sampling.milli)
+            out[level.name] = sample_schedule(level.decode_groups(out), sampling.seed, index, progress)
+        return out
 
     def reconstruct(self, decoded: dict[str, np.ndarray], geometry: Geometry, full_size: bool = False) -> np.ndarray:
         """The image (H, W, C) from the decoded levels, all or a prefix: a file cut before the

@@ -37,6 +37,7 @@ from hiercodec.exact.embedding import ExactEmbedding
 from hiercodec.exact.layers import subset
 from hiercodec.exact.mixture import ExactMixture
 from hiercodec.exact.pixelcnn import ExactPixelCNN
+from hiercodec.exact.temperature import Tempered
 from hiercodec.exact.quant import DTYPE, threads
 from hiercodec.families.base import LevelStats, Schedule, ScheduledLevel
 from hiercodec.families.conditioning import TILE_BATCH, TileFeatures
@@ -104,6 +105,9 @@ class RasterLevel(ScheduledLevel):
             return None
         features = None if c is None else TileFeatures(self.embedding, self.source(above), self.layout, c.ratio, self.halo)
         return Context(features, bounds)
+
+    def temper(self, milli: int) -> None:
+        self.head = Tempered(self.head, milli)
 
     def batches(self) -> list[slice]:
         n = self.layout.count
