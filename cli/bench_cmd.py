@@ -167,7 +167,7 @@ def bench(targets: tuple[Path, ...], lossy: bool, models: tuple[str, ...], peers
 
     \b
     Examples:
-      hiercodec bench                                   # held-out photos, the 3 shipped models, all peers
+      hiercodec bench                                   # held-out photos, default + one model per family, all peers
       hiercodec bench photos/ --peers png,jpegxl --out results.json
       hiercodec bench astronaut --threads 2             # one held-out photo
       hiercodec bench a.png b.png -m default -m my-pixelcnn --plot bench.png
