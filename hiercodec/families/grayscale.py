@@ -37,7 +37,6 @@ from hiercodec.images import luma
 from hiercodec.tiling import TileLayout
 
 GRAY_SHIFT = 4  # psi = Y >> 4: 16 levels
-PSI_MAX = GRAY_LEVELS - 1  # network inputs |2 psi - 15| <= 15
 # 299 R + 587 G + 114 B lies in [16000 psi - 500, 16000 psi + 15499] exactly when psi(x) = psi
 _W = (299, 587, 114)
 
