@@ -29,9 +29,11 @@ from safetensors.numpy import save_file
 from safetensors.torch import load_file
 
 from hiercodec.export.hierarchy import export_hierarchy
+from hiercodec.export.ham import export_ham
 from hiercodec.export.vqvae2 import export_vqvae2
 from hiercodec.families import build_family
 from hiercodec.families.auxiliary_config import GrayscaleConfig, PyramidConfig
+from hiercodec.families.ham_config import HAMConfig
 from hiercodec.families.pixelcnn import PixelCNNFamily
 from hiercodec.families.pixelcnn_config import PixelCNNConfig
 from hiercodec.families.vqvae2_config import VQVAE2Config
@@ -95,6 +97,16 @@ TINY_VQVAE2 = VQVAE2Config(tile=16, halo=2, hidden=16, residual=8, res_layers=1,
                            embed_blocks=1)
 
 
+# A tiny two-level HAM (the ham-small network): tiles of 16 pixels, codes1 tiles of 8, codes2 of 4;
+# one attention layer in each of the prior's two layers; feed-forward auxiliary decoders.
+TINY_HAM = HAMConfig(levels=2, tile=16, halo=2, hidden=16, residual=8, enc_layers=1, aux_layers=1, codes=32,
+                     code_dim=8, layers=1, channels=8, head=16, mixtures=3, mod_blocks=1, mod_channels=16, mod_embed=8,
+                     down2=1, hidden2=16, residual2=8, enc2_layers=1, aux2_layers=1, codes2=16, code_dim2=8,
+                     ar2_layers=1, ar2_channels=8, ar2_head=16, ar2_embed=4, mod2_blocks=1, mod2_channels=16,
+                     mod2_embed=8, prior_layers=2, prior_channels=8, prior_head=16, prior_embed=4, attention_every=1,
+                     heads=2, key_channels=4)
+
+
 def make_auxiliary_model(folder, config, export, model_id: str, size: int = 16, prepare=None) -> Model:
     """Like make_tiny_model for a family config with an `export` function (untrained, fixed seed),
     calibrated on size x size crops; prepare(float_model, crops (N, size, size, 3) uint8), if
@@ -133,6 +145,27 @@ def start_codebooks(float_model, crops: np.ndarray) -> None:
     with torch.no_grad():
         vq(encoder_input(crops))
     vq.eval()
+
+
+def start_ham_codebooks(float_model, crops: np.ndarray, net: HAMConfig = TINY_HAM) -> None:
+    """Make an untrained HAM useful for tests: one training-mode pass of each encoder over the
+    crops, so that its codebook starts on encoder outputs (an untrained encoder maps everything
+    to a couple of codes otherwise)."""
+    from hiercodec.families.ham import encoder_input
+    from hiercodec.nn.ham import one_hot
+
+    float_model.train()
+    with torch.no_grad():
+        _, codes1, _ = float_model["enc1"](encoder_input(net, crops))
+        if net.levels == 2:
+            float_model["enc2"](one_hot(codes1[..., None], net.codes))
+    float_model.eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_ham(tmp_path_factory) -> Model:
+    return make_auxiliary_model(tmp_path_factory.mktemp("tiny-ham"), TINY_HAM, export_ham, "tiny-ham", size=32,
+                                prepare=start_ham_codebooks)
 
 
 @pytest.fixture(scope="session")
@@ -200,6 +233,7 @@ TINY_MODELS = {
     "grayscale": "tiny_grayscale",
     "pyramid": "tiny_pyramid",
     "vqvae2": "tiny_vqvae2",
+    "ham": "tiny_ham",
     "bitsback-toy": "tiny_bitsback_toy",
 }
 

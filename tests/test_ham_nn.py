@@ -75,7 +75,7 @@ def test_encoder_and_auxiliary_decoder_shapes():
     q, codes, commitment = enc(torch.randn(2, 3, 12, 10))
     assert q.shape == (2, 4, 6, 5) and codes.shape == (2, 6, 5) and commitment.shape == (2,)
     assert codes.min() >= 0 and codes.max() < 32
-    aux = AuxiliaryDecoder(4, hidden=16, residual=8, layers=1, out_channels=3)
+    aux = AuxiliaryDecoder(4, hidden=16, layers=1, out_channels=3)
     assert aux(q).shape == (2, 3, 12, 10)
 
 
@@ -86,7 +86,7 @@ def test_msp_losses_train_the_teacher_and_distil_into_the_student_only():
     k, c = 8, 3
     teacher = MSPTeacher(c, k, hidden=8, residual=4, layers=1)
     enc = HAMEncoder(c * k, hidden=8, residual=4, layers=1, codes=16, code_dim=4)
-    student = AuxiliaryDecoder(4, hidden=8, residual=4, layers=1, out_channels=c * k)
+    student = AuxiliaryDecoder(4, hidden=8, layers=1, out_channels=c * k)
     values = torch.randint(0, k, (2, 8, 8, c))
     q, _, _ = enc(one_hot(values, k))
     t_loss, d_loss = msp_losses(teacher, student(q), values, 3, generator=torch.Generator().manual_seed(1))

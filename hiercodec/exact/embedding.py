@@ -5,7 +5,7 @@ Computed once per level and tile, in one pass, by both the encoder and the decod
 PixelCNN (hiercodec.exact.pixelcnn). Every value is an integer (module docstring of
 hiercodec.exact.quant); with E the ELU table of the residual stream and E_b that of block b:
 
-    h = C(Q(inp, pad1(x)))
+    h = C(Q(inp, pad1(x)));  with 0 in up_after: h = shuffle2(C(Q(up.0, h)))
     block b:  r = C(Q(conv1.b, pad1(E[h])));  h = C(h + Q(conv2.b, pad1(E_b[r])))
               after the blocks in down_after: h = C(Q(down.b, blocks2x2(pad_even(h))))
               after the blocks in up_after:   h = shuffle2(C(Q(up.b, h)))
@@ -47,6 +47,8 @@ class ExactEmbedding:
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, Cin, H, W) integers (the input scale of the export) -> features (B, C, H', W')."""
         h = self.inp.conv(F.pad(x, (1, 1, 1, 1)))
+        if 0 in self.up:
+            h = F.pixel_shuffle(self.up[0].conv(h), 2)
         for b in range(self.blocks):
             r = self.conv1[b].conv(F.pad(lookup(self.elu, h), (1, 1, 1, 1)))
             r = self.conv2[b].conv(F.pad(lookup(self.elu_r[b], r), (1, 1, 1, 1)), clamp=False)

@@ -30,11 +30,12 @@ from hiercodec.exact.layers import subset
 from hiercodec.exact.quant import DTYPE, threads
 from hiercodec.exact.vqdecoder import ExactVQDecoder
 from hiercodec.families.base import Level
+from hiercodec.families.codes import CodeLevel, Codes, padded_rgb
 from hiercodec.families.family import Family
 from hiercodec.families.hierarchy import CATEGORICAL, MIXTURE, Condition, Hierarchy, LevelSpec
 from hiercodec.families.inputs import PIXELS, CodeInput
 from hiercodec.families.pixelcnn import PixelLevel
-from hiercodec.families.raster import RasterLevel, exact_network
+from hiercodec.families.raster import exact_network
 from hiercodec.families.registry import register
 from hiercodec.geometry import Geometry
 from hiercodec.families.vqvae2_config import DOWN, VQVAE2Config
@@ -43,7 +44,6 @@ from hiercodec.tiling import TileLayout
 
 DECODER_ONLY = ("up_t.", "dec_in.", "res_d.", "up1.", "up2.")  # float decoder weights: not in a model file
 TRAINING_ONLY = (".count", ".total", ".started")  # codebook statistics of training: not in a model file
-CODES = np.dtype("<u2")  # code values, little-endian whatever the machine (their CRC is of these bytes)
 # Part of the format (bitstreams/FORMAT.md): they define the reconstruction, hence lossy images and
 # the pixel level's features. The halo covers the receptive field of decoders of up to 3 residual
 # layers (Table 5 has 2); deeper ones are still exact and deterministic, only tile seams differ.
@@ -51,17 +51,9 @@ RECON_TILE = 16  # top codes per side of one pass of the exact decoder (128 pixe
 RECON_HALO = 3  # top codes around it that the pass sees
 
 
-def padded_rgb(images: np.ndarray) -> np.ndarray:
-    """uint8 (B, H, W, C), C = 1 or 3 -> (B, H', W', 3), H' and W' the next multiples of 8 by edge
-    repetition, gray replicated to R, G, B: what the encoder sees (training sees the same)."""
-    rgb = np.repeat(images, 3, axis=-1) if images.shape[-1] == 1 else images
-    h, w = rgb.shape[1:3]
-    return np.pad(rgb, [(0, 0), (0, -h % DOWN), (0, -w % DOWN), (0, 0)], mode="edge")
-
-
 def encoder_input(images: np.ndarray) -> torch.Tensor:
     """uint8 (B, H, W, C), C = 1 or 3 -> the float encoder's input (B, 3, H', W') in [-1, 1)."""
-    return PIXELS.float(padded_rgb(images))
+    return PIXELS.float(padded_rgb(images, DOWN))
 
 
 def hierarchy(net: VQVAE2Config) -> Hierarchy:
@@ -88,45 +80,6 @@ def float_values(images: np.ndarray, model: torch.nn.Module) -> dict:
         _, _, top, bottom, _ = vq.encode(encoder_input(images).to(next(vq.parameters()).device))
         recon = reconstruction_pixels(vq.decode_codes(top, bottom))
     return {"top": top, "bottom": bottom, "pixels": images, "recon": recon}
-
-
-class _Codes:
-    """The float encoder's codes of one image, computed once for both code levels."""
-
-    def __init__(self, family: "VQVAE2Family"):
-        self.family, self.image, self.codes = family, None, None
-
-    def of(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if self.image is not image:
-            self.image, self.codes = image, self.family.encode_codes(image)
-        return self.codes
-
-
-class CodeLevel(RasterLevel):
-    """A code map (h, w, 1) of `codes` symbols: its table row `inputs[code]` is what the PixelCNN
-    reads (the exported code embedding), and an exact softmax gives the tables."""
-
-    fill = 0  # padded positions read the embedding of code 0 (never coded)
-    dtype = CODES
-
-    def __init__(self, spec: LevelSpec, index: int, family: "VQVAE2Family", layout: TileLayout, codes: _Codes,
-                 embedding: ExactEmbedding | None = None):
-        net, head = family.exact[spec.name]
-        super().__init__(spec, net, head, layout, 1, embedding, family.net.halo)
-        self.index, self.inputs, self.codes, self.family = index, family.tables[spec.input.table], codes, family
-
-    def analyze(self, image: np.ndarray, above: dict[str, np.ndarray]) -> np.ndarray:
-        """Map `index` of the encoder's (top, bottom) code maps, as (h, w, 1)."""
-        return self.codes.of(image)[self.index][..., None].astype(CODES)
-
-    def to_input(self, values: torch.Tensor) -> torch.Tensor:
-        """(T, 1, ...) code values -> (T, E, ...) embedding rows."""
-        return self.inputs[values[:, 0].long()].movedim(-1, 1)
-
-    def source(self, above: dict[str, np.ndarray]) -> torch.Tensor:
-        """The rows of the condition's code embedding (`cond_in`) for the top codes."""
-        table = self.family.tables[self.spec.condition.input.table]
-        return table[torch.from_numpy(above[self.spec.condition.source][..., 0].astype(np.int64))].permute(2, 0, 1)
 
 
 class VQPixelLevel(PixelLevel):
@@ -239,7 +192,7 @@ class VQVAE2Family(Family):
                 TileLayout.for_image(2 * ht, 2 * wt, 2 * t, 2))  # even tiles: each sees whole top codes
 
     def color_levels(self, geometry: Geometry, layout: TileLayout) -> list[Level]:
-        codes = _Codes(self)
+        codes = Codes(self.encode_codes)
         top_layout, bottom_layout = self.code_layouts(geometry)
         top, bottom, pixels = self.specs
         return [CodeLevel(top, 0, self, top_layout, codes),

@@ -6,7 +6,8 @@ PixelCNN (hiercodec.nn.gated.GatedPixelCNN, `features`).
 convolutions are] not shifted" (sec. 3.3): an input 3x3 convolution, then `blocks` residual blocks
 h <- h + conv(elu(conv(elu(h)))) with 3x3 convolutions, with optional x2 downsampling (a 2x2
 convolution of stride 2) after the blocks listed in `down_after` and x2 upsampling (a 1x1
-convolution to 4C channels and a pixel shuffle) after those in `up_after`, as the Pyramid
+convolution to 4C channels and a pixel shuffle) after those in `up_after` (0: after the input
+convolution, before the first block, where De Fauw et al. 2019 upsample, appendix A), as the Pyramid
 PixelCNN's embedding does (sec. 4.2: 15 blocks, down after block 3, up after 9 and 12). The output
 is the residual stream h itself. Every operation has an exact integer twin
 (hiercodec.exact.embedding): 3x3 convolutions with zero padding, strided convolutions of
@@ -46,6 +47,8 @@ class Embedding(nn.Module):
         """x (B, Cin, H, W) scaled to about [-1, 1] -> features (B, C, H', W'). `trace` collects the
         residual stream after every block ("e_h") and the inner activations ("e_r") for export."""
         h = self.inp(x)
+        if "0" in self.up:
+            h = F.pixel_shuffle(self.up["0"](h), 2)
         _record(trace, "e_h", h)
         for b in range(self.blocks):
             r = self.conv1[b](F.elu(h))

@@ -4,9 +4,8 @@ auxiliary decoder (sec. 4.1) and the masked self-prediction teacher (sec. 4.2).
 
 Every residual network is the ResNet v2 "full pre-activation" form without batch normalisation,
 each block ReLU, 3x3 convolution, ReLU, 1x1 convolution (appendix A): hiercodec.nn.vqvae's
-ResidualStack. The encoder downsamples once, at its end, with a strided convolution; the
-auxiliary decoder upsamples once, at its beginning, with a subpixel convolution (Shi et al. 2016;
-appendix A.1.1). Codebooks are updated by exponentially smoothed k-means (sec. 2: VQ-VAE's moving
+ResidualStack. The encoder downsamples at its end with strided convolutions; the auxiliary
+decoder upsamples at its beginning with subpixel convolutions (Shi et al. 2016; appendix A.1.1). Codebooks are updated by exponentially smoothed k-means (sec. 2: VQ-VAE's moving
 averages, hiercodec.nn.vqvae.VectorQuantizer).
 
 Masked self-prediction (sec. 4.2, eq. 3): the teacher sees its input in one-hot form with square
@@ -23,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hiercodec.nn.embedding import Embedding
 from hiercodec.nn.vqvae import ResidualStack, VectorQuantizer
 
 # appendix A: "For mask sizes 1x1 and 3x3 we use 30 masks. For mask sizes 5x5 and 7x7 we use 10
@@ -65,38 +65,48 @@ def at_centres(t: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
 
 class HAMEncoder(nn.Module):
     """Input (B, in_channels, H, W) -> a 3x3 convolution to `hidden`, `layers` full pre-activation
-    residual blocks, a 4x4 stride-2 convolution to `code_dim` (the downsampling at the end,
-    appendix A.1.1), then the VQ bottleneck of `codes` entries (sec. 2). Returns the straight-
-    through code vectors (B, code_dim, H/2, W/2), the codes (B, H/2, W/2) and the commitment loss
-    per image (B,)."""
+    residual blocks, `down` 4x4 stride-2 convolutions (the downsampling at the end, appendix
+    A.1.1; two where a level quarters the resolution, A.2.1), then the VQ bottleneck of `codes`
+    entries (sec. 2). Returns the straight-through code vectors (B, code_dim, H/2^down, W/2^down),
+    the codes (B, H/2^down, W/2^down) and the commitment loss per image (B,)."""
 
     def __init__(self, in_channels: int, hidden: int, residual: int, layers: int, codes: int, code_dim: int,
-                 decay: float = 0.99):
+                 down: int = 1, decay: float = 0.99):
         super().__init__()
         self.inp = nn.Conv2d(in_channels, hidden, 3, padding=1)
         self.res = ResidualStack(hidden, residual, layers)
-        self.down = nn.Conv2d(hidden, code_dim, 4, stride=2, padding=1)
+        steps = [nn.Conv2d(hidden, hidden, 4, stride=2, padding=1) for _ in range(down - 1)]
+        self.down = nn.ModuleList([*steps, nn.Conv2d(hidden, code_dim, 4, stride=2, padding=1)])
         self.vq = VectorQuantizer(codes, code_dim, decay)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        return self.vq(self.down(self.res(self.inp(x))))
+        h = self.res(self.inp(x))
+        for step in self.down[:-1]:
+            h = F.relu(step(h))
+        return self.vq(self.down[-1](h))
 
 
 class AuxiliaryDecoder(nn.Module):
-    """Code vectors (B, code_dim, h, w) -> a subpixel convolution doubling the resolution (at the
-    beginning, appendix A.1.1), `layers` full pre-activation residual blocks, and a 1x1 convolution
-    to `out_channels` at (2h, 2w): 3 pixel values in [-1, 1] for the feed-forward decoder (MSE,
+    """Code vectors (B, code_dim, h, w) -> (B, out_channels, 2^up h, 2^up w): a residual network
+    that upsamples at its beginning by subpixel convolutions (appendix A.1.1), then a 1x1
+    convolution to `out_channels`: 3 pixel values in [-1, 1] for the feed-forward decoder (MSE,
     sec. 4.1), or C k logits for a categorical output (the codes of the level below, sec. 4.1; the
-    MSP student's predictions, sec. 4.2)."""
+    MSP student's predictions, sec. 4.2).
 
-    def __init__(self, code_dim: int, hidden: int, residual: int, layers: int, out_channels: int):
+    Its body is hiercodec's embedding network (hiercodec.nn.embedding: ELU blocks of two 3x3
+    convolutions) rather than appendix A's ReLU / 3x3 / ReLU / 1x1 blocks, for two reasons: the
+    feed-forward decoder's reconstruction is a decoding of lossy files, so it needs the exact
+    integer twin the embedding has (hiercodec.exact.embedding); and the modulator of the
+    autoregressive decoder is the same network over the same codes, so it starts from the trained
+    auxiliary decoder (the hand-over of hiercodec.train.ham)."""
+
+    def __init__(self, code_dim: int, hidden: int, layers: int, out_channels: int, up: int = 1):
         super().__init__()
-        self.up = nn.Conv2d(code_dim, 4 * hidden, 3, padding=1)
-        self.res = ResidualStack(hidden, residual, layers)
+        self.body = Embedding(code_dim, hidden, layers, (), tuple(range(up)))
         self.out = nn.Conv2d(hidden, out_channels, 1)
 
     def forward(self, q: torch.Tensor) -> torch.Tensor:
-        return self.out(self.res(F.pixel_shuffle(self.up(q), 2)))
+        return self.out(self.body(q))
 
 
 class MSPTeacher(nn.Module):

@@ -43,6 +43,35 @@ class _AuxiliaryTask(HierarchyTask):
                                  "model has their shape (layers, channels, head, mixtures)")
 
 
+class StagedTask(_AuxiliaryTask):
+    """A family trained in two stages (VQ-VAE-2's Algorithms 1 and 2; HAM's autoencoders, then its
+    prior and autoregressive decoders, De Fauw et al. 2019 appendix A): for `autoencoder_steps`
+    steps the autoencoders train, then they are frozen and the networks of the levels train on
+    their codes. Their loss is the task's own; export takes the autoencoders' live weights."""
+
+    own_loss = True
+    exports_live = True  # the autoencoders' live weights, not their average (export_weights)
+    unused_parameters = True  # each stage trains only some networks (DistributedDataParallel must know)
+    live_prefixes: tuple[str, ...] = ()  # the autoencoders' parameters
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.warmup = config.train.warmup
+
+    def export_weights(self, averaged: dict[str, torch.Tensor], live: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The weights to export: the levels' averaged (EMA) weights, but the autoencoders' live
+        ones, whose codes the levels were trained on (frozen since the first stage; an average
+        would still blend in the weights of before the freeze, and other codebooks mean other codes)."""
+        return {k: (live[k] if k.startswith(self.live_prefixes) else v) for k, v in averaged.items()}
+
+    def lr_scale(self, step: int) -> float:
+        """The learning rate ramps up again over `warmup` steps when the second stage begins: the
+        levels' networks (some started from trained ones) get their first updates then, from a
+        fresh Adam state, and a full rate would jolt their weights (the reason for warmup)."""
+        since = step - self.net.autoencoder_steps
+        return min(1.0, (since + 1) / self.warmup) if 0 <= since and self.warmup else 1.0
+
+
 class GrayscaleTask(_AuxiliaryTask):
     """-log2 p(psi(x)) - log2 p(x | psi(x)) per image (Grayscale PixelCNN, sec. 3.1)."""
 

@@ -22,20 +22,13 @@ import torch
 from hiercodec.families.vqvae2 import encoder_input
 from hiercodec.families.vqvae2_config import BETA
 from hiercodec.nn.vqvae import reconstruction_pixels
-from hiercodec.train.auxiliary import _AuxiliaryTask
-from hiercodec.train.config import RunConfig
+from hiercodec.train.auxiliary import StagedTask
 from hiercodec.train.hierarchy import level_bits
 
 
-class VQVAE2Task(_AuxiliaryTask):
+class VQVAE2Task(StagedTask):
     family = "vqvae2"
-    own_loss = True
-    exports_live = True  # the autoencoder's live weights, not their average (export_weights)
-    unused_parameters = True  # each stage trains only some networks (DistributedDataParallel must know)
-
-    def __init__(self, config: RunConfig):
-        super().__init__(config)
-        self.warmup = config.train.warmup
+    live_prefixes = ("vq.",)
 
     def _codes(self, model, x: torch.Tensor, train_autoencoder: bool):
         """(reconstruction-or-None, commitment, top codes, bottom codes, x input) of uint8 crops."""
@@ -66,20 +59,6 @@ class VQVAE2Task(_AuxiliaryTask):
         """Bits per image of a lossless file: the joint bound -log2 p(top) p(bottom | top) p(x | codes)."""
         _, _, codes_t, codes_b, _ = self._codes(model, x, False)
         return sum(self.prior_bits(model, x.cpu().numpy(), codes_t, codes_b).values())
-
-    @staticmethod
-    def export_weights(averaged: dict[str, torch.Tensor], live: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """The weights to export: the priors' averaged (EMA) weights, but the autoencoder's live ones,
-        whose codes the priors were trained on (frozen since the first stage; an average would
-        still blend in the weights of before the freeze, and other codebooks mean other codes)."""
-        return {k: (live[k] if k.startswith("vq.") else v) for k, v in averaged.items()}
-
-    def lr_scale(self, step: int) -> float:
-        """The learning rate ramps up again over `warmup` steps when the second stage begins: the
-        pixel level (started from a trained PixelCNN, --init-from) gets its first updates then,
-        from a fresh Adam state, and a full rate would jolt its weights (the reason for warmup)."""
-        since = step - self.net.autoencoder_steps
-        return min(1.0, (since + 1) / self.warmup) if 0 <= since and self.warmup else 1.0
 
     def loss(self, model, x: torch.Tensor, step: int) -> tuple[torch.Tensor, dict]:
         """The training loss of this step and what to log. Autoencoder stage: eq. 2 (mean squared
