@@ -125,8 +125,19 @@ def cli() -> None:
 @click.option("--levels", "-l", type=click.IntRange(min=1), default=None, metavar="K",
               help="Keep only the model's first K levels (a lossy file unless K is all of them; "
                    "`hiercodec info` names the levels).")
+@click.option("--reconstruct", type=click.Choice(["mean", "sample"]), default=None,
+              help="How the lossy file decodes, stored in it: `sample` draws the missing levels from the "
+                   "model with --seed and --temperature (the same image on every machine), `mean` "
+                   "reconstructs from the levels kept. [default: ham samples at 0.99, the paper's "
+                   "temperature; the other families reconstruct]")
+@click.option("--seed", type=click.IntRange(0, 2**64 - 1), default=0, show_default=True,
+              help="With sampling: the seed of the draws.")
+@click.option("--temperature", type=click.FloatRange(0.001, 65.535), default=None,
+              help="With sampling: below 1 sharper, above 1 more varied, in steps of 0.001 "
+                   "[default: the family's, else 1].")
 @click.option("--force", "-f", is_flag=True, help="Overwrite OUT if it exists.")
-def compress(src: Path, out: Path, model: str, lossy: bool, levels: int | None, force: bool) -> None:
+def compress(src: Path, out: Path, model: str, lossy: bool, levels: int | None, reconstruct: str | None,
+             seed: int, temperature: float | None, force: bool) -> None:
     """Compress the image IN into the .hc file OUT: losslessly, or with --lossy / --levels K
     keeping only the first levels of the model's hierarchy (a smaller, lossy file).
 
@@ -141,15 +152,23 @@ def compress(src: Path, out: Path, model: str, lossy: bool, levels: int | None, 
       hiercodec compress --model pixelcnn-s2 --force photo.png photo.hc
       hiercodec compress --model vqvae2 --lossy photo.png photo.hc
       hiercodec compress --model vqvae2 --levels 1 photo.png photo-top.hc
+      hiercodec compress --model ham --lossy --seed 3 --temperature 0.95 photo.png photo.hc
     """
-    from hiercodec import api
+    from hiercodec import api, container
     from hiercodec.fileio import atomic_write
     from hiercodec.images import color_name
 
     levels = _kept_levels(lossy, levels, model)
+    if levels is None and (reconstruct or seed or temperature is not None):
+        raise click.BadParameter("--reconstruct, --seed and --temperature are for lossy files (--lossy, --levels K)",
+                                 param_hint="--reconstruct")
     _check_paths(src, out, force)
     image = api.load_image(src)
-    data, report = api.encode_with_report(image, model, progress=_progress(), levels=levels)
+    sample = None if reconstruct is None else reconstruct == "sample"
+    if sample is None and (seed or temperature is not None):
+        sample = True
+    data, report = api.encode_with_report(image, model, progress=_progress(), levels=levels, sample=sample,
+                                          seed=seed, temperature=temperature)
     atomic_write(out, data, force)
     h, w, c = image.shape
     plus = f" + {report.initial_bits / report.dims:.3f} initial bits/dim" if report.initial_bits else ""
@@ -158,7 +177,10 @@ def compress(src: Path, out: Path, model: str, lossy: bool, levels: int | None, 
                f"model {report.model_id})")
     if levels is not None:
         kept = ", ".join(lv.name for lv in report.levels)
-        click.echo(f"  lossy: {8 * len(data) / (h * w):.4f} bits/pixel, levels kept: {kept}")
+        draws = container.read_header(data).sampling
+        how = (f", decodes by sampling the rest (seed {draws[0]}, temperature {draws[1] / 1000:g})" if draws
+               else "")
+        click.echo(f"  lossy: {8 * len(data) / (h * w):.4f} bits/pixel, levels kept: {kept}{how}")
 
 
 @cli.command(short_help="Decompress a .hc file into a PNG image.")
@@ -171,17 +193,22 @@ def compress(src: Path, out: Path, model: str, lossy: bool, levels: int | None, 
 @click.option("--max-pixels", type=click.IntRange(min=0), default=None, metavar="N",
               help="Refuse images larger than N pixels before decoding [default: 89478485, Pillow's "
                    "limit; 0: the format's 2^28]. Raise it only for files you trust.")
-@click.option("--sample", is_flag=True,
-              help="Draw the levels the file (or --levels) leaves out from the model, given the levels "
-                   "present, instead of reconstructing from those alone: a full image, the same on "
-                   "every machine for the same --seed and --temperature.")
-@click.option("--seed", type=click.IntRange(0, 2**64 - 1), default=0, show_default=True,
-              help="With --sample: the seed of the draws.")
-@click.option("--temperature", type=click.FloatRange(0.001, 65.535), default=1.0, show_default=True,
-              help="With --sample: below 1 sharper, above 1 more varied (in steps of 0.001).")
+@click.option("--reconstruct", type=click.Choice(["mean", "sample"]), default=None,
+              help="How the levels the file (or --levels) leaves out are made: `sample` draws them from "
+                   "the model given the levels present (a full image, the same on every machine for "
+                   "the same --seed and --temperature); `mean` reconstructs from the levels present "
+                   "alone (ham: its feed-forward decoder). [default: what the file says: a lossy ham "
+                   "file samples with its stored seed and temperature, other files reconstruct]")
+@click.option("--sample", is_flag=True, help="Short for --reconstruct sample.")
+@click.option("--seed", type=click.IntRange(0, 2**64 - 1), default=None,
+              help="The seed of the draws (implies sampling) [default: the file's, else 0].")
+@click.option("--temperature", type=click.FloatRange(0.001, 65.535), default=None,
+              help="Below 1 sharper, above 1 more varied, in steps of 0.001 (implies sampling) "
+                   "[default: the file's, else 1].")
 @click.option("--force", "-f", is_flag=True, help="Overwrite OUT if it exists.")
 def decompress(src: Path, out: Path, levels: int | None, full_size: bool, max_pixels: int | None,
-               sample: bool, seed: int, temperature: float, force: bool) -> None:
+               reconstruct: str | None, sample: bool, seed: int | None, temperature: float | None,
+               force: bool) -> None:
     """Decompress the .hc file IN into the PNG image OUT (same pixels as the original).
 
     OUT must end in .png. The model the file was written with must be installed; a damaged or
@@ -192,7 +219,8 @@ def decompress(src: Path, out: Path, levels: int | None, full_size: bool, max_pi
     (--full-size repeats each sample to the image's size); a `grayscale` file cut after level 1
     its 4-bit gray image; any file without its alpha level the image without alpha. With
     --sample the missing levels are drawn from the model instead, exactly and seeded: a full
-    image whose coarse content is the file's.
+    image whose coarse content is the file's. A lossy `ham` file samples unless told
+    --reconstruct mean (the seed and temperature chosen at compress time are in the file).
 
     \b
     Example:
@@ -212,16 +240,20 @@ def decompress(src: Path, out: Path, levels: int | None, full_size: bool, max_pi
     _single_thread()
     start = time.perf_counter()
     limit = container.DECODE_MAX_PIXELS if max_pixels is None else (max_pixels or None)
-    if (seed or temperature != 1.0) and not sample:
-        raise click.BadParameter("--seed and --temperature go with --sample", param_hint="--seed/--temperature")
+    if sample and reconstruct == "mean":
+        raise click.BadParameter("--sample and --reconstruct mean contradict each other", param_hint="--sample")
+    if reconstruct == "mean" and (seed is not None or temperature is not None):
+        raise click.BadParameter("--seed and --temperature go with sampling, not --reconstruct mean",
+                                 param_hint="--seed/--temperature")
+    how = True if sample or reconstruct == "sample" else (False if reconstruct == "mean" else None)
     image, report = api.decode_with_report(data, progress=_progress(), levels=levels, full_size=full_size,
-                                           max_pixels=limit, sample=sample, seed=seed, temperature=temperature)
+                                           max_pixels=limit, sample=how, seed=seed, temperature=temperature)
     seconds = time.perf_counter() - start
     save_image(image, out, force=force)
     h, w, c = image.shape
     partial = f", levels {', '.join(lv.name for lv in report.levels)}" if levels or image.shape != report.geometry.shape else ""
-    if sample and len(report.levels) < report.levels_total:
-        partial += f", the rest sampled (seed {seed}, temperature {temperature:g})"
+    if report.sampled:
+        partial += f", the rest sampled (seed {report.sampled[0]}, temperature {report.sampled[1] / 1000:g})"
     click.echo(f"{out}: {w}x{h} {color_name(c)}{partial}, decoded in {seconds:.1f} s")
 
 

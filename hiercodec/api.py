@@ -103,25 +103,47 @@ def _checked_image(image) -> np.ndarray:
 
 
 def encode_with_report(image, model: "str | Model" = "default", *, progress: bool = False,
-                       levels: int | None = None) -> "tuple[bytes, Report]":
+                       levels: int | None = None, sample: bool | None = None, seed: int = 0,
+                       temperature: float | None = None) -> "tuple[bytes, Report]":
     """`encode`, also returning the codec's Report (bound and bytes per level)."""
     from hiercodec.codec import encode_image
 
     array = _checked_image(image)
     m = _model(model)
+    draws = _encode_sampling(m, levels, sample, seed, temperature)
     with _progress(progress and levels is None, array.size, "encode") as update:
-        return encode_image(m, array, update, levels=levels)
+        return encode_image(m, array, update, levels=levels, sample=draws)
 
 
-def encode(image, model: str = "default", *, progress: bool = False, levels: int | None = None) -> bytes:
+def _encode_sampling(m: "Model", levels: int | None, sample: bool | None, seed: int, temperature: float | None):
+    """How a lossy file of `m` will decode: None (the family's reconstruction), or its Sampling."""
+    default = m.family.sample_temperature
+    if levels is None:  # lossless: nothing is left to sample
+        if sample or temperature is not None or seed:
+            raise HiercodecError("sample, seed and temperature are for lossy files (levels=K)")
+        return None
+    if sample is False or (sample is None and default is None):
+        if temperature is not None or seed:
+            raise HiercodecError("seed and temperature go with sample=True")
+        return None
+    return sampling(seed, temperature if temperature is not None else default or 1.0)
+
+
+def encode(image, model: str = "default", *, progress: bool = False, levels: int | None = None,
+           sample: bool | None = None, seed: int = 0, temperature: float | None = None) -> bytes:
     """Compress an image to the bytes of a .hc file: losslessly, or with `levels` = K keeping
     only the model's first K levels (a lossy file; `decode` reconstructs the image from them).
 
     image: a file path, a PIL image, or a uint8 array (H, W) gray or (H, W, C) with C = 1 gray,
     2 gray+alpha, 3 RGB, 4 RGBA. model: a model id or alias of the zoo (`list_models()`).
     progress: show a progress bar on stderr for work that takes more than a second.
+
+    sample (lossy files): store in the file that it decodes by drawing its missing levels from the
+    model with `seed` at `temperature` (format version 3; the same image on every machine). None:
+    the family's way (`ham` samples at 0.99, the paper's temperature; the others reconstruct).
     """
-    return encode_with_report(image, model, progress=progress, levels=levels)[0]
+    return encode_with_report(image, model, progress=progress, levels=levels, sample=sample, seed=seed,
+                              temperature=temperature)[0]
 
 
 def lossy_levels(model: "str | Model" = "default") -> int:
@@ -161,21 +183,35 @@ def sampling(seed: int = 0, temperature: float = 1.0):
 
 def decode_with_report(data: bytes, *, progress: bool = False, levels: int | None = None,
                        full_size: bool = False, max_pixels: int | None = container.DECODE_MAX_PIXELS,
-                       sample: bool = False, seed: int = 0, temperature: float = 1.0) -> "tuple[np.ndarray, Report]":
+                       sample: bool | None = None, seed: int | None = None,
+                       temperature: float | None = None) -> "tuple[np.ndarray, Report]":
     """`decode`, also returning the codec's Report; the image is (H, W, C) with C = 1 for gray."""
     from hiercodec.codec import decode_container, decode_limit
 
-    draws = sampling(seed, temperature) if sample else None
     data = _as_bytes(data)
     box = container.read(data, max_pixels=decode_limit(max_pixels))  # the header, parsed once, sizes the bar
     h = box.header
-    with _progress(progress and (levels is None or sample), h.height * h.width * h.channels, "decode") as update:
+    draws = _decode_sampling(h, sample, seed, temperature)
+    with _progress(progress and (levels is None or bool(draws)), h.height * h.width * h.channels, "decode") as update:
         return decode_container(box, len(data), progress=update, levels=levels, full_size=full_size, sample=draws)
 
 
+def _decode_sampling(header: container.Header, sample: bool | None, seed: int | None, temperature: float | None):
+    """codec.decode_container's `sample` for decode's arguments: the file's own choice (None),
+    never (False), or a Sampling whose seed and temperature default to the file's (else 0 and 1)."""
+    if sample is False:
+        if seed is not None or temperature is not None:
+            raise HiercodecError("seed and temperature go with sampling, not with sample=False")
+        return False
+    if sample is None and header.sampling is None and seed is None and temperature is None:
+        return None
+    stored_seed, stored_milli = header.sampling or (0, 1000)
+    return sampling(stored_seed if seed is None else seed, stored_milli / 1000 if temperature is None else temperature)
+
+
 def decode(data: bytes, *, progress: bool = False, levels: int | None = None, full_size: bool = False,
-           max_pixels: int | None = container.DECODE_MAX_PIXELS, sample: bool = False, seed: int = 0,
-           temperature: float = 1.0) -> np.ndarray:
+           max_pixels: int | None = container.DECODE_MAX_PIXELS, sample: bool | None = None, seed: int | None = None,
+           temperature: float | None = None) -> np.ndarray:
     """Decompress the bytes of a .hc file to a uint8 image: (H, W) for gray, else (H, W, C).
 
     levels: decode only the first `levels` levels (progressive decoding; a file cut with `cut`
@@ -191,7 +227,10 @@ def decode(data: bytes, *, progress: bool = False, levels: int | None = None, fu
     model given the levels above it, at `temperature` (in steps of 0.001) with `seed`: exact
     integer sampling, so a file gives the same image on every machine for the same seed and
     temperature (a pyramid file cut after its coarse levels gets plausible detail consistent with
-    them; a vqvae2 file its pixels drawn given the codes).
+    them; a vqvae2 file its pixels drawn given the codes). None: as the file says (a lossy `ham`
+    file samples with the seed and temperature stored in it; giving `seed` or `temperature`
+    alone samples with them); False: the family's reconstruction (`ham`: the feed-forward
+    auxiliary decoder's mean).
     """
     return to_public(decode_with_report(data, progress=progress, levels=levels, full_size=full_size,
                                         max_pixels=max_pixels, sample=sample, seed=seed,

@@ -56,9 +56,11 @@ def _check_boundary(levels: "list[Level]", k: int, what: str) -> None:
 
 
 def encode_image(model: Model, image: np.ndarray, progress: Progress | None = None,
-                 levels: int | None = None) -> tuple[bytes, Report]:
+                 levels: int | None = None, sample: Sampling | None = None) -> tuple[bytes, Report]:
     """Code a uint8 image (H, W, C), C in 1..4: losslessly, or with `levels` = K only its first K
-    levels (a lossy file, as `container.cut` makes of a lossless one, without the work of the rest)."""
+    levels (a lossy file, as `container.cut` makes of a lossless one, without the work of the rest).
+    sample: a lossy file's header says that it decodes by drawing its missing levels with this
+    seed and temperature (format version 3); None: by the family's reconstruction."""
     geometry = Geometry(*image.shape)
     layout = model.family.layout(geometry)
     all_levels = model.family.levels(geometry, layout)
@@ -68,6 +70,8 @@ def encode_image(model: Model, image: np.ndarray, progress: Progress | None = No
     if levels is not None:
         _check_boundary(all_levels, levels, "keep")
     kept = all_levels[:levels]
+    if sample is not None and len(kept) == len(all_levels):
+        raise HiercodecError("only a lossy file samples its missing levels: keep fewer levels (levels=K, --lossy)")
     above: dict[str, np.ndarray] = {}
     chunks, reports = [], []
     for stream in level_streams(kept):
@@ -95,8 +99,9 @@ def encode_image(model: Model, image: np.ndarray, progress: Progress | None = No
         model_id=model.id, model_hash=model.hash, coder_id=CODER_ID, coder_version=CODER_VERSION,
         height=geometry.height, width=geometry.width, channels=geometry.channels, bit_depth=8,
         tile_height=layout.tile_h, tile_width=layout.tile_w, lossy=len(kept) < len(all_levels),
-        levels_total=len(all_levels))
-    data = container.write(container.Container(header, tuple(chunks)))
+        levels_total=len(all_levels), sampling=None if sample is None else (sample.seed, sample.milli))
+    version = container.FORMAT_VERSION if sample is None else container.SAMPLING_VERSION
+    data = container.write(container.Container(header, tuple(chunks), version))
     return data, Report(model.id, geometry, len(data), reports, len(all_levels))
 
 
@@ -124,7 +129,7 @@ def decode_limit(max_pixels: int | None) -> int:
 def decode_image(data: bytes, loader: Callable[[str], Model] = load, progress: Progress | None = None,
                  levels: int | None = None, full_size: bool = False,
                  max_pixels: int | None = container.DECODE_MAX_PIXELS,
-                 sample: Sampling | None = None) -> tuple[np.ndarray, Report]:
+                 sample: Sampling | bool | None = None) -> tuple[np.ndarray, Report]:
     """Decode a .hc file; every CRC is checked and a damaged file raises, never returns pixels.
     A file whose header claims more than `max_pixels` pixels is refused before any work (FormatError).
     See `decode_container` for `levels`, `full_size` and `sample`."""
@@ -134,7 +139,7 @@ def decode_image(data: bytes, loader: Callable[[str], Model] = load, progress: P
 
 def decode_container(box: container.Container, file_bytes: int, loader: Callable[[str], Model] = load,
                      progress: Progress | None = None, levels: int | None = None,
-                     full_size: bool = False, sample: Sampling | None = None) -> tuple[np.ndarray, Report]:
+                     full_size: bool = False, sample: Sampling | bool | None = None) -> tuple[np.ndarray, Report]:
     """Decode a file already read (and checked) by container.read: its header is parsed once.
 
     levels: decode only the first `levels` levels present (progressive decoding): the image is
@@ -144,7 +149,8 @@ def decode_container(box: container.Container, file_bytes: int, loader: Callable
     given the first `levels` only.
 
     sample: draw the levels not decoded from the model instead (Family.sample_missing: exact and
-    seeded, the same image on every machine), so that a cut file decodes to a full image."""
+    seeded, the same image on every machine), so that a cut file decodes to a full image; None:
+    as the file's header says (format version 3 stores a seed and temperature), False: never."""
     if levels is not None and not 1 <= levels <= box.levels_present:
         raise HiercodecError(f"cannot decode {container.count(levels, 'level')}: the file has {box.levels_present} "
                              f"(choose 1..{box.levels_present})")
@@ -169,6 +175,8 @@ def decode_container(box: container.Container, file_bytes: int, loader: Callable
         raise FormatError(f"the file ends inside the coded stream of levels {present - 1} and {present} of "
                           f"model '{model.id}': the file is damaged")
     wanted = present if levels is None else levels
+    if sample is None:
+        sample = None if h.sampling is None else Sampling(*h.sampling)
     above: dict[str, np.ndarray] = {}
     reports = []
     # every stream that holds one of the wanted levels is decoded whole (its sentinel ends it)
@@ -189,7 +197,9 @@ def decode_container(box: container.Container, file_bytes: int, loader: Callable
                 reports.append(LevelReport(level.name, float(chunk.bound_bits), len(chunk.data), values.size,
                                            initial_bits=float(chunk.initial_bits), continues=chunk.continues))
     above = {level.name: above[level.name] for level in model_levels[:wanted]}
-    if sample is not None and wanted < len(model_levels):
+    sampled = sample and wanted < len(model_levels)
+    if sampled:
         above = model.family.sample_missing(above, geometry, sample, progress)
     image = model.family.reconstruct(above, geometry, full_size)
-    return image, Report(model.id, geometry, file_bytes, reports, len(model_levels))
+    return image, Report(model.id, geometry, file_bytes, reports, len(model_levels),
+                         (sample.seed, sample.milli) if sampled else None)

@@ -1,5 +1,5 @@
-"""The .hc container: bytes <-> Container, exactly as bitstreams/FORMAT.md specifies (versions 1
-and 2).
+"""The .hc container: bytes <-> Container, exactly as bitstreams/FORMAT.md specifies (versions 1,
+2 and 3).
 
 This is the only module that reads or writes file bytes. It knows nothing of models or coders:
 a chunk is opaque bytes with a CRC32. `write` rejects invalid containers with ValueError (a bug
@@ -10,6 +10,11 @@ Version 2 adds to each chunk table entry a flags byte (bit 0: the level continue
 level's coded stream, its own chunk is empty) and the level's initial bits (informational, like
 the bound bits). Version 1 files keep reading as they always did, and `write(..., version=1)`
 still writes them (for containers without shared streams or initial bits).
+
+Version 3 adds after the geometry how a lossy file decodes: by the family's reconstruction from
+the levels present, or by sampling the missing levels from the model with a stored seed and
+temperature (`Header.sampling`). The codec writes version 3 only for a file that samples; every
+other file stays version 2, byte for byte what it was.
 """
 
 from __future__ import annotations
@@ -23,8 +28,9 @@ from dataclasses import dataclass, replace
 from hiercodec.errors import FormatError, HiercodecError, IntegrityError
 
 MAGIC = b"\x89HC\r\n\x1a\n\x00"
-FORMAT_VERSION = 2  # what `write` writes by default
-VERSIONS = (1, 2)  # what `read` reads
+FORMAT_VERSION = 2  # what `write` writes by default (3 for a file whose header says it samples)
+SAMPLING_VERSION = 3  # the first version that stores sampling
+VERSIONS = (1, 2, 3)  # what `read` reads
 MAX_DIM = 65535
 MAX_PIXELS = 1 << 28
 # Decoding refuses larger images unless asked (hiercodec.decode's max_pixels, decompress
@@ -34,7 +40,7 @@ DECODE_MAX_PIXELS = 89_478_485
 MAX_HEADER = 64 * 1024  # bound on the header length field
 MAX_LEVELS = 32
 # Smallest header length per version: fields 4..18 with 1-char strings and one chunk table entry
-MIN_HEADERS = {1: 80, 2: 89}
+MIN_HEADERS = {1: 80, 2: 89, 3: 100}
 MIN_HEADER = min(MIN_HEADERS.values())
 CONTINUES = 0x01  # chunk table flags (version 2), bit 0: the level continues the previous stream
 
@@ -42,7 +48,9 @@ _PREFIX = struct.Struct("<8sHI")  # magic, format version, header length
 # height, width, channels, bit depth, tile height, tile width, mode, levels total, levels present
 _GEOMETRY = struct.Struct("<IIBBHHBBB")
 # chunk table entry: level, [flags,] coded length, chunk CRC32, values CRC32, bound bits, [initial bits]
-_ENTRIES = {1: struct.Struct("<BIIIQ"), 2: struct.Struct("<BBIIIQQ")}
+_ENTRIES = {1: struct.Struct("<BIIIQ"), 2: struct.Struct("<BBIIIQQ"), 3: struct.Struct("<BBIIIQQ")}
+# version 3, after the geometry: decoding (0: reconstruct, 1: sample), seed, temperature in thousandths
+_SAMPLING = struct.Struct("<BQH")
 _U32 = struct.Struct("<I")
 _IDENT = re.compile(r"[a-z0-9._-]{1,64}")
 _IDENT_BYTES = re.compile(rb"[a-z0-9._-]{1,64}")
@@ -87,6 +95,9 @@ class Header:
     tile_width: int
     lossy: bool
     levels_total: int
+    # (seed, temperature in thousandths) when a lossy file decodes by sampling its missing levels
+    # (version 3); None: by the family's reconstruction from the levels present
+    sampling: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -149,9 +160,17 @@ def _header_problems(h: Header, levels_present: int) -> list[str]:
         None if isinstance(h.lossy, bool) else "lossy must be a bool",
         _int_problem("levels total", h.levels_total, 1, MAX_LEVELS),
     ]
+    if h.sampling is not None:
+        if not isinstance(h.sampling, tuple) or len(h.sampling) != 2:
+            problems.append("sampling must be a (seed, temperature in thousandths) tuple")
+        else:
+            problems += [_int_problem("sampling seed", h.sampling[0], 0, (1 << 64) - 1),
+                         _int_problem("sampling temperature (thousandths)", h.sampling[1], 1, 0xFFFF)]
     problems = [p for p in problems if p]
     if problems:
         return problems
+    if h.sampling is not None and not h.lossy:
+        problems.append("a lossless file cannot sample: it holds every level")
     if operator.index(h.height) * operator.index(h.width) > MAX_PIXELS:
         problems.append(f"image {h.height}x{h.width} has more than {MAX_PIXELS} pixels")
     if not 1 <= levels_present <= h.levels_total:
@@ -224,6 +243,8 @@ def write(container: Container, *, version: int | None = None) -> bytes:
         raise ValueError("Container.chunks must be a tuple of ChunkEntry")
     h = container.header
     problems = _header_problems(h, len(chunks))
+    if h.sampling is not None and version < SAMPLING_VERSION:
+        problems.append(f"sampling needs format version {SAMPLING_VERSION}, not {version}")
     for i, c in enumerate(chunks):
         problems += _chunk_problems(i, c, version)
     if problems:
@@ -236,10 +257,15 @@ def write(container: Container, *, version: int | None = None) -> bytes:
         ident(h.model_id), h.model_hash, ident(h.coder_id), ident(h.coder_version),
         _GEOMETRY.pack(h.height, h.width, h.channels, h.bit_depth, h.tile_height, h.tile_width,
                        int(h.lossy), h.levels_total, len(chunks)),
+        _pack_sampling(h.sampling) if version >= SAMPLING_VERSION else b"",
         *(_pack_entry(version, c) for c in chunks),
     ])
     head = _PREFIX.pack(MAGIC, version, len(body) + 4) + body
     return b"".join([head, _U32.pack(crc32(head)), *(c.data for c in chunks)])
+
+
+def _pack_sampling(sampling: tuple[int, int] | None) -> bytes:
+    return _SAMPLING.pack(0, 0, 0) if sampling is None else _SAMPLING.pack(1, *sampling)
 
 
 def _pack_entry(version: int, c: ChunkEntry) -> bytes:
@@ -328,8 +354,15 @@ def _parse(data, max_pixels: int) -> tuple[Header, list[tuple[int, int, int, int
     h, w, channels, depth, th, tw, mode, total, present = cur.unpack(_GEOMETRY)
     if mode > 1:
         raise FormatError(f"invalid .hc header: mode {mode} is neither 0 (lossless) nor 1 (lossy)")
+    sampling = None
+    if version >= SAMPLING_VERSION:
+        decoding, seed, milli = cur.unpack(_SAMPLING)
+        if decoding > 1 or (decoding == 0 and (seed or milli)):
+            raise FormatError(f"invalid .hc header: decoding {decoding} (seed {seed}, temperature {milli}) is "
+                              "neither 0 (reconstruct, seed and temperature 0) nor 1 (sample)")
+        sampling = (seed, milli) if decoding else None
     header = Header(model_id, model_hash, coder_id, coder_version, h, w, channels, depth,
-                    th, tw, mode == 1, total)
+                    th, tw, mode == 1, total, sampling)
     problems = _header_problems(header, present)
     if problems:
         raise FormatError("invalid .hc header: " + "; ".join(problems))

@@ -55,6 +55,7 @@ class Report:
     file_bytes: int
     levels: list[LevelReport] = field(default_factory=list)
     levels_total: int = 0  # the levels the model defines for this image (those reported may be fewer)
+    sampled: tuple[int, int] | None = None  # decoding drew the missing levels: (seed, temperature in thousandths)
 
     @property
     def height(self) -> int:

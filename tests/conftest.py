@@ -163,9 +163,28 @@ def start_ham_codebooks(float_model, crops: np.ndarray, net: HAMConfig = TINY_HA
 
 
 @pytest.fixture(scope="session")
-def tiny_ham(tmp_path_factory) -> Model:
-    return make_auxiliary_model(tmp_path_factory.mktemp("tiny-ham"), TINY_HAM, export_ham, "tiny-ham", size=32,
-                                prepare=start_ham_codebooks)
+def _tiny_ham(tmp_path_factory):
+    floats = []
+
+    def prepare(float_model, crops):
+        start_ham_codebooks(float_model, crops)
+        floats.append(float_model)
+
+    model = make_auxiliary_model(tmp_path_factory.mktemp("tiny-ham"), TINY_HAM, export_ham, "tiny-ham", size=32,
+                                 prepare=prepare)
+    return model, floats[0].eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_ham(_tiny_ham) -> Model:
+    """A tiny two-level `ham` model (TINY_HAM, untrained, codebooks started on data), exported."""
+    return _tiny_ham[0]
+
+
+@pytest.fixture(scope="session")
+def tiny_ham_float(_tiny_ham):
+    """The float networks (torch ModuleDict, eval mode) `tiny_ham` was exported from."""
+    return _tiny_ham[1]
 
 
 @pytest.fixture(scope="session")

@@ -49,7 +49,7 @@ SMALL1 = make(version=1)
 SMALL1_BYTES = write(SMALL1)
 SHARED = shared()
 SHARED_BYTES = write(SHARED)
-ENTRY_SIZE = {1: 21, 2: 30}
+ENTRY_SIZE = {1: 21, 2: 30, 3: 30}
 
 
 def layout(c: Container) -> dict[str, int]:
@@ -64,8 +64,9 @@ def layout(c: Container) -> dict[str, int]:
              "levels_total", "levels_present"]
     for name, delta in zip(names, [0, 4, 8, 9, 10, 12, 14, 15, 16]):
         off[name] = g + delta
-    off["table"] = g + 17
-    off["header_crc"] = off["table"] + ENTRY_SIZE[c.version] * len(c.chunks)
+    off["table"] = g + 17  # version 3: the decoding fields, then the table
+    off["entries"] = off["table"] + (11 if c.version >= 3 else 0)
+    off["header_crc"] = off["entries"] + ENTRY_SIZE[c.version] * len(c.chunks)
     off["payload"] = off["header_crc"] + 4
     return off
 
@@ -78,10 +79,10 @@ ENTRY = {2: {"level": 0, "flags": 1, "length": 2, "chunk_crc": 6, "values_crc": 
          1: {"level": 0, "length": 1, "chunk_crc": 5, "values_crc": 9, "bound": 13}}
 
 
-def patch(data: bytes, offset: int, fmt: str, value, *, fix_crc: bool = True) -> bytes:
+def patch(data: bytes, offset: int, fmt: str, *values, fix_crc: bool = True) -> bytes:
     """Overwrite one field; recompute the header CRC so that the field check itself is tested."""
     out = bytearray(data)
-    struct.pack_into(fmt, out, offset, value)
+    struct.pack_into(fmt, out, offset, *values)
     if fix_crc:
         end = 14 + struct.unpack_from("<I", out, 10)[0]
         struct.pack_into("<I", out, end - 4, zlib.crc32(out[:end - 4]))
@@ -110,6 +111,8 @@ def expected_bytes(box: Container) -> bytes:
     ident = lambda s: bytes([len(s)]) + s.encode()  # noqa: E731
     body = (ident(h.model_id) + HASH + ident(h.coder_id) + ident(h.coder_version)
             + struct.pack("<IIBBHHBBB", 5, 7, 3, 8, 32, 32, int(h.lossy), h.levels_total, len(box.chunks)))
+    if box.version >= 3:
+        body += struct.pack("<BQH", 1, *h.sampling) if h.sampling else bytes(11)
     for c in box.chunks:
         if box.version == 1:
             body += struct.pack("<BIIIQ", c.level, len(c.data), zlib.crc32(c.data), c.values_crc,
@@ -127,7 +130,7 @@ def test_bytes_follow_format_md():
     assert SHARED_BYTES == expected_bytes(SHARED)
     assert OFF["payload"] == len(SMALL_BYTES) - sum(len(c.data) for c in SMALL.chunks)
     assert OFF1["payload"] == len(SMALL1_BYTES) - sum(len(c.data) for c in SMALL1.chunks)
-    assert hc.MAGIC == b"\x89HC\r\n\x1a\n\x00" and hc.FORMAT_VERSION == 2 and hc.VERSIONS == (1, 2)
+    assert hc.MAGIC == b"\x89HC\r\n\x1a\n\x00" and hc.FORMAT_VERSION == 2 and hc.VERSIONS == (1, 2, 3)
     assert struct.unpack_from("<H", SMALL1_BYTES, 8)[0] == 1
 
 
@@ -140,7 +143,7 @@ def test_writer_writes_version_2_and_version_1_on_request():
     assert hc.read_version(SMALL1_BYTES) == 1 and hc.read_version(SHARED_BYTES) == 2
 
 
-@pytest.mark.parametrize("version,size", [(1, 80), (2, 89)])
+@pytest.mark.parametrize("version,size", [(1, 80), (2, 89), (3, 100)])
 def test_smallest_header(version, size):
     c = make(levels_total=1, sizes=(0,), version=version, model_id="m", coder_id="c", coder_version="1")
     data = write(c)
@@ -148,6 +151,43 @@ def test_smallest_header(version, size):
     assert len(data) == 14 + size
     assert read(data) == c
     assert hc.MIN_HEADER == 80
+
+
+SAMPLED = make(present=2, lossy=True, version=3, sampling=(2**64 - 1, 990))
+
+
+def test_version_3_stores_how_a_lossy_file_samples():
+    """Version 3: decoding byte, seed (u64), temperature in thousandths (u16) after the geometry;
+    `cut` keeps them; a plain lossy file in version 3 stores zeros and reads as reconstructing."""
+    data = write(SAMPLED)
+    assert data == expected_bytes(SAMPLED) and read(data) == SAMPLED
+    g = layout(SAMPLED)["table"]
+    assert struct.unpack_from("<BQH", data, g) == (1, 2**64 - 1, 990)
+    assert read(cut(data, 1)).header.sampling == (2**64 - 1, 990)
+    plain = make(present=2, lossy=True, version=3)
+    assert read(write(plain)).header.sampling is None and write(plain) == expected_bytes(plain)
+
+
+@pytest.mark.parametrize("fields, message", [
+    (dict(version=2), "needs format version 3"),
+    (dict(lossy=False, present=3), "lossless file cannot sample"),
+    (dict(sampling=(1, 0)), "temperature"),
+    (dict(sampling=(-1, 5)), "seed"),
+])
+def test_sampling_rules_on_write(fields, message):
+    args = dict(present=2, lossy=True, version=3, sampling=(7, 990)) | fields
+    with pytest.raises(ValueError, match=message):
+        write(make(**args))
+
+
+def test_version_3_forged_decoding_fields_are_one_line_errors():
+    data = write(SAMPLED)
+    g = layout(SAMPLED)["table"]
+    assert "neither 0" in one_line_error(patch(data, g, "<B", 2))
+    assert "neither 0" in one_line_error(patch(write(make(present=2, lossy=True, version=3)), g + 1, "<Q", 5))
+    assert "temperature" in one_line_error(patch(data, g + 9, "<H", 0))
+    lossless = write(make(version=3))
+    assert "lossless file cannot sample" in one_line_error(patch(lossless, g, "<BQH", 1, 3, 990))
 
 
 # --- round trips --------------------------------------------------------------------------------
@@ -266,7 +306,7 @@ def test_write_rejects_shared_streams_and_initial_bits_it_cannot_store():
         write(SHARED, version=1)
     with pytest.raises(ValueError, match="initial bits, which format version 1 cannot store"):
         write(SMALL, version=1)
-    for version in (0, 3, True, "2"):
+    for version in (0, 4, True, "2"):
         with pytest.raises(ValueError, match="format version"):
             write(SMALL, version=version)
 
@@ -294,13 +334,14 @@ def test_wrong_magic():
     one_line_error(b"GIF", match="not a .hc file")
 
 
-@pytest.mark.parametrize("version", [0, 3, 0xFFFF])
-def test_unknown_version_names_both_versions(version):
+@pytest.mark.parametrize("version", [0, 4, 0xFFFF])
+def test_unknown_version_names_the_versions_read(version):
     message = one_line_error(patch(SMALL_BYTES, 8, "<H", version, fix_crc=False))
-    assert f"version {version}" in message and "version 1 or 2" in message
+    assert f"version {version}" in message and "version 1 or 2 or 3" in message
 
 
-@pytest.mark.parametrize("data", [SMALL_BYTES, SMALL1_BYTES, SHARED_BYTES], ids=["v2", "v1", "shared"])
+@pytest.mark.parametrize("data", [SMALL_BYTES, SMALL1_BYTES, SHARED_BYTES, write(SAMPLED)],
+                         ids=["v2", "v1", "shared", "v3"])
 def test_truncation_at_every_byte(data):
     for n in range(len(data)):
         message = one_line_error(data[:n])

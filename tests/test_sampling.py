@@ -159,7 +159,11 @@ def test_sample_options_are_checked(tmp_path):
         hiercodec.decode(data, sample=True, temperature=0.0)
     src = tmp_path / "a.hc"
     src.write_bytes(data)
-    r = CliRunner().invoke(cli, ["decompress", "--seed", "3", str(src), str(tmp_path / "b.png")])
-    assert r.exit_code == 2 and "go with --sample" in r.output
+    r = CliRunner().invoke(cli, ["decompress", "--reconstruct", "mean", "--seed", "3", str(src), str(tmp_path / "b.png")])
+    assert r.exit_code == 2 and "go with sampling" in r.output
+    r = CliRunner().invoke(cli, ["decompress", "--reconstruct", "mean", "--sample", str(src), str(tmp_path / "b.png")])
+    assert r.exit_code == 2 and "contradict" in r.output
+    with pytest.raises(HiercodecError, match="lossy files"):
+        hiercodec.encode(_natural(4, 5, 3), sample=True)
     r = CliRunner().invoke(cli, ["decompress", "--sample", "--seed", "3", str(src), str(tmp_path / "b.png")])
     assert r.exit_code == 0, r.output

@@ -22,7 +22,7 @@ TILE_BATCH = 8  # tiles per whole-tile pass (bounds the memory of the encoder's 
 
 class TileFeatures:
     """source: (Cin, Ha, Wa) float64 network inputs of the level above; the level coded has
-    `ratio` (1 or 2) times its size and is cut by `layout` (tile sides multiples of ratio)."""
+    `ratio` (a power of two) times its size and is cut by `layout` (tile sides multiples of ratio)."""
 
     def __init__(self, embedding: ExactEmbedding, source: torch.Tensor, layout: TileLayout, ratio: int, halo: int):
         self.embedding, self.layout, self.ratio, self.halo = embedding, layout, ratio, halo

@@ -4,6 +4,7 @@ A family is built from a model file's config and integer tensors. For an image's
 gives its levels, top first (`levels`), and from the decoded levels, all or a prefix of them, it
 makes the image (`reconstruct`). What differs between families is typed here, never probed:
 `lossy_levels` (how many levels the family's lossy mode keeps, None when it has none) and
+`sample_temperature` (whether its lossy files decode by sampling, and at which temperature),
 `exact_encoder` (whether the encoder side is exact too, so that a file re-encodes byte for byte on
 any machine). Colour and alpha are split here once: a family declares the levels of the colour
 (or gray) part, and every family codes an alpha channel as the same last level
@@ -33,6 +34,9 @@ class Family(ABC):
 
     name: ClassVar[str] = ""
     lossy_levels: ClassVar[int | None] = None
+    # the temperature at which the family's lossy files decode by sampling their missing levels
+    # (hiercodec.coding.sampling), None: they decode by the family's reconstruction
+    sample_temperature: ClassVar[float | None] = None
     exact_encoder: ClassVar[bool] = True
     tile: int  # the side of the tiles of the level the file's header describes
 

@@ -136,6 +136,9 @@ class HAMFamily(Family):
     hierarchy = staticmethod(hierarchy)
     lossy_levels = 1  # a one-level model's lossy file: codes1 (a two-level model's: both code levels)
     exact_encoder = False  # the encoders are float: another machine may choose other (valid) codes
+    # "The sampling temperature was 0.99" (Figures 6, 7; sec. 7.2): HAM has no decoder meant for
+    # display, its lossy files decode by sampling (the feed-forward decoder's mean on request)
+    sample_temperature = 0.99
 
     def __init__(self, config: dict, tensors: dict[str, torch.Tensor]):
         super().__init__(config, tensors)

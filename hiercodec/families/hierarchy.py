@@ -33,7 +33,7 @@ class Condition:
     embed: str  # the embedding network (module name, tensor prefix)
     source: str  # the level above it reads, or a map the family derives from the levels above
     input: Input | CodeInput  # how the source enters the embedding
-    ratio: int  # this level's size over the source's (1 or 2)
+    ratio: int  # this level's size over the source's (a power of two: 1, 2 or 4)
 
 
 @dataclass(frozen=True)
