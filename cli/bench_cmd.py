@@ -127,7 +127,8 @@ def _lossy_models(names: tuple[str, ...]) -> list:
 @click.argument("targets", metavar="[IMAGES...|DIR]", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--lossy", is_flag=True,
               help="Rate-distortion mode: each model's lossy files (its first K levels) against JPEG, "
-                   "WebP and JPEG XL lossy at the same rate (see below).")
+                   "WebP and JPEG XL lossy at the same rate (see below); ham models give two points "
+                   "per K, mean and sample (decoded by the mean reconstruction and by sampling).")
 @click.option("--model", "-m", "models", multiple=True, metavar="NAME",
               help="Model id or alias (see `hiercodec models`); repeat for several.  "
                    "[default: default, grayscale, pyramid; with --lossy: vqvae2]")
@@ -181,8 +182,12 @@ def bench(targets: tuple[Path, ...], lossy: bool, models: tuple[str, ...], peers
     (JPEG and WebP quality, JPEG XL distance) whose file is closest in bits per pixel to the
     point's, found by bisection. The table pools the images (total bits / total pixels,
     mean PSNR and MS-SSIM); --plot draws each peer's curve over a grid of settings and the
-    points as markers "model K levels". A model with a single level (`default`) has no
-    lossy point and is refused. Images must be gray or RGB, at least 11x11.
+    points as markers "model K levels". A ham model gives two points per K: "mean", its
+    file decoded by the mean reconstruction of the missing levels, and "sample T=0.99", the
+    file that stores seed 0 and the temperature (11 bytes more) decoded by sampling them
+    (hollow markers); the peers are matched to the mean file's rate. A model with a single
+    level (`default`) has no lossy point and is refused. Images must be gray or RGB, at
+    least 11x11.
 
     \b
     Lossy peers (imagecodecs):

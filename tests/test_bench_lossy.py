@@ -17,8 +17,8 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from hiercodec.bench.lossy import (CURVE, MATCHED, MODEL, markdown, run_lossy_bench, to_csv, to_json,
-                                   write_lossy_output)
+from hiercodec.bench.lossy import (CURVE, MATCHED, MODEL, lossy_steps, markdown, plot_lossy, run_lossy_bench,
+                                   to_csv, to_json, write_lossy_output)
 from hiercodec.cli.main import cli
 from hiercodec.errors import HiercodecError, ImageError
 from hiercodec.bench.peers_lossy import LOSSY_PEERS, available_lossy_peers, code, matched
@@ -215,6 +215,7 @@ def test_outputs(result, tmp_path):
     assert len(doc["rows"]) == len(result.rows) and doc["models"] == {"pyramid-s1": 4}
     lines = list(csv.DictReader(io.StringIO(to_csv(result))))
     assert len(lines) == len(result.rows) + len(result.pooled())
+    assert {line["decoding"] for line in lines} == {""}  # pyramid decodes one way only
     for suffix in (".md", ".json", ".csv"):
         write_lossy_output(result, tmp_path / f"r{suffix}")
     assert (tmp_path / "r.md").read_text() == table
@@ -229,6 +230,89 @@ def test_refused_before_any_coding(images):
         run_lossy_bench({"rgba": np.zeros((16, 16, 4), np.uint8)}, ["pyramid"], [])
     with pytest.raises(HiercodecError, match="unknown lossy peer"):
         run_lossy_bench(images, ["pyramid"], ["avif"])
+
+
+# ----------------------------------------------------------------------------- a family that samples (ham)
+
+
+@pytest.fixture(scope="module")
+def ham_result(tiny_ham):
+    """tiny_ham (3 levels: K = 1, 2) on one 24x24 image, with JPEG where it is installed."""
+    peers = ["jpeg"] if "jpeg" in available_lossy_peers() else []
+    image = photo_like(24, 24, seed=2)
+    steps = []
+    out = run_lossy_bench({"c": image}, [tiny_ham], peers, on_step=lambda name, what: steps.append(what))
+    out.steps, out.image = steps, image
+    return out
+
+
+def test_sampling_family_gives_a_mean_and_a_sampled_point_per_k(ham_result, tiny_ham):
+    from hiercodec import container
+    from hiercodec.codec import decode_image, encode_image
+    from hiercodec.coding.sampling import Sampling
+
+    result, image = ham_result, ham_result.image
+    assert tiny_ham.family.sample_temperature == 0.99
+    total = result.models[tiny_ham.id]
+    assert total >= 2
+    rows = [r for r in result.rows if r.kind == MODEL]
+    assert [(r.levels, r.decoding) for r in rows] == [(k, d) for k in range(1, total) for d in ("mean", "sample")]
+    assert len(result.steps) == lossy_steps([image.shape], [tiny_ham], result.peers)
+    for mean, sample in zip(rows[::2], rows[1::2]):
+        k = mean.levels
+        assert sample.levels == k and mean.levels_total == sample.levels_total == total
+        assert sample.nbytes == mean.nbytes + 11  # format version 3 stores the seed and the temperature
+        assert (mean.temperature, sample.temperature) == (None, 0.99)
+        # the mean row: the file without stored sampling, decoded by the mean reconstruction
+        plain, _ = encode_image(tiny_ham, image, levels=k)
+        assert container.read(plain).version == 2 and len(plain) == mean.nbytes
+        decoded, report = decode_image(plain, lambda _id: tiny_ham, full_size=True, sample=False)
+        assert report.sampled is None and mean.psnr == psnr(image, decoded)
+        # the sample row: the file that stores seed 0 at 0.99, decoded as it says
+        drawn, _ = encode_image(tiny_ham, image, levels=k, sample=Sampling(0, 990))
+        box = container.read(drawn)
+        assert box.version == 3 and box.header.sampling == (0, 990) and len(drawn) == sample.nbytes
+        decoded, report = decode_image(drawn, lambda _id: tiny_ham, full_size=True)
+        assert report.sampled == (0, 990) and sample.psnr == psnr(image, decoded)
+        # the peers: once per K, at the mean file's rate
+        peers = [r for r in result.rows if r.kind == MATCHED and r.levels == k]
+        assert [r.codec for r in peers] == result.peers
+        assert all(r.target_bpp == mean.bpp and r.decoding is None for r in peers)
+        assert [p.codec for p in result.matched(tiny_ham.id, k)] == result.peers
+
+
+def test_sampling_family_outputs(ham_result, tiny_ham, tmp_path, monkeypatch):
+    result, name = ham_result, tiny_ham.id
+    points = result.points()
+    assert [p.label for p in points[:2]] == [f"{name} 1 level, mean", f"{name} 1 level, sample T=0.99"]
+    assert [p.decoding for p in points] == ["mean", "sample"] * (result.models[name] - 1)
+    table = markdown(result)
+    assert f"| {name} 1 level, mean | {name} | K=1 of" in table
+    assert f"| {name} 1 level, sample T=0.99 | {name} | K=1 of" in table
+    for k in range(1, result.models[name]):
+        for peer in result.peers:  # each matched peer once, named by the rate it matched
+            assert table.count(f"| {peer} |") == result.models[name] - 1
+            assert table.count(f"| {name} {k} level{'s' if k > 1 else ''}, mean | {peer} |") == 1
+    assert "sample T" in table.split("\n\n")[1]  # the note says what the decodings are
+    lines = list(csv.DictReader(io.StringIO(to_csv(result))))
+    assert "decoding" in lines[0]
+    models = [line for line in lines if line["kind"] == MODEL]
+    assert [line["decoding"] for line in models] == ["mean", "sample"] * 2 * (result.models[name] - 1)  # rows, pooled
+    assert {line["decoding"] for line in lines if line["kind"] != MODEL} == {""}
+    doc = json.loads(to_json(result))
+    assert doc["meta"]["sampling"] == {name: {"seed": 0, "temperature": 0.99}}
+    assert [r["decoding"] for r in doc["rows"] if r["kind"] == MODEL] == ["mean", "sample"] * (result.models[name] - 1)
+    pytest.importorskip("matplotlib")
+    import hiercodec.bench.lossy as lossy
+
+    figures = []
+    monkeypatch.setattr(lossy, "save_png", lambda fig, path, force: figures.append(fig))
+    plot_lossy(result, tmp_path / "rd.png")
+    for ax in figures[0].axes:
+        legend = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert legend == [*result.peers, f"{name}, mean", f"{name}, sample T=0.99"]
+        fills = {line.get_label(): line.get_fillstyle() for line in ax.get_lines()}
+        assert fills[f"{name}, mean"] == "full" and fills[f"{name}, sample T=0.99"] == "none"
 
 
 # ----------------------------------------------------------------------------- the CLI

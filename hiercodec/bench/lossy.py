@@ -12,6 +12,12 @@ top codes through the decoder. Every K from 1 to the model's level count - 1 is 
   that image (hiercodec.bench.peers_lossy.matched);
 - and, for the plot, every peer over a fixed grid of settings (its rate-distortion curve).
 
+A family whose lossy files decode by sampling their missing levels (`Family.sample_temperature`,
+`ham`) gives two points per K, told apart by their `decoding`: "mean", a file without stored
+sampling decoded by the family's reconstruction (`decode_image(..., sample=False)`), and "sample",
+a file that stores seed 0 and the family's temperature (format version 3, a few bytes more) and
+decodes by drawing the missing levels. The peers are matched once per K, to the mean file's rate.
+
 Pooled figures (the markdown table, the plot) are total bits / total pixels and the mean
 PSNR / MS-SSIM over the images; seconds are summed. The CLI front end is
 `hiercodec bench --lossy` (cli/bench_cmd.py).
@@ -42,13 +48,15 @@ from hiercodec.bench.quality import MS_SSIM_WEIGHTS, WINDOW, ms_ssim, psnr
 if TYPE_CHECKING:  # pragma: no cover
     from hiercodec.zoo import Model
 
-__all__ = ["LossyRow", "Pooled", "LossyResult", "levels_total", "check_lossy_model", "lossy_steps",
+__all__ = ["LossyRow", "Pooled", "LossyResult", "levels_total", "check_lossy_model", "lossy_steps", "decodings",
            "run_lossy_bench", "markdown", "to_csv", "to_json", "write_lossy_output", "plot_lossy", "LOSSY_FORMATS"]
 
 MODEL, MATCHED, CURVE = "hiercodec", "matched", "curve"  # a row's kind
+MEAN, SAMPLE = "mean", "sample"  # a sampling family's two decodings of a lossy file
+SAMPLE_SEED = 0  # the seed its sampled files store
 LOSSY_FORMATS = {".json": "json", ".md": "markdown", ".csv": "csv"}
-FIELDS = ["image", "shape", "pixels", "codec", "kind", "model", "levels", "levels_total", "setting",
-          "target_bpp", "bytes", "bpp", "psnr", "ms_ssim", "encode_s", "decode_s"]  # of a CSV line / JSON row
+FIELDS = ["image", "shape", "pixels", "codec", "kind", "model", "levels", "levels_total", "setting",  # of a CSV line
+          "target_bpp", "decoding", "bytes", "bpp", "psnr", "ms_ssim", "encode_s", "decode_s"]  # / JSON row
 NOTE = ("bpp: 8 x file bytes / pixels (header included), pooled: total bits / total pixels; PSNR (dB, over all "
         "samples) and MS-SSIM (per channel, averaged): mean over the images; a peer's row: per image, its "
         "setting whose file is closest in bpp to the hiercodec point's (quality; distance for JPEG XL); "
@@ -74,6 +82,8 @@ class LossyRow:
     levels_total: int | None = None  # the model's level count for this image
     setting: float | None = None  # a peer's quality or distance
     target_bpp: float | None = None  # MATCHED: the model point's bpp on this image
+    decoding: str | None = None  # MODEL of a sampling family: MEAN or SAMPLE; None otherwise
+    temperature: float | None = None  # SAMPLE: the temperature the file stores
 
     @property
     def pixels(self) -> int:
@@ -98,15 +108,24 @@ class Pooled:
     ms_ssim: float  # mean over images
     encode_s: float  # summed
     decode_s: float
+    decoding: str | None = None  # as LossyRow's
+    temperature: float | None = None
 
     @property
     def label(self) -> str:
-        """"model K levels", the name of a hiercodec point (and of the rate a peer matched)."""
-        return _point_label(self.model, self.levels)
+        """"model K levels" (", mean" or ", sample T=t" for a sampling family's decodings), the
+        name of a hiercodec point."""
+        return _point_label(self.model, self.levels, self.decoding, self.temperature)
 
 
-def _point_label(model: str | None, levels: int | None) -> str:
-    return f"{model} {levels} level{'s' if levels != 1 else ''}"
+def _point_label(model: str | None, levels: int | None, decoding: str | None = None,
+                 temperature: float | None = None) -> str:
+    label = f"{model} {levels} level{'s' if levels != 1 else ''}"
+    return label if decoding is None else f"{label}, {_decoding_label(decoding, temperature)}"
+
+
+def _decoding_label(decoding: str, temperature: float | None) -> str:
+    return f"{decoding} T={temperature:g}" if decoding == SAMPLE and temperature is not None else decoding
 
 
 @dataclass
@@ -123,16 +142,18 @@ class LossyResult:
         groups: dict[tuple, list[LossyRow]] = {}
         for r in self.rows:
             if kind is None or r.kind == kind:
-                key = (r.kind, r.codec, r.model, r.levels, r.setting if r.kind == CURVE else None)
+                key = (r.kind, r.codec, r.model, r.levels, r.decoding, r.setting if r.kind == CURVE else None)
                 groups.setdefault(key, []).append(r)
         return [_pool(rows) for rows in groups.values() if len({r.image for r in rows}) == len(self.shapes)]
 
     def points(self) -> list[Pooled]:
-        """The hiercodec points, pooled: per model, K = 1, 2, ..."""
+        """The hiercodec points, pooled: per model, K = 1, 2, ... (a sampling family: mean, then
+        sample, at each K)."""
         return self.pooled(MODEL)
 
     def matched(self, model: str, levels: int) -> list[Pooled]:
-        """The peers at the rate of one hiercodec point, pooled, in peer order."""
+        """The peers at the rate of one hiercodec point (model, K), pooled, in peer order (a sampling
+        family's: at the mean file's rate)."""
         return [p for p in self.pooled(MATCHED) if p.model == model and p.levels == levels]
 
     def curve(self, peer: str) -> list[Pooled]:
@@ -148,7 +169,7 @@ def _pool(rows: list[LossyRow]) -> Pooled:
     return Pooled(first.codec, first.kind, first.model, first.levels, first.levels_total, settings, len(rows),
                   pixels, nbytes, 8 * nbytes / pixels, float(np.mean([r.psnr for r in rows])),
                   float(np.mean([r.ms_ssim for r in rows])), sum(r.encode_s for r in rows),
-                  sum(r.decode_s for r in rows))
+                  sum(r.decode_s for r in rows), first.decoding, first.temperature)
 
 
 # ----------------------------------------------------------------------------- checks
@@ -186,10 +207,17 @@ def _lossy_image(image: np.ndarray, name: str) -> np.ndarray:
     return image
 
 
+def decodings(model: "Model") -> tuple[str | None, ...]:
+    """The decodings of each of the model's lossy points: (MEAN, SAMPLE) for a family that samples
+    its missing levels, (None,) for the others."""
+    return (MEAN, SAMPLE) if model.family.sample_temperature is not None else (None,)
+
+
 def lossy_steps(shapes: Sequence[tuple[int, ...]], models: Sequence["Model"], peers: Sequence[str]) -> int:
     """How many times run_lossy_bench calls on_step (for a progress bar): per image, each model
-    point and each peer matched to it, and each peer's curve."""
-    return sum((levels_total(m, s) - 1) * (1 + len(peers)) for s in shapes for m in models) + len(shapes) * len(peers)
+    point (each decoding of it) and each peer matched to it, and each peer's curve."""
+    return (sum((levels_total(m, s) - 1) * (len(decodings(m)) + len(peers)) for s in shapes for m in models)
+            + len(shapes) * len(peers))
 
 
 # ----------------------------------------------------------------------------- running
@@ -208,15 +236,30 @@ def _as_rgb_like(decoded: np.ndarray, shape: tuple[int, ...], what: str) -> np.n
     return decoded
 
 
-def _model_row(model: "Model", k: int, total: int, name: str, image: np.ndarray) -> LossyRow:
+def _model_row(model: "Model", k: int, total: int, name: str, image: np.ndarray,
+               decoding: str | None = None) -> LossyRow:
+    """The file of the model's first k levels, decoded as the family does (decoding None), by its
+    mean reconstruction (MEAN: a file without stored sampling, decoded with sample=False) or by
+    sampling (SAMPLE: a file that stores seed 0 and the family's temperature, decoded as it says)."""
     from hiercodec.codec import decode_image, encode_image
+    from hiercodec.coding.sampling import Sampling
 
-    (data, _), encode_s = _timed(lambda: encode_image(model, image, levels=k))
+    draws, temperature = None, None
+    if decoding == SAMPLE:
+        draws = Sampling(SAMPLE_SEED, round(1000 * model.family.sample_temperature))
+        temperature = draws.milli / 1000
+    (data, _), encode_s = _timed(lambda: encode_image(model, image, levels=k, sample=draws))
     # Decode with the very model that encoded (as `hiercodec bench` does); the hash is still checked.
-    (decoded, _), decode_s = _timed(lambda: decode_image(data, lambda _id: model, full_size=True))
-    decoded = _as_rgb_like(decoded, image.shape, f"model '{model.id}' with {k} levels of {name!r}")
+    how = False if decoding == MEAN else None
+    (decoded, report), decode_s = _timed(lambda: decode_image(data, lambda _id: model, full_size=True, sample=how))
+    if (report.sampled is not None) != (decoding == SAMPLE):  # pragma: no cover (a codec bug)
+        raise HiercodecError(f"model '{model.id}' with {k} levels of {name!r}: the {decoding or 'lossy'} file "
+                             f"decoded {'with' if report.sampled else 'without'} sampling")
+    what = f"model '{model.id}' with {k} levels of {name!r}" + (f" ({decoding})" if decoding else "")
+    decoded = _as_rgb_like(decoded, image.shape, what)
     return LossyRow(name, tuple(image.shape), model.id, MODEL, len(data), bits_per_pixel(len(data), image.shape),
-                    psnr(image, decoded), ms_ssim(image, decoded), encode_s, decode_s, model.id, k, total)
+                    psnr(image, decoded), ms_ssim(image, decoded), encode_s, decode_s, model.id, k, total,
+                    decoding=decoding, temperature=temperature)
 
 
 def _peer_row(point: PeerPoint, name: str, shape: tuple[int, ...], at: LossyRow | None = None) -> LossyRow:
@@ -232,7 +275,8 @@ def _peer_row(point: PeerPoint, name: str, shape: tuple[int, ...], at: LossyRow 
 def run_lossy_bench(images: Mapping[str, np.ndarray], models: Sequence["Model | str"], peers: Sequence[str],
                     on_step: Callable[[str, str], None] | None = None) -> LossyResult:
     """Every lossy point of every model (K = 1 .. levels - 1) on every image, each peer at the
-    matched rate of each point, and each peer's curve over its grid of settings.
+    matched rate of each point, and each peer's curve over its grid of settings. A sampling
+    family's point is two MODEL rows, decoding MEAN then SAMPLE; the peers match the first.
 
     images: name -> uint8 array ((H, W) gray or (H, W, 3) RGB, at least 11 x 11); models: loaded
     zoo models or their names; peers: names of hiercodec.bench.peers_lossy.LOSSY_PEERS.
@@ -260,17 +304,23 @@ def run_lossy_bench(images: Mapping[str, np.ndarray], models: Sequence["Model | 
     meta = _meta(models, peers, {p: LOSSY_PEERS[p].settings for p in peers})
     meta.update(codec_libraries=_libraries(), quality=_QUALITY,
                 curve_settings={p: {LOSSY_PEERS[p].knob: list(LOSSY_PEERS[p].grid)} for p in peers})
+    sampled = {m.id: {"seed": SAMPLE_SEED, "temperature": round(1000 * m.family.sample_temperature) / 1000}
+               for m in models if m.family.sample_temperature is not None}
+    if sampled:  # how the SAMPLE rows' files decode
+        meta.update(sampling=sampled)
     result = LossyResult({n: tuple(a.shape) for n, a in checked.items()}, totals, peers, meta=meta)
     step = on_step or (lambda image, what: None)
     for name, image in checked.items():
         public = to_public(image)  # (H, W) for gray, as the peers take it
         for model in models:
             for k in range(1, totals[model.id]):
-                row = _model_row(model, k, totals[model.id], name, image)
-                result.rows.append(row)
-                step(name, _point_label(model.id, k))
-                for peer in peers:
-                    result.rows.append(_peer_row(matched(peer, public, row.bpp), name, row.shape, row))
+                rows = []
+                for decoding in decodings(model):
+                    rows.append(_model_row(model, k, totals[model.id], name, image, decoding))
+                    result.rows.append(rows[-1])
+                    step(name, _point_label(model.id, k, decoding, rows[-1].temperature))
+                for peer in peers:  # once per (model, K): at the rate of its first (mean) file
+                    result.rows.append(_peer_row(matched(peer, public, rows[0].bpp), name, rows[0].shape, rows[0]))
                     step(name, f"{peer} at {_point_label(model.id, k)}")
         for peer in peers:
             for setting in LOSSY_PEERS[peer].grid:
@@ -315,16 +365,28 @@ def _setting(p: Pooled) -> str:
 
 
 def markdown(result: LossyResult) -> str:
-    """Pooled over the images: each hiercodec point, then each peer at its matched rate."""
+    """Pooled over the images: each hiercodec point (a sampling family's: its mean and its sampled
+    decoding), then each peer at its matched rate (named by the point whose rate it matched)."""
     lines = ["| point | codec | setting | bpp | PSNR dB | MS-SSIM | enc s | dec s |", "|" + "---|" * 8]
+    points: dict[tuple, list[Pooled]] = {}
     for point in result.points():
-        for p in [point, *result.matched(point.model, point.levels)]:
-            cells = [point.label, p.codec, _setting(p), f"{p.bpp:.3f}", _db(p.psnr), f"{p.ms_ssim:.4f}",
-                     _secs(p.encode_s), _secs(p.decode_s)]
+        points.setdefault((point.model, point.levels), []).append(point)
+    for (model, levels), rows in points.items():
+        target = rows[0].label  # the peers matched the first decoding's rate
+        for p in [*rows, *result.matched(model, levels)]:
+            cells = [p.label if p.kind == MODEL else target, p.codec, _setting(p), f"{p.bpp:.3f}", _db(p.psnr),
+                     f"{p.ms_ssim:.4f}", _secs(p.encode_s), _secs(p.decode_s)]
             lines.append("| " + " | ".join(cells) + " |")
     n = len(result.shapes)
     pixels = sum(s[0] * s[1] for s in result.shapes.values())
-    return "\n".join(lines) + f"\n\n{n} image{'s' if n != 1 else ''}, {pixels} pixels. {NOTE}"
+    note = NOTE + (_SAMPLING_NOTE if any(p.decoding for p in result.points()) else "")
+    return "\n".join(lines) + f"\n\n{n} image{'s' if n != 1 else ''}, {pixels} pixels. {note}"
+
+
+_SAMPLING_NOTE = (" A sampling family's point has two decodings of its first K levels: mean, the family's "
+                  "reconstruction of the missing levels, and sample T, a file that also stores a seed (0) and "
+                  "the temperature T (format version 3) and decodes by drawing them; its peers are matched to "
+                  "the mean file's rate.")
 
 
 def _record(item: LossyRow | Pooled) -> dict:
@@ -337,8 +399,9 @@ def _record(item: LossyRow | Pooled) -> dict:
     return {"image": "all" if pooled else item.image, "shape": "" if pooled else _shape(item.shape),
             "pixels": item.pixels, "codec": item.codec, "kind": item.kind, "model": item.model,
             "levels": item.levels, "levels_total": item.levels_total, "setting": setting,
-            "target_bpp": None if pooled else item.target_bpp, "bytes": item.nbytes, "bpp": item.bpp,
-            "psnr": item.psnr, "ms_ssim": item.ms_ssim, "encode_s": item.encode_s, "decode_s": item.decode_s}
+            "target_bpp": None if pooled else item.target_bpp, "decoding": item.decoding, "bytes": item.nbytes,
+            "bpp": item.bpp, "psnr": item.psnr, "ms_ssim": item.ms_ssim, "encode_s": item.encode_s,
+            "decode_s": item.decode_s}
 
 
 def to_csv(result: LossyResult) -> str:
@@ -381,7 +444,9 @@ _MARKERS = "o^sDvP*X"
 def plot_lossy(result: LossyResult, path: str | Path, force: bool = False) -> None:
     """A PNG with two panels, PSNR vs bpp and MS-SSIM vs bpp (log x): each peer's curve pooled
     over the images at each grid setting (total bits / total pixels, mean quality), and the
-    hiercodec points as markers labelled "model K levels". Written atomically."""
+    hiercodec points as markers labelled "model K levels" (a sampling family's two decodings of
+    a point under one label: the mean one filled, the sampled one hollow, as the legend says).
+    Written atomically."""
     fig = new_figure((12.0, 5.0))
     from matplotlib.ticker import FuncFormatter
 
@@ -392,13 +457,20 @@ def plot_lossy(result: LossyResult, path: str | Path, force: bool = False) -> No
             curve = result.curve(peer)
             ax.plot([c.bpp for c in curve], [_y(c, metric) for c in curve], "-", marker=".",
                     color=f"C{j % 10}", label=peer)
-        for i, point in enumerate(result.points()):
+        legend, named = set(), []
+        for point in result.points():
             marker = _MARKERS[list(result.models).index(point.model) % len(_MARKERS)]
             y = _y(point, metric)
+            entry = point.model if point.decoding is None else \
+                f"{point.model}, {_decoding_label(point.decoding, point.temperature)}"
             ax.plot([point.bpp], [y], marker, color="black", markersize=7,
-                    label=point.model if point.levels == 1 else None)
-            ax.annotate(point.label, (point.bpp, y), textcoords="offset points", xytext=(5, -10 if i % 2 else 4),
-                        fontsize="small")
+                    fillstyle="none" if point.decoding == SAMPLE else "full",
+                    label=None if entry in legend else entry)
+            legend.add(entry)
+            if (point.model, point.levels) not in named:  # one "model K levels" per point; the legend tells
+                named.append((point.model, point.levels))  # a sampling family's decodings apart
+                ax.annotate(_point_label(point.model, point.levels), (point.bpp, y), textcoords="offset points",
+                            xytext=(5, -10 if len(named) % 2 == 0 else 4), fontsize="small")
         ax.set_xscale("log")
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))  # 0.5, 1, 2 rather than 2 x 10^0
         ax.xaxis.set_minor_formatter(FuncFormatter(_minor_label))
