@@ -37,7 +37,7 @@ class HAMConfig(_Config):
     """Defaults: the shipped one-level model sized for a CPU (ham-codec.toml)."""
 
     family = "ham"
-    may_be_zero = ("halo", "mask", "mask2")
+    may_be_zero = ("halo", "mask", "mask2", "attention_every")  # attention_every 0: a prior without attention
     levels: int = 1  # code levels above the pixels: 1 (appendix A.1) or 2 (A.2)
     tile: int = 64  # pixels per tile side (a multiple of `scale`)
     halo: int = 4  # positions of the level above around a tile that its modulator sees
