@@ -50,6 +50,12 @@ GOLDEN: dict[str, tuple[int, int, int, int]] = {
 MODELS = {name: name.split("-")[0] + "-s1" for name in GOLDEN
           if name.startswith(("grayscale-", "pyramid-", "vqvae2-"))}
 MODELS["bitsback-toy-rgba-21x14"] = "bitsback-toy-1"
+# the shipped `ham` model: a lossless file across two tiles, a lossy one that decodes by sampling
+# (format version 3: its seed and temperature in the header) and a lossy gray one by the mean
+HAM_MODEL = "ham-r1"
+GOLDEN |= {"ham-rgb-70x45": (45, 70, 3, 117), "ham-sampled-rgb-40x36": (36, 40, 3, 118),
+           "ham-mean-gray-alpha-23x18": (18, 23, 2, 119)}
+MODELS |= {name: HAM_MODEL for name in GOLDEN if name.startswith("ham-")}
 # golden files of models shipped later (relay/ship.py adds two for each new default):
 # name: [height, width, channels, seed, model id]
 SHIPPED = HERE / "golden-shipped.json"
@@ -57,7 +63,10 @@ for _name, (_h, _w, _c, _seed, _model) in (json.loads(SHIPPED.read_text()) if SH
     GOLDEN[_name], MODELS[_name] = (_h, _w, _c, _seed), _model
 # lossy golden files: the first K levels only; their PNG is the image they decode to (the model's
 # reconstruction), the image they were made from is golden_image(name)
-LEVELS = {"vqvae2-lossy-rgb-80x56": 2, "vqvae2-top-gray-35x19": 1}
+LEVELS = {"vqvae2-lossy-rgb-80x56": 2, "vqvae2-top-gray-35x19": 1, "ham-sampled-rgb-40x36": 1,
+          "ham-mean-gray-alpha-23x18": 1}
+# lossy golden files that decode by sampling: (seed, temperature in thousandths) in their header
+SAMPLED = {"ham-sampled-rgb-40x36": (5, 990)}
 PNG_MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
 
 
@@ -142,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from hiercodec.codec import decode_image, encode_image
+    from hiercodec.coding.sampling import Sampling
     from hiercodec.zoo import load
 
     torch.set_num_threads(1)  # results never depend on it; other jobs may share the machine
@@ -159,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
         for name in names:
             model = load(MODELS.get(name, args.model))
             image = golden_image(name)
-            data, report = encode_image(model, image, levels=LEVELS.get(name))
+            draws = Sampling(*SAMPLED[name]) if name in SAMPLED else None
+            data, report = encode_image(model, image, levels=LEVELS.get(name), sample=draws)
             decoded, _ = decode_image(data)  # by the id in its header, as a user would
             if name in LEVELS:  # lossy: the PNG is the reconstruction, which must decode the same twice
                 image = decoded if decoded.ndim == 3 else decoded[..., None]

@@ -79,12 +79,15 @@ def test_golden_file_reencodes_identically(path):
 
 def test_golden_files_cover_every_format_version():
     """Version 1 files (all written before shared streams) keep decoding; version 2 has a file with
-    a bits-back level sharing its stream and reporting its initial bits."""
+    a bits-back level sharing its stream and reporting its initial bits; version 3 a lossy file
+    that decodes by sampling, the same pixels on every machine."""
     boxes = {path.stem: container.read(path.read_bytes()) for path in GOLDEN}
     assert {box.version for box in boxes.values()} == set(container.VERSIONS)
     toy = boxes["bitsback-toy-rgba-21x14"]
     assert toy.version == 2 and [c.continues for c in toy.chunks] == [False, True, False]
     assert toy.chunks[1].data == b"" and toy.streams() == [range(0, 2), range(2, 3)]
+    sampled = boxes["ham-sampled-rgb-40x36"]  # version 3: a lossy file that decodes by sampling
+    assert sampled.version == 3 and sampled.header.sampling == make_golden.SAMPLED["ham-sampled-rgb-40x36"]
 
 
 def test_make_golden_writes_verified_files_and_never_overwrites(tmp_path):
