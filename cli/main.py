@@ -314,6 +314,9 @@ def info(file: Path) -> None:
     echo(f"coder:    {d['coder']}")
     echo(f"tiles:    {d['tile'][1]}x{d['tile'][0]} ({d['tiles']} tile{'s' if d['tiles'] != 1 else ''})")
     echo(f"mode:     {d['mode']}, {d['levels_present']} of {d['levels_total']} levels present")
+    if d["sampling"]:
+        echo(f"decodes:  by sampling the missing levels (seed {d['sampling']['seed']}, temperature "
+             f"{d['sampling']['temperature']:g}; decompress --reconstruct mean for the reconstruction)")
     shared = [s for s in d["streams"] if len(s) > 1]
     initial = bool(d["initial_bits"] or shared)  # bits-back levels: the column is shown, even when 0
     plus = f" + {d['initial_bits']:,} initial bits" if d["initial_bits"] else ""

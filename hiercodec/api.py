@@ -312,7 +312,8 @@ def info(data: bytes, *, level_names: bool = False) -> dict:
 
     Keys: format_version (the file's), model, model_hash (hex), coder, coder_id, coder_version,
     height, width, channels, color, bit_depth, dims (samples), tile (h, w), tiles, mode
-    ('lossless'/'lossy'), levels_total, levels_present, file_bytes, header_bytes, bits_per_dim
+    ('lossless'/'lossy'), sampling (None, or the seed and temperature with which a lossy file
+    decodes by sampling its missing levels: format version 3), levels_total, levels_present, file_bytes, header_bytes, bits_per_dim
     (whole file), bound_bits, bound_bits_per_dim, initial_bits (the levels' sum), streams (the
     coded streams as lists of level indices: levels of one stream share the chunk of its first
     level), and levels: one dict per level present with level, bytes, bits_per_dim (from the chunk
@@ -359,6 +360,7 @@ def info(data: bytes, *, level_names: bool = False) -> dict:
         "tile": (h.tile_height, h.tile_width),
         "tiles": math.ceil(h.height / h.tile_height) * math.ceil(h.width / h.tile_width),
         "mode": "lossy" if h.lossy else "lossless",
+        "sampling": None if h.sampling is None else {"seed": h.sampling[0], "temperature": h.sampling[1] / 1000},
         "levels_total": h.levels_total,
         "levels_present": box.levels_present,
         "file_bytes": len(data),

@@ -125,6 +125,16 @@ def test_api_defaults_sample_ham_lossy_files_at_the_papers_temperature(tiny_ham,
         api.encode(image, sample=True)
 
 
+def test_info_shows_how_a_lossy_file_decodes(tiny_ham):
+    from hiercodec import api
+
+    sampled, _ = encode_image(tiny_ham, _natural(12, 12, 3), levels=1, sample=Sampling(4, 990))
+    assert api.info(sampled)["sampling"] == {"seed": 4, "temperature": 0.99}
+    assert api.info(sampled)["format_version"] == 3
+    plain, _ = encode_image(tiny_ham, _natural(12, 12, 3), levels=1)
+    assert api.info(plain)["sampling"] is None and api.info(plain)["format_version"] == 2
+
+
 def test_msp_model_has_no_mean_decoding(tmp_path):
     """A model trained with masked self-prediction has no feed-forward decoder: its lossy files
     decode by sampling, and asking for the mean is a one-line error."""
