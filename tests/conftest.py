@@ -162,17 +162,23 @@ def start_ham_codebooks(float_model, crops: np.ndarray, net: HAMConfig = TINY_HA
     float_model.eval()
 
 
-@pytest.fixture(scope="session")
-def _tiny_ham(tmp_path_factory):
+def model_with_float(folder, config, export, model_id: str, start) -> tuple[Model, torch.nn.Module]:
+    """make_auxiliary_model on 32x32 crops with start(float_model, crops) before the export (see
+    start_codebooks); also returns the float networks it exported, in eval mode."""
     floats = []
 
     def prepare(float_model, crops):
-        start_ham_codebooks(float_model, crops)
+        start(float_model, crops)
         floats.append(float_model)
 
-    model = make_auxiliary_model(tmp_path_factory.mktemp("tiny-ham"), TINY_HAM, export_ham, "tiny-ham", size=32,
-                                 prepare=prepare)
+    model = make_auxiliary_model(folder, config, export, model_id, size=32, prepare=prepare)
     return model, floats[0].eval()
+
+
+@pytest.fixture(scope="session")
+def _tiny_ham(tmp_path_factory):
+    return model_with_float(tmp_path_factory.mktemp("tiny-ham"), TINY_HAM, export_ham, "tiny-ham",
+                            start_ham_codebooks)
 
 
 @pytest.fixture(scope="session")
@@ -203,15 +209,8 @@ def tiny_pyramid(tmp_path_factory) -> Model:
 def _tiny_vqvae2(tmp_path_factory):
     models = tmp_path_factory.mktemp("vqvae2-models")
     (models / "tiny-vqvae2").mkdir()
-    floats = []
-
-    def prepare(float_model, crops):
-        start_codebooks(float_model, crops)
-        floats.append(float_model)
-
-    model = make_auxiliary_model(models / "tiny-vqvae2", TINY_VQVAE2, export_vqvae2, "tiny-vqvae2", size=32,
-                                 prepare=prepare)
-    return model, floats[0].eval(), models
+    return (*model_with_float(models / "tiny-vqvae2", TINY_VQVAE2, export_vqvae2, "tiny-vqvae2", start_codebooks),
+            models)
 
 
 @pytest.fixture(scope="session")
