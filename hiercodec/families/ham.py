@@ -187,8 +187,8 @@ class HAMFamily(Family):
     def encode_codes(self, image: np.ndarray) -> tuple[np.ndarray, ...]:
         """The code maps of an image (H, W, C), top first."""
         if self._encoder is None:
-            model = self.net.build()
-            own = {k: v for k, v in model.state_dict().items() if k.startswith(FLOAT_PARTS) and not k.endswith(TRAINING_ONLY)}
+            model = torch.nn.ModuleDict(self.net.encoders())
+            own = {k: v for k, v in model.state_dict().items() if not k.endswith(TRAINING_ONLY)}
             missing = sorted(set(own) - set(self._float)) or sorted(set(self._float) - set(own))
             if missing:
                 raise HiercodecError(f"model file's encoder weights do not fit its network: {missing[0]}")

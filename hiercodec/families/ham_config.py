@@ -113,15 +113,22 @@ class HAMConfig(_Config):
         """The name of the top code level (coded by the prior)."""
         return "codes2" if self.levels == 2 else "codes1"
 
+    def encoders(self) -> dict[str, nn.Module]:
+        """The encoders (`enc1`, and `enc2` for two levels): all the codec's encoder side runs."""
+        out = {"enc1": HAMEncoder(PIXEL_VALUES * 3 if self.mask else 3, self.hidden, self.residual, self.enc_layers,
+                                  self.codes, self.code_dim, 1, DECAY)}
+        if self.levels == 2:  # codes enter the level-2 encoder one-hot (appendix A)
+            out["enc2"] = HAMEncoder(self.codes, self.hidden2, self.residual2, self.enc2_layers, self.codes2,
+                                     self.code_dim2, self.down2, DECAY)
+        return out
+
     def build(self, dropout: float = 0.0) -> nn.ModuleDict:
         """The float networks: encoders, auxiliary decoders (and MSP teachers), the prior, the
         modulators with their code embeddings and the local PixelCNNs."""
         k = params_per_pixel(self.mixtures)
-        enc_in = PIXEL_VALUES * 3 if self.mask else 3
         aux_out = PIXEL_VALUES * 3 if self.mask else 3
         parts = {
-            "enc1": HAMEncoder(enc_in, self.hidden, self.residual, self.enc_layers, self.codes, self.code_dim,
-                               1, DECAY),
+            **self.encoders(),
             "aux1": AuxiliaryDecoder(self.code_dim, self.hidden, self.aux_layers, aux_out),
             "mod0_in": nn.Embedding(self.codes, self.mod_embed),
             "mod0": Embedding(self.mod_embed, self.mod_channels, self.mod_blocks, (), (0,), dropout),
@@ -134,10 +141,8 @@ class HAMConfig(_Config):
         if self.levels == 2:
             top_codes = self.codes2
             parts |= {
-                # codes enter the level-2 encoder one-hot (appendix A), and its feed-forward
-                # auxiliary decoder predicts them with a categorical output (sec. 4.1)
-                "enc2": HAMEncoder(self.codes, self.hidden2, self.residual2, self.enc2_layers, self.codes2,
-                                   self.code_dim2, self.down2, DECAY),
+                # level 2's feed-forward auxiliary decoder predicts level 1's codes with a
+                # categorical output (sec. 4.1)
                 "aux2": AuxiliaryDecoder(self.code_dim2, self.hidden2, self.aux2_layers, self.codes, self.down2),
                 "codes1_in": nn.Embedding(self.codes, self.ar2_embed),
                 "mod1_in": nn.Embedding(self.codes2, self.mod2_embed),
