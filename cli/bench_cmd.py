@@ -97,8 +97,9 @@ def _step_bar(total: int):
         bar.close()
 
 
-DEFAULT_MODELS = ("default", "grayscale", "pyramid", "vqvae2")  # one shipped model of each family
-DEFAULT_LOSSY_MODELS = ("vqvae2",)  # its top codes (K=1) and bottom codes (K=2) are lossy points
+DEFAULT_MODELS = ("default", "grayscale", "pyramid", "vqvae2", "ham")  # one shipped model of each family
+# vqvae2's top codes (K=1) and bottom codes (K=2) are lossy points; ham's codes, decoded two ways
+DEFAULT_LOSSY_MODELS = ("vqvae2", "ham")
 
 
 def _lossy_models(names: tuple[str, ...]) -> list:
@@ -131,7 +132,7 @@ def _lossy_models(names: tuple[str, ...]) -> list:
                    "per K, mean and sample (decoded by the mean reconstruction and by sampling).")
 @click.option("--model", "-m", "models", multiple=True, metavar="NAME",
               help="Model id or alias (see `hiercodec models`); repeat for several.  "
-                   "[default: default, grayscale, pyramid; with --lossy: vqvae2]")
+                   f"[default: {', '.join(DEFAULT_MODELS)}; with --lossy: {', '.join(DEFAULT_LOSSY_MODELS)}]")
 @click.option("--peers", metavar="LIST",
               help=f"Comma-separated peer codecs out of {_PEER_NAMES} (with --lossy: "
                    f"{_LOSSY_PEER_NAMES}), or 'none'.  [default: every one installed]")
@@ -197,7 +198,7 @@ def bench(targets: tuple[Path, ...], lossy: bool, models: tuple[str, ...], peers
 
     \b
     Examples:
-      hiercodec bench --lossy astronaut -m pyramid      # default models: vqvae2
+      hiercodec bench --lossy astronaut -m pyramid      # default models: vqvae2, ham
       hiercodec bench --lossy photos/ -m pyramid --peers jpeg,jpegxl --out rd.json --plot rd.png
     """
     if lossy:
