@@ -42,8 +42,8 @@ def train(family: str, config_name: str | None, data: str | None, eval_data: str
     Runs on the GPU when torch sees one (bfloat16 autocast where the config says amp), on the CPU
     otherwise; under torchrun it trains on every process with DistributedDataParallel. Every
     log_every steps a line goes to DIR/log.jsonl (bits/dim, learning rate, gradient norm), and the
-    bits/dim of the Polyak-averaged weights on held-out data every eval_every steps. Ctrl-C saves a
-    checkpoint; --resume continues it exactly.
+    bits/dim of the Polyak-averaged weights on held-out data every eval_every steps. Ctrl-C, or SIGTERM
+    (`kill PID`, for a run in the background), saves a checkpoint; --resume continues it exactly.
 
     \b
     Examples:
@@ -53,7 +53,7 @@ def train(family: str, config_name: str | None, data: str | None, eval_data: str
       torchrun --nproc-per-node 4 "$(which hiercodec)" train pixelcnn --config pixelcnn --out runs/big
       hiercodec export runs/small --name my-model
     """
-    from hiercodec.train.loop import train as run
+    from hiercodec.train.loop import stop_on_sigterm, train as run
 
     if threads:
         import torch
@@ -65,6 +65,7 @@ def train(family: str, config_name: str | None, data: str | None, eval_data: str
         raise HiercodecError(f"config {config.name!r} is for family {config.family!r}, not {family!r}")
     config = config.with_train(data=_data_spec(data), eval_data=_data_spec(eval_data), steps=steps)
     out = out or Path("runs") / config.name
+    stop_on_sigterm()
     try:
         summary = run(out, config, resume=resume, minutes=minutes, progress=sys.stderr.isatty(),
                       init_from=init_from)

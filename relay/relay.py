@@ -39,11 +39,6 @@ def main() -> None:
     """The training relay of the next default model (relay/README.md)."""
 
 
-def _interrupt(signum, frame) -> None:
-    """`stop` sends SIGTERM; the training loop saves its checkpoint on KeyboardInterrupt."""
-    raise KeyboardInterrupt
-
-
 @main.command()
 @click.option("--minutes", type=click.FloatRange(0, min_open=True), default=None,
               help="Stop (with a checkpoint) after this many minutes [default: until `stop` or Ctrl-C].")
@@ -64,7 +59,7 @@ def train(minutes: float | None, threads: int, niceness: int, run_dir: Path, sta
     from hiercodec.errors import HiercodecError
     from hiercodec.train import checkpoint
     from hiercodec.train.config import load_config
-    from hiercodec.train.loop import train as run
+    from hiercodec.train.loop import stop_on_sigterm, train as run
 
     os.nice(niceness)
     torch.set_num_threads(threads)
@@ -72,7 +67,7 @@ def train(minutes: float | None, threads: int, niceness: int, run_dir: Path, sta
     run_dir.mkdir(parents=True, exist_ok=True)
     pid = run_dir / PID.name
     pid.write_text(f"{os.getpid()}\n")
-    signal.signal(signal.SIGTERM, _interrupt)
+    stop_on_sigterm()  # `stop` sends SIGTERM
     try:
         summary = run(run_dir, load_config(config_name), resume=resume, minutes=minutes,
                       init_from=None if resume else start_from, progress=sys.stderr.isatty())

@@ -157,6 +157,31 @@ def test_relay_script_starts_stops_on_request_and_resumes(tmp_path):
     assert checkpoint.read_meta(run)["step"] > meta["step"]
 
 
+def test_sigterm_stops_a_training_run_with_its_checkpoint(tmp_path):
+    """`kill PID` of a `hiercodec train` in the background (where Ctrl-C does not reach it) saves the
+    checkpoint of the step it stopped at, and --resume continues from it."""
+    _, config = _tiny_run_setup(tmp_path)
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-c", "from hiercodec.cli.main import main; main()", "train", "pixelcnn", "--config", str(config), "--out", str(run)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while not (run / "log.jsonl").is_file() or len((run / "log.jsonl").read_text().splitlines()) < 3:
+            assert proc.poll() is None and time.time() < deadline, proc.communicate()
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1 and "interrupted; the checkpoint" in err, err
+    logged = max(json.loads(line)["step"] for line in (run / "log.jsonl").read_text().splitlines())
+    assert checkpoint.read_meta(run)["step"] >= logged >= 4
+    again = subprocess.run([*cmd, "--resume", "--minutes", "0.02"], capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert checkpoint.read_meta(run)["step"] > logged
+
+
 def test_gpu_script_dry_run_returns_files_that_decode_here(tmp_path):
     data, config = _tiny_run_setup(tmp_path)
     run = tmp_path / "run"

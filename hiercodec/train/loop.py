@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -176,6 +177,17 @@ def _rng_states(rng: np.random.Generator, where: Placement) -> list[dict]:
     states: list = [None] * where.world
     dist.all_gather_object(states, rng.bit_generator.state)
     return states
+
+
+def stop_on_sigterm() -> None:
+    """Make SIGTERM (`kill PID`, a scheduler's stop, `relay.py stop`) end a training run as Ctrl-C
+    does, with its checkpoint saved: a run started in the background (`nohup ... &`) ignores SIGINT,
+    so without this the only way to stop it lost the steps since its last save."""
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def train(out: Path, config: RunConfig, *, resume: bool = False, minutes: float | None = None,
