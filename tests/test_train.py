@@ -97,6 +97,27 @@ def test_small_config_loss_falls(tmp_path, family):
     assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_keep_best_keeps_the_checkpoint_of_the_best_evaluation(tmp_path, monkeypatch):
+    """With keep_best, DIR/best holds the checkpoint of the lowest held-out bits/dim so far (here the
+    learning rate is absurd, so the run gets worse after its start), and it exports as a model."""
+    torch.set_num_threads(1)
+    monkeypatch.setenv("HIERCODEC_MODELS", str(tmp_path / "models"))
+    images = ImageSet(smooth_images(3, 32), "smooth")
+    crops = np.stack([im[:16, :16] for im in smooth_images(2, 32, seed=9)])
+    config = tiny_config(steps=12, log_every=2, eval_every=2, keep_best=True, batch=2, patch=16, lr=0.3,
+                         warmup=0).with_train(eval_data="given")
+    train(tmp_path / "run", config, images=images, eval_images=crops, progress=False)
+    evals = {r["step"]: r["eval_bpd"] for r in records(tmp_path / "run") if "eval_bpd" in r}
+    step = min(evals, key=evals.get)
+    meta = checkpoint.read_meta(tmp_path / "run" / "best")
+    assert meta["step"] == step and meta["eval_bpd"] == evals[step] and step < 12, evals
+    assert checkpoint.read_meta(tmp_path / "run")["step"] == 12
+    from hiercodec.export.run import export_run
+
+    report = export_run(tmp_path / "run" / "best", "best-of-run", images=images, eval_count=1)
+    assert (Path(report["path"]) / "weights.safetensors").is_file()
+
+
 def test_resumed_run_equals_uninterrupted_run(tmp_path):
     torch.set_num_threads(1)
     images = ImageSet(smooth_images(3, 40), "smooth")

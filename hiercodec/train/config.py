@@ -44,6 +44,9 @@ class TrainSettings:
     amp_cpu: bool = False  # bfloat16 autocast on the CPU (benchmarks/train_speed.py measures it)
     compile: bool = False  # torch.compile the training objective
     compact_checkpoint: bool = False  # 16-bit average and optimizer moments (hiercodec.train.checkpoint)
+    # keep the checkpoint of the best held-out evaluation in DIR/best (`hiercodec export DIR/best`):
+    # a run that diverges keeps its best weights (the first ham-codec run lost all, RESULTS sec. 10)
+    keep_best: bool = False
     gray_every: int = 10  # one batch in N is made gray, so gray images code well too; 0 = never
     eval_every: int = 1000
     log_every: int = 50

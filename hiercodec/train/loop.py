@@ -30,9 +30,10 @@ from hiercodec.train.datasets import ImageSet, open_dataset, to_gray
 from hiercodec.train.tasks import task_for
 
 LOG = "log.jsonl"
+BEST = "best"  # the folder of the best held-out checkpoint (keep_best)
 # settings a resumed run takes from the config it is given rather than from its checkpoint: how it
 # runs and how it averages, never what the weights learn
-RUNTIME_SETTINGS = ("steps", "amp", "amp_cpu", "compile", "save_every_s", "ema_warmup")
+RUNTIME_SETTINGS = ("steps", "amp", "amp_cpu", "compile", "save_every_s", "ema_warmup", "keep_best")
 EVAL_BATCH = 16
 
 
@@ -273,12 +274,20 @@ def train(out: Path, config: RunConfig, *, resume: bool = False, minutes: float 
         elif s.compact_checkpoint:
             checkpoint.round16(model, ema, opt)
 
+    best = out / BEST
+    best_bpd = [checkpoint.read_meta(best)["eval_bpd"] if checkpoint.checkpoint_file(best).is_file() else math.inf]
+
     def run_eval() -> float | None:
         if eval_model is None or not where.main:
             return None
         eval_model.load_state_dict(ema)
         bpd = evaluate(task, eval_model, crops, where.device)
         write({"step": step, "eval_bpd": bpd, "eval_data": s.eval_data, "weights": "ema", "time": time.time()})
+        if s.keep_best and bpd < best_bpd[0]:
+            best_bpd[0] = bpd  # a full-precision copy: the live run's states stay as they are
+            checkpoint.save(best, model=model, ema=ema, optimizer=opt, rng_states=[rng.bit_generator.state],
+                            meta={"step": step, "config": config.to_dict(), "family": config.family,
+                                  "origin": origin, "eval_bpd": bpd})
         return bpd
 
     start = last_save = time.time()
