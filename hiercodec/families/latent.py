@@ -36,6 +36,7 @@ from hiercodec.coding.ans import StackCoder
 from hiercodec.coding.bitsback import BitsBackStats, bits_back_pop, bits_back_push
 from hiercodec.coding.groups import Group, GroupDecoder, Progress
 from hiercodec.families.base import Level, LevelStats, Schedule, decoder
+from hiercodec.tiling import TileLayout
 
 Table = np.ndarray
 Above = dict[str, np.ndarray]
@@ -54,7 +55,8 @@ class BitsBackLevel(Level):
 
     `shape`: the shape of the level's values; `sample_size`: the values, flattened in C order,
     are cut into consecutive samples of this size (the last may be shorter: the parts see its
-    length); `observe(image, above)`: the values of an image (the level's `analyze`). Nothing is
+    length); a subclass may cut them otherwise (`cut`, `paste`: TiledBitsBackLevel's samples are
+    tiles); `observe(image, above)`: the values of an image (the level's `analyze`). Nothing is
     allocated per sample before coding, so that a forged geometry costs nothing until the stream
     runs out.
     """
@@ -95,13 +97,27 @@ class BitsBackLevel(Level):
         p = self.prior(i, above)
         return p if isinstance(p, np.ndarray) else (lambda: decoder(p))
 
+    def cut(self, values: np.ndarray, i: int) -> np.ndarray:
+        """Sample i of the level's values, flattened (int32)."""
+        a, b = self.bounds(i)
+        return np.ascontiguousarray(values).reshape(-1)[a:b].astype(np.int32)
+
+    def size_of(self, i: int) -> int:
+        a, b = self.bounds(i)
+        return b - a
+
+    def paste(self, out: np.ndarray, i: int, x: np.ndarray) -> None:
+        """Put sample i's decoded values x (flat) into `out` (the level's values)."""
+        a, b = self.bounds(i)
+        out.reshape(-1)[a:b] = x
+
     def encode(self, values: np.ndarray, above: Above, coder: StackCoder,
                progress: Progress | None = None) -> LevelStats:
-        flat = np.ascontiguousarray(values).reshape(-1).astype(np.int32)
         total = BitsBackStats()
+        symbols = 0
         for i in range(self.samples):  # sample i draws its latent from the bits of those before it
-            a, b = self.bounds(i)
-            x = flat[a:b]
+            x = self.cut(values, i)
+            symbols += x.size
             _, st = bits_back_push(
                 coder, self.posterior(i, x, above),
                 lambda z, i=i, x=x: schedule_groups(self.likelihood(i, z, above, x)),
@@ -109,22 +125,58 @@ class BitsBackLevel(Level):
             total += st
             if progress:
                 progress(len(x))
-        return LevelStats(self.name, bound_bits=total.net_bits, symbols=int(flat.size),
+        return LevelStats(self.name, bound_bits=total.net_bits, symbols=symbols,
                           initial_bits=total.initial_bits, extra=asdict(total))
 
     def decode(self, above: Above, coder: StackCoder, progress: Progress | None = None) -> np.ndarray:
-        flat = np.empty(self.size, dtype=self.dtype)
+        out = np.empty(self.shape, dtype=self.dtype)
         for i in reversed(range(self.samples)):  # a stack: the last sample pushed comes off first
-            a, b = self.bounds(i)
             _, x, _ = bits_back_pop(
                 coder, self._prior_for_pop(i, above),
                 lambda z, i=i: decoder(self.likelihood(i, z, above)),
                 lambda x, i=i: self.posterior(i, x, above),
                 what=f"{self.name} level")
             x = np.asarray(x).reshape(-1)
-            if x.size != b - a:
-                raise ValueError(f"{self.name}: the likelihood of sample {i} gave {x.size} values, not {b - a}")
-            flat[a:b] = x
+            if x.size != self.size_of(i):
+                raise ValueError(f"{self.name}: the likelihood of sample {i} gave {x.size} values, not {self.size_of(i)}")
+            self.paste(out, i, x)
             if progress:
                 progress(len(x))
-        return flat.reshape(self.shape)
+        return out
+
+
+class TiledBitsBackLevel(BitsBackLevel):
+    """A bits-back level whose samples are the tiles of `layout` (row-major grid order): sample i
+    is the part of tile i inside the level, (h_i, w_i, C) flattened in C order, so that each sample
+    has its own latent (a PixelVAE's z per tile) and the tiles form a chain on one stream (each
+    tile's latent drawn from the bits of the tiles before it, HiLLoC)."""
+
+    def __init__(self, name: str, layout: TileLayout, channels: int, posterior: Posterior,
+                 likelihood: Likelihood, prior: Prior, observe: Callable[[np.ndarray, Above], np.ndarray],
+                 dtype: type = np.uint8, joins_next: bool = False):
+        super().__init__(name, (layout.height, layout.width, channels), layout.tile_h * layout.tile_w * channels,
+                         posterior, likelihood, prior, observe, dtype, joins_next)
+        self.layout = layout
+
+    @property
+    def samples(self) -> int:
+        return self.layout.count
+
+    def region(self, i: int) -> tuple[slice, slice]:
+        """Where tile i lies in the level (rows, columns)."""
+        lay = self.layout
+        y, x = i // lay.cols * lay.tile_h, i % lay.cols * lay.tile_w
+        return slice(y, min(lay.height, y + lay.tile_h)), slice(x, min(lay.width, x + lay.tile_w))
+
+    def tile_shape(self, i: int) -> tuple[int, int, int]:
+        rows, cols = self.region(i)
+        return rows.stop - rows.start, cols.stop - cols.start, self.shape[2]
+
+    def cut(self, values: np.ndarray, i: int) -> np.ndarray:
+        return np.ascontiguousarray(values[self.region(i)]).reshape(-1).astype(np.int32)
+
+    def size_of(self, i: int) -> int:
+        return int(np.prod(self.tile_shape(i)))
+
+    def paste(self, out: np.ndarray, i: int, x: np.ndarray) -> None:
+        out[self.region(i)] = x.reshape(self.tile_shape(i))

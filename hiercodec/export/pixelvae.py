@@ -1,0 +1,107 @@
+"""Export of the `pixelvae` family: the encoder of q(z|x), the upsampler (if any) and the
+conditional PixelCNN quantized into their exact forms (hiercodec.exact.convnet, hiercodec.exact.
+pixelcnn), calibrated on the model's own view of the calibration images, and the tables of the
+discretized Gaussian latents (hiercodec.exact.gaussian) stored with them."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from hiercodec.exact import gaussian as xg
+from hiercodec.exact.quant import ACT_MAX, ACT_MIN, GATE_FRAC, frac_bits_for
+from hiercodec.export.hierarchy import float_model
+from hiercodec.export.quantize import MARGIN, Exporter, exact_config, export_gated
+from hiercodec.families.inputs import PIXELS
+from hiercodec.families.pixelvae_config import PixelVAEConfig
+from hiercodec.nn.pixelvae import ConvSteps, broadcast
+from hiercodec.train.pixelvae import network_input
+
+
+def as_conv(layer: nn.Module) -> nn.Conv2d:
+    """The Conv2d that computes what `layer` does, for Exporter.conv: a Linear as a 1x1
+    convolution, a stride-2 transposed convolution as the convolution (kernel transposed and
+    flipped) of its input spread onto even positions (hiercodec.exact.convnet)."""
+    if isinstance(layer, nn.Conv2d):
+        return layer
+    if isinstance(layer, nn.Linear):
+        conv = nn.Conv2d(layer.in_features, layer.out_features, 1)
+        w = layer.weight[:, :, None, None]
+    else:
+        conv = nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size)
+        w = layer.weight.transpose(0, 1).flip(2, 3)
+    with torch.no_grad():
+        conv.weight.copy_(w)
+        conv.bias.copy_(layer.bias)
+    return conv
+
+
+def _frac(t: torch.Tensor) -> int:
+    return min(GATE_FRAC, frac_bits_for(MARGIN * float(t.abs().max())))
+
+
+def _relu_conv(ex: Exporter, name: str, layer: nn.Module, in_frac: int, out_frac: int, in_max: float) -> None:
+    c = as_conv(layer)
+    ex.conv(name, c, in_frac, out_frac, in_max=in_max, lo=np.zeros(c.out_channels), hi=np.full(c.out_channels, ACT_MAX))
+
+
+def export_steps(ex: Exporter, prefix: str, steps: ConvSteps, x: torch.Tensor, in_frac: int, in_max: float) -> int:
+    """Quantize a ConvSteps list calibrated on its input x (exactly integers x 2^-in_frac); returns
+    the fractional bits of its output."""
+    trace: list[torch.Tensor] = []
+    with torch.no_grad():
+        steps(x, trace)
+    frac = in_frac
+    for k, (layer, pre) in enumerate(zip(steps.layers, trace)):
+        out = _frac(pre)
+        _relu_conv(ex, f"{prefix}{k}", layer, frac, out, in_max if k == 0 else -ACT_MIN)
+        frac = out
+    return frac
+
+
+def export_pixelvae(state_dict: dict[str, torch.Tensor], config: PixelVAEConfig,
+                    calibration: np.ndarray) -> tuple[dict[str, np.ndarray], dict]:
+    """(tensors, exact config) of a PixelVAE; calibration: uint8 images (N, 28, 28, C) (binary
+    models: 0s and 255s)."""
+    model = float_model(config, state_dict)
+    ex = Exporter()
+    x = torch.from_numpy(calibration)
+    xin = network_input(config, x)
+    in_frac, in_max = (0, 1.0) if config.binary else (PIXELS.frac, float(PIXELS.max))
+    parts: dict = {"latent_bits": config.latent_bits}
+    enc = model["encoder"]
+    body_frac = export_steps(ex, "encoder.body.", enc.body, xin, in_frac, in_max)
+    latents = config.latents
+    gain = np.concatenate([np.ones(latents), np.full(latents, float(xg.LS_SCALE))])
+    out_frac = np.concatenate([np.full(latents, xg.MU_FRAC), np.zeros(latents, np.int64)])
+    lo = np.concatenate([np.full(latents, -xg.MU_MAX), np.full(latents, xg.LS_MIN)])
+    hi = np.concatenate([np.full(latents, xg.MU_MAX), np.full(latents, xg.LS_MAX)])
+    ex.conv("encoder.out", enc.out, body_frac, out_frac, gain=gain, offset=np.zeros(2 * latents), lo=lo, hi=hi)
+    parts["encoder"] = {"body_frac": body_frac}
+    luts = xg.build_luts(config.latent_bits)
+    for name, values in luts.items():  # int64: Phi reaches 2^32
+        ex.tensors[f"lut.gauss.{name}"] = values.astype(np.int64)
+    # the PixelCNN is calibrated on what the codec gives it: z as a bin centre (2^-Z_FRAC grid)
+    with torch.no_grad():
+        mu, _ = enc(xin)
+    z = torch.round(mu.clamp(-4, 4) * 2**xg.Z_FRAC) * 2.0**-xg.Z_FRAC
+    z_max = float(np.abs(luts["centres"]).max())
+    if config.upsample:
+        up = model["upsampler"]
+        with torch.no_grad():
+            h = up.inp(z).reshape(-1, up.base, 4, 4)
+        f_inp = _frac(h)
+        _relu_conv(ex, "upsampler.inp", up.inp, xg.Z_FRAC, f_inp, z_max)
+        with torch.no_grad():
+            features = up(z)
+        f_features = export_steps(ex, "upsampler.body.", up.body, torch.relu(h), f_inp, -ACT_MIN)
+        parts["upsampler"] = {"inp_frac": f_inp, "frac": f_features}
+    else:
+        features, f_features = broadcast(z), xg.Z_FRAC
+    head, k = ("categorical", 2) if config.binary else ("mixture", config.mixtures)
+    parts["pixels"] = export_gated(ex, "pixels.", model["pixels"], xin, in_frac, in_max, head, k,
+                                   features, f_features)
+    parts["pixels"]["features_frac"] = f_features
+    return ex.tensors, exact_config("pixelvae", config, ex, **parts)
+

@@ -1,0 +1,90 @@
+"""Training of the `pixelvae` family on binarized MNIST (Gulrajani et al. 2016, sec. 4.1, E.1).
+
+The loss is the negative ELBO of each digit, -E_q[log p(x|z)] + KL(q(z|x) || N(0, I)) (sec. 3,
+the one-level case of eq. 2), with one reparameterized sample of z per digit and the Gaussian KL
+in closed form; `kl_warmup` > 0 weighs the KL by min(1, step / kl_warmup) while training (the
+evaluation and the codec always use the true bound). Adam at 1e-3 (appendix E.2; the authors'
+MNIST script too, with batches of 100).
+
+    hiercodec train pixelvae --config pixelvae-codec --out runs/pixelvae-mnist
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from hiercodec.families.inputs import PIXELS
+from hiercodec.families.registry import build_family
+from hiercodec.nn.mixture import nll_bits
+from hiercodec.nn.pixelvae import binary_input, broadcast, gaussian_kl, reparameterize
+from hiercodec.train.hierarchy import HierarchyTask
+
+EVAL_SEED = 1234  # the evaluation's z samples: the same for every evaluation of a run
+
+
+def binary_pixels(x: torch.Tensor) -> torch.Tensor:
+    """uint8 images (N, H, W, 1) of 0s and 255s -> bits (N, 1, H, W) as int64."""
+    return (x > 127).permute(0, 3, 1, 2).long()
+
+
+def conditioning(model, z: torch.Tensor) -> torch.Tensor:
+    """The PixelCNN's conditioning features of latents z (B, L): the upsampled map, or z broadcast."""
+    return model["upsampler"](z) if "upsampler" in model else broadcast(z)
+
+
+def network_input(net, x: torch.Tensor) -> torch.Tensor:
+    """uint8 images (N, H, W, C) -> the encoder's and the PixelCNN's input (N, C', H, W)."""
+    if net.binary:
+        return binary_input(binary_pixels(x))
+    return PIXELS.float(x.cpu().numpy()).to(x.device)
+
+
+def reconstruction_nats(net, model, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """-log p(x|z) in nats per image (N,) of uint8 images x (N, H, W, C)."""
+    params = model["pixels"](network_input(net, x), conditioning(model, z)).float()
+    if net.binary:
+        return F.cross_entropy(params, binary_pixels(x)[:, 0], reduction="none").sum(dim=(1, 2))
+    x = x.permute(0, 3, 1, 2)
+    x3 = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+    return nll_bits(params, x3, net.mixtures, channels=x.shape[1]) * math.log(2)
+
+
+def elbo_terms(net, model, x: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(reconstruction, KL) in nats per image of uint8 images x (N, H, W, C)."""
+    mu, log_sigma = model["encoder"](network_input(net, x))
+    z = reparameterize(mu, log_sigma, generator)
+    return reconstruction_nats(net, model, x, z), gaussian_kl(mu, log_sigma)
+
+
+class PixelVAETask(HierarchyTask):
+    family = "pixelvae"
+    own_loss = True
+
+    def loss(self, model, x: torch.Tensor, step: int) -> tuple[torch.Tensor, dict]:
+        rec, kl = elbo_terms(self.net, model, x)
+        weight = min(1.0, step / self.net.kl_warmup) if self.net.kl_warmup else 1.0
+        dims = x[0].numel()
+        loss = (rec + weight * kl).mean() / (dims * math.log(2))  # bits/dim of the (weighted) bound
+        nats = float((rec + kl).mean().detach())
+        return loss, {"nats": nats, "kl_nats": float(kl.mean().detach()), "bpd": nats / (dims * math.log(2))}
+
+    def bits(self, model, x: torch.Tensor) -> torch.Tensor:
+        """The negative ELBO in bits per image (N,), one sample of z per image drawn with a fixed seed."""
+        rec, kl = elbo_terms(self.net, model, x, torch.Generator().manual_seed(EVAL_SEED))
+        return (rec + kl) / math.log(2)
+
+    def export(self, weights: dict[str, torch.Tensor], calibration: np.ndarray):
+        """(tensors, exact config, family) calibrated on uint8 images (N, 28, 28, C) as they are
+        (a binary model reads gray 0s and 255s; an 8-bit one replicates gray itself)."""
+        tensors, exact_config = self._exporter(weights, self.net, calibration)
+        return tensors, exact_config, build_family(exact_config, {k: torch.from_numpy(v) for k, v in tensors.items()})
+
+    def describe(self, steps: int) -> str:
+        n = self.net
+        how = "upsampled features of z" if n.upsample else "a linear map of z in every layer"
+        return (f"PixelVAE, {n.latents} Gaussian latents, gated PixelCNN of 1 + {n.layers} layers x {n.channels} "
+                f"given {how}, {steps} steps")
