@@ -56,6 +56,10 @@ HAM_MODEL = "ham-r1"
 GOLDEN |= {"ham-rgb-70x45": (45, 70, 3, 117), "ham-sampled-rgb-40x36": (36, 40, 3, 118),
            "ham-mean-gray-alpha-23x18": (18, 23, 2, 119)}
 MODELS |= {name: HAM_MODEL for name in GOLDEN if name.startswith("ham-")}
+# set files (format version 4): COUNTS[name] images of one size, stacked top to bottom in the PNG
+GOLDEN["set-gray-9x7x3"] = (27, 7, 1, 120)  # three gray images of 7x9
+MODELS["set-gray-9x7x3"] = "pixelcnn-r9000"
+COUNTS = {"set-gray-9x7x3": 3}
 # golden files of models shipped later (relay/ship.py adds two for each new default):
 # name: [height, width, channels, seed, model id]
 SHIPPED = HERE / "golden-shipped.json"
@@ -170,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
             model = load(MODELS.get(name, args.model))
             image = golden_image(name)
             draws = Sampling(*SAMPLED[name]) if name in SAMPLED else None
-            data, report = encode_image(model, image, levels=LEVELS.get(name), sample=draws)
+            data, report = encode_image(model, image, levels=LEVELS.get(name), sample=draws,
+                                        count=COUNTS.get(name, 1))
             decoded, _ = decode_image(data)  # by the id in its header, as a user would
             if name in LEVELS:  # lossy: the PNG is the reconstruction, which must decode the same twice
                 image = decoded if decoded.ndim == 3 else decoded[..., None]

@@ -143,6 +143,11 @@ def compress(src: Path, out: Path, model: str, lossy: bool, levels: int | None, 
 
     IN is a PNG, JPEG, WebP, BMP or TIFF image with 8-bit samples: gray, gray+alpha, RGB or
     RGBA (palette images become RGB/RGBA). OUT is not overwritten unless --force is given.
+
+    IN may also be a set of images of one size: a folder of images or an .npz file with an array
+    `images` (N, H, W[, C]), e.g. MNIST digits. They go into one set file, coded as one image of
+    them stacked top to bottom, so that a bits-back model (pixelvae) pays its initial bits once;
+    `decompress` gives them back as an .npz file or a folder.
     Prints the file size and its bits per sample (bits/dim) next to the model's bound; for a
     lossy file also its bits per pixel and the levels it keeps.
 
@@ -153,6 +158,7 @@ def compress(src: Path, out: Path, model: str, lossy: bool, levels: int | None, 
       hiercodec compress --model vqvae2 --lossy photo.png photo.hc
       hiercodec compress --model vqvae2 --levels 1 photo.png photo-top.hc
       hiercodec compress --model ham --lossy --seed 3 --temperature 0.95 photo.png photo.hc
+      hiercodec compress --model pixelvae digits.npz digits.hc
     """
     from hiercodec import api, container
     from hiercodec.fileio import atomic_write
@@ -163,6 +169,11 @@ def compress(src: Path, out: Path, model: str, lossy: bool, levels: int | None, 
         raise click.BadParameter("--reconstruct, --seed and --temperature are for lossy files (--lossy, --levels K)",
                                  param_hint="--reconstruct")
     _check_paths(src, out, force)
+    if src.is_dir() or src.suffix.lower() == ".npz":
+        if levels is not None:
+            raise click.BadParameter("a set of images is compressed losslessly", param_hint="--lossy/--levels")
+        _compress_set(src, out, model, force)
+        return
     image = api.load_image(src)
     sample = None if reconstruct is None else reconstruct == "sample"
     if sample is None and (seed or temperature is not None):
@@ -181,6 +192,22 @@ def compress(src: Path, out: Path, model: str, lossy: bool, levels: int | None, 
         how = (f", decodes by sampling the rest (seed {draws[0]}, temperature {draws[1] / 1000:g})" if draws
                else "")
         click.echo(f"  lossy: {8 * len(data) / (h * w):.4f} bits/pixel, levels kept: {kept}{how}")
+
+
+def _compress_set(src: Path, out: Path, model: str, force: bool) -> None:
+    """compress of a folder or an .npz file: one set file of all its images (format version 4)."""
+    from hiercodec import api
+    from hiercodec.fileio import atomic_write
+    from hiercodec.images import color_name, load_set
+
+    images = load_set(src)
+    data, report = api.encode_set_with_report(images, model, progress=_progress())
+    atomic_write(out, data, force)
+    n, (h, w, c) = len(images), api.load_image(images[0]).shape
+    plus = f" + {report.initial_bits / report.dims:.4f} initial bits/dim" if report.initial_bits else ""
+    click.echo(f"{out}: {len(data):,} bytes for {n:,} images of {w}x{h} {color_name(c)}, "
+               f"{8 * len(data) / n:,.1f} bits per image, {report.bits_per_dim:.4f} bits/dim "
+               f"(model bound {report.bound_bits_per_dim:.4f} bits/dim{plus}; model {report.model_id})")
 
 
 @cli.command(short_help="Decompress a .hc file into a PNG image.")
@@ -211,7 +238,9 @@ def decompress(src: Path, out: Path, levels: int | None, full_size: bool, max_pi
                force: bool) -> None:
     """Decompress the .hc file IN into the PNG image OUT (same pixels as the original).
 
-    OUT must end in .png. The model the file was written with must be installed; a damaged or
+    OUT must end in .png; for a set file (compressed from a folder or an .npz file) it is an
+    .npz file (array `images`) or a folder that gets one PNG per image. The model the file was
+    written with must be installed; a damaged or
     truncated file is refused (every level is checked with CRC32), never decoded wrongly.
 
     Progressive decoding: with --levels K (or for a file cut with `hiercodec cut`) only the first
@@ -230,13 +259,26 @@ def decompress(src: Path, out: Path, levels: int | None, full_size: bool, max_pi
     """
     from hiercodec import api, container
     from hiercodec.fileio import read_input
-    from hiercodec.images import color_name, save_image
+    from hiercodec.images import color_name, save_image, save_set
 
+    _check_paths(src, out, force)
+    data = read_input(src)
+    count = container.read_header(data, max_pixels=container.MAX_PIXELS).count
+    if count > 1:  # a set file: OUT is an .npz file or a folder
+        if out.suffix and out.suffix.lower() != ".npz":
+            raise click.BadParameter(f"{src} holds {count:,} images: OUT must end in .npz or be a folder "
+                                     "(a name without suffix)", param_hint="OUT")
+        _single_thread()
+        start = time.perf_counter()
+        limit = container.DECODE_MAX_PIXELS if max_pixels is None else (max_pixels or None)
+        images = api.decode_set(data, progress=_progress(), max_pixels=limit)
+        save_set(images, out, force=force)
+        click.echo(f"{out}: {count:,} images of {images.shape[2]}x{images.shape[1]}, decoded in "
+                   f"{time.perf_counter() - start:.1f} s")
+        return
     if out.suffix.lower() != ".png":
         raise click.BadParameter(f"'{out}' must end in .png (hiercodec writes PNG images)",
                                  param_hint="OUT")
-    _check_paths(src, out, force)
-    data = read_input(src)
     _single_thread()
     start = time.perf_counter()
     limit = container.DECODE_MAX_PIXELS if max_pixels is None else (max_pixels or None)
@@ -308,6 +350,9 @@ def info(file: Path) -> None:
     d = api.info(read_input(file), level_names=True)
     echo = click.echo
     echo(f"file:     {file} ({d['file_bytes']:,} bytes, .hc format version {d['format_version']})")
+    if d["count"] > 1:
+        echo(f"images:   {d['count']:,} (a set file: its images coded stacked top to bottom; decompress "
+             "gives an .npz file or a folder)")
     echo(f"image:    {d['width']}x{d['height']} {d['color']} ({d['channels']} channels, "
          f"{d['bit_depth']} bits per sample, {d['dims']:,} samples)")
     echo(f"model:    {d['model']} (weights sha256 {d['model_hash'][:16]})")

@@ -40,7 +40,8 @@ from hiercodec.errors import (FormatError, HiercodecError, ImageError, Integrity
 
 __version__ = "0.1.0"
 
-_API = ("encode", "decode", "cut", "lossy_levels", "load_model", "list_models", "verify", "info", "VerifyResult", "LevelReport")
+_API = ("encode", "decode", "cut", "lossy_levels", "load_model", "list_models", "verify", "info", "VerifyResult", "LevelReport",
+        "encode_set", "decode_set")
 _IMAGES = ("load_image", "save_image")
 
 __all__ = ["HiercodecError", "ImageError", "FormatError", "IntegrityError", "ModelNotFoundError",

@@ -34,7 +34,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from hiercodec.zoo import Model, ModelInfo
 
 __all__ = ["encode", "decode", "cut", "load_model", "list_models", "verify", "info", "VerifyResult",
-           "LevelReport", "encode_with_report", "decode_with_report"]
+           "LevelReport", "encode_with_report", "decode_with_report", "encode_set", "encode_set_with_report",
+           "decode_set"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -146,6 +147,62 @@ def encode(image, model: str = "default", *, progress: bool = False, levels: int
                               temperature=temperature)[0]
 
 
+def _checked_set(images) -> np.ndarray:
+    """A set of images of one size -> uint8 (N, H, W, C): an array (N, H, W) or (N, H, W, C), or a
+    sequence of images (paths, PIL images, arrays) of one geometry (ImageError otherwise)."""
+    if isinstance(images, np.ndarray) and images.ndim in (3, 4):
+        arrays = [load_image(im) for im in images]
+    elif isinstance(images, (list, tuple)):
+        arrays = [load_image(im) for im in images]
+    else:
+        raise ImageError("a set of images is an array (N, H, W[, C]) or a list of images")
+    if not arrays:
+        raise ImageError("the set holds no image")
+    shapes = sorted({a.shape for a in arrays})
+    if len(shapes) > 1:
+        raise ImageError(f"the images of a set must have one geometry; this one has {len(shapes)} "
+                         f"({shapes[0]} and {shapes[1]}, ...)")
+    if len(arrays) > container.MAX_COUNT:
+        raise ImageError(f"a set file holds at most {container.MAX_COUNT} images, not {len(arrays)}")
+    h, w, c = shapes[0]
+    if len(arrays) * h * w > container.MAX_PIXELS:
+        raise ImageError(f"{len(arrays)} images of {w}x{h} have more than {container.MAX_PIXELS} pixels: "
+                         "split the set")
+    return np.stack(arrays)
+
+
+def encode_set_with_report(images, model: "str | Model" = "default", *,
+                           progress: bool = False) -> "tuple[bytes, Report]":
+    """`encode_set`, also returning the codec's Report (of all the images together)."""
+    from hiercodec.codec import encode_image
+
+    stack = _checked_set(images)
+    n, h, w, c = stack.shape
+    with _progress(progress, stack.size, "encode") as update:
+        return encode_image(_model(model), stack.reshape(n * h, w, c), update, count=n)
+
+
+def encode_set(images, model: "str | Model" = "default", *, progress: bool = False) -> bytes:
+    """Compress a set of images of one size (e.g. MNIST digits) losslessly into one .hc file
+    (format version 4). The model codes them as one image, the images stacked top to bottom: a
+    bits-back model (pixelvae) chains them on one stream, so its initial bits are paid once for
+    the set instead of once per image. `decode_set` gives them back."""
+    return encode_set_with_report(images, model, progress=progress)[0]
+
+
+def decode_set(data: bytes, *, progress: bool = False,
+               max_pixels: int | None = container.DECODE_MAX_PIXELS) -> np.ndarray:
+    """The images of a set file (`encode_set`): uint8 (N, H, W) gray or (N, H, W, C). A file of
+    one image gives a set of one."""
+    from hiercodec.codec import decode_limit
+
+    data = _as_bytes(data)
+    h = container.read_header(data, max_pixels=decode_limit(max_pixels))
+    image = decode_with_report(data, progress=progress, max_pixels=max_pixels)[0]
+    images = image.reshape(h.count, h.height, h.width, image.shape[2])
+    return images[..., 0] if images.shape[3] == 1 else images
+
+
 def lossy_levels(model: "str | Model" = "default") -> int:
     """How many levels a lossy file of `model` keeps (`encode(..., levels=lossy_levels(m))`): the
     code levels of a family with a lossy mode (vqvae2: top and bottom codes). A HiercodecError for
@@ -192,7 +249,7 @@ def decode_with_report(data: bytes, *, progress: bool = False, levels: int | Non
     box = container.read(data, max_pixels=decode_limit(max_pixels))  # the header, parsed once, sizes the bar
     h = box.header
     draws = _decode_sampling(h, sample, seed, temperature)
-    with _progress(progress and (levels is None or bool(draws)), h.height * h.width * h.channels, "decode") as update:
+    with _progress(progress and (levels is None or bool(draws)), h.pixels * h.channels, "decode") as update:
         return decode_container(box, len(data), progress=update, levels=levels, full_size=full_size, sample=draws)
 
 
@@ -218,6 +275,7 @@ def decode(data: bytes, *, progress: bool = False, levels: int | None = None, fu
     holds only those): a `pyramid` file gives the image at that level's resolution (full_size:
     upsampled to the image's size), a `grayscale` file cut after level 1 its 4-bit gray image, a
     `vqvae2` file with its code levels only the decoder's reconstruction (always full size).
+    A set file (`encode_set`) decodes to its images stacked top to bottom (`decode_set` splits them).
     Damaged, truncated or foreign files raise FormatError / IntegrityError (never a wrong image);
     a file whose model is not installed raises ModelNotFoundError naming the model. A header that
     claims more than `max_pixels` pixels (default 89,478,485, Pillow's limit; None: the format's
@@ -311,7 +369,8 @@ def info(data: bytes, *, level_names: bool = False) -> dict:
     """What a .hc file holds, from its header and chunk table only (no model, no decoding).
 
     Keys: format_version (the file's), model, model_hash (hex), coder, coder_id, coder_version,
-    height, width, channels, color, bit_depth, dims (samples), tile (h, w), tiles, mode
+    height, width (of each image), count (images in the file: more than 1 for a set file, whose
+    images are coded stacked top to bottom; dims and tiles count all of them), channels, color, bit_depth, dims (samples), tile (h, w), tiles, mode
     ('lossless'/'lossy'), sampling (None, or the seed and temperature with which a lossy file
     decodes by sampling its missing levels: format version 3), levels_total, levels_present, file_bytes, header_bytes, bits_per_dim
     (whole file), bound_bits, bound_bits_per_dim, initial_bits (the levels' sum), streams (the
@@ -330,7 +389,7 @@ def info(data: bytes, *, level_names: bool = False) -> dict:
     data = _as_bytes(data)
     box = container.read(data)
     h = box.header
-    dims = h.height * h.width * h.channels
+    dims = h.pixels * h.channels
     names = _level_names(h) if level_names else []
     levels = [{
         "level": c.level,
@@ -353,12 +412,13 @@ def info(data: bytes, *, level_names: bool = False) -> dict:
         "coder_version": h.coder_version,
         "height": h.height,
         "width": h.width,
+        "count": h.count,
         "channels": h.channels,
         "color": color_name(h.channels),
         "bit_depth": h.bit_depth,
         "dims": dims,
         "tile": (h.tile_height, h.tile_width),
-        "tiles": math.ceil(h.height / h.tile_height) * math.ceil(h.width / h.tile_width),
+        "tiles": math.ceil(h.height * h.count / h.tile_height) * math.ceil(h.width / h.tile_width),
         "mode": "lossy" if h.lossy else "lossless",
         "sampling": None if h.sampling is None else {"seed": h.sampling[0], "temperature": h.sampling[1] / 1000},
         "levels_total": h.levels_total,
@@ -384,6 +444,6 @@ def _level_names(h: "container.Header") -> list[str]:
         model = model_for(h)
     except HiercodecError:
         return []
-    geometry = Geometry(h.height, h.width, h.channels)
+    geometry = Geometry(h.height * h.count, h.width, h.channels)
     names = [level.name for level in model.family.levels(geometry, model.family.layout(geometry))]
     return names if len(names) == h.levels_total else []

@@ -56,12 +56,16 @@ def _check_boundary(levels: "list[Level]", k: int, what: str) -> None:
 
 
 def encode_image(model: Model, image: np.ndarray, progress: Progress | None = None,
-                 levels: int | None = None, sample: Sampling | None = None) -> tuple[bytes, Report]:
+                 levels: int | None = None, sample: Sampling | None = None, count: int = 1) -> tuple[bytes, Report]:
     """Code a uint8 image (H, W, C), C in 1..4: losslessly, or with `levels` = K only its first K
     levels (a lossy file, as `container.cut` makes of a lossless one, without the work of the rest).
     sample: a lossy file's header says that it decodes by drawing its missing levels with this
-    seed and temperature (format version 3); None: by the family's reconstruction."""
+    seed and temperature (format version 3); None: by the family's reconstruction.
+    count > 1: `image` is a set of `count` images of one size stacked top to bottom (format
+    version 4), coded as one image (hiercodec.api.encode_set)."""
     geometry = Geometry(*image.shape)
+    if count < 1 or geometry.height % count:
+        raise ValueError(f"a set of {count} images cannot be {geometry.height} rows high")
     layout = model.family.layout(geometry)
     all_levels = model.family.levels(geometry, layout)
     if levels is not None and not 1 <= levels <= len(all_levels):
@@ -97,10 +101,12 @@ def encode_image(model: Model, image: np.ndarray, progress: Progress | None = No
                                        st.saved_bits, st.initial_bits, not first))
     header = container.Header(
         model_id=model.id, model_hash=model.hash, coder_id=CODER_ID, coder_version=CODER_VERSION,
-        height=geometry.height, width=geometry.width, channels=geometry.channels, bit_depth=8,
+        height=geometry.height // count, width=geometry.width, channels=geometry.channels, bit_depth=8,
         tile_height=layout.tile_h, tile_width=layout.tile_w, lossy=len(kept) < len(all_levels),
-        levels_total=len(all_levels), sampling=None if sample is None else (sample.seed, sample.milli))
-    version = container.FORMAT_VERSION if sample is None else container.SAMPLING_VERSION
+        levels_total=len(all_levels), sampling=None if sample is None else (sample.seed, sample.milli),
+        count=count)
+    version = (container.SET_VERSION if count > 1 else
+               container.FORMAT_VERSION if sample is None else container.SAMPLING_VERSION)
     data = container.write(container.Container(header, tuple(chunks), version))
     return data, Report(model.id, geometry, len(data), reports, len(all_levels))
 
@@ -156,7 +162,7 @@ def decode_container(box: container.Container, file_bytes: int, loader: Callable
                              f"(choose 1..{box.levels_present})")
     h = box.header
     model = model_for(h, loader)
-    geometry = Geometry(h.height, h.width, h.channels)
+    geometry = Geometry(h.height * h.count, h.width, h.channels)  # a set: its images stacked
     layout = model.family.layout(geometry)
     if (h.tile_height, h.tile_width) != (layout.tile_h, layout.tile_w):
         raise FormatError(f"tile size {h.tile_width}x{h.tile_height} in the header is not the one model "

@@ -1,5 +1,5 @@
-"""The .hc container: bytes <-> Container, exactly as bitstreams/FORMAT.md specifies (versions 1,
-2 and 3).
+"""The .hc container: bytes <-> Container, exactly as bitstreams/FORMAT.md specifies (versions 1
+to 4).
 
 This is the only module that reads or writes file bytes. It knows nothing of models or coders:
 a chunk is opaque bytes with a CRC32. `write` rejects invalid containers with ValueError (a bug
@@ -15,6 +15,11 @@ Version 3 adds after the geometry how a lossy file decodes: by the family's reco
 the levels present, or by sampling the missing levels from the model with a stored seed and
 temperature (`Header.sampling`). The codec writes version 3 only for a file that samples; every
 other file stays version 2, byte for byte what it was.
+
+Version 4 adds after those fields the number of images (`Header.count`): a set file holds that
+many images of one geometry, coded as one image of them stacked top to bottom (so that a bits-back
+model's chain runs through all of them and pays its initial bits once). The codec writes version 4
+only for a set of more than one image.
 """
 
 from __future__ import annotations
@@ -30,7 +35,9 @@ from hiercodec.errors import FormatError, HiercodecError, IntegrityError
 MAGIC = b"\x89HC\r\n\x1a\n\x00"
 FORMAT_VERSION = 2  # what `write` writes by default (3 for a file whose header says it samples)
 SAMPLING_VERSION = 3  # the first version that stores sampling
-VERSIONS = (1, 2, 3)  # what `read` reads
+SET_VERSION = 4  # the first version that stores a count of images (a set file)
+VERSIONS = (1, 2, 3, 4)  # what `read` reads
+MAX_COUNT = 1 << 24  # images in a set file
 MAX_DIM = 65535
 MAX_PIXELS = 1 << 28
 # Decoding refuses larger images unless asked (hiercodec.decode's max_pixels, decompress
@@ -40,7 +47,7 @@ DECODE_MAX_PIXELS = 89_478_485
 MAX_HEADER = 64 * 1024  # bound on the header length field
 MAX_LEVELS = 32
 # Smallest header length per version: fields 4..18 with 1-char strings and one chunk table entry
-MIN_HEADERS = {1: 80, 2: 89, 3: 100}
+MIN_HEADERS = {1: 80, 2: 89, 3: 100, 4: 104}
 MIN_HEADER = min(MIN_HEADERS.values())
 CONTINUES = 0x01  # chunk table flags (version 2), bit 0: the level continues the previous stream
 
@@ -51,6 +58,8 @@ _GEOMETRY = struct.Struct("<IIBBHHBBB")
 _ENTRIES = {1: struct.Struct("<BIIIQ"), 2: struct.Struct("<BBIIIQQ"), 3: struct.Struct("<BBIIIQQ")}
 # version 3, after the geometry: decoding (0: reconstruct, 1: sample), seed, temperature in thousandths
 _SAMPLING = struct.Struct("<BQH")
+# version 4, after the decoding fields: the number of images (a set of images of one geometry)
+_COUNT = struct.Struct("<I")
 _U32 = struct.Struct("<I")
 _IDENT = re.compile(r"[a-z0-9._-]{1,64}")
 _IDENT_BYTES = re.compile(rb"[a-z0-9._-]{1,64}")
@@ -98,6 +107,14 @@ class Header:
     # (seed, temperature in thousandths) when a lossy file decodes by sampling its missing levels
     # (version 3); None: by the family's reconstruction from the levels present
     sampling: tuple[int, int] | None = None
+    # images in the file (version 4): a set of `count` images of height x width, coded as one
+    # image of count x height rows (the images stacked top to bottom)
+    count: int = 1
+
+    @property
+    def pixels(self) -> int:
+        """Pixels of the coded image (of every image of a set)."""
+        return self.height * self.width * self.count
 
 
 @dataclass(frozen=True)
@@ -159,6 +176,7 @@ def _header_problems(h: Header, levels_present: int) -> list[str]:
         _int_problem("tile width", h.tile_width, 1, 0xFFFF),
         None if isinstance(h.lossy, bool) else "lossy must be a bool",
         _int_problem("levels total", h.levels_total, 1, MAX_LEVELS),
+        _int_problem("count", h.count, 1, MAX_COUNT),
     ]
     if h.sampling is not None:
         if not isinstance(h.sampling, tuple) or len(h.sampling) != 2:
@@ -171,8 +189,9 @@ def _header_problems(h: Header, levels_present: int) -> list[str]:
         return problems
     if h.sampling is not None and not h.lossy:
         problems.append("a lossless file cannot sample: it holds every level")
-    if operator.index(h.height) * operator.index(h.width) > MAX_PIXELS:
-        problems.append(f"image {h.height}x{h.width} has more than {MAX_PIXELS} pixels")
+    if operator.index(h.height) * operator.index(h.width) * operator.index(h.count) > MAX_PIXELS:
+        what = f"image {h.height}x{h.width} has" if h.count == 1 else f"{h.count} images of {h.height}x{h.width} have"
+        problems.append(f"{what} more than {MAX_PIXELS} pixels")
     if not 1 <= levels_present <= h.levels_total:
         problems.append(f"levels present {levels_present} is out of range 1..{h.levels_total}")
     elif not h.lossy and levels_present != h.levels_total:
@@ -245,6 +264,8 @@ def write(container: Container, *, version: int | None = None) -> bytes:
     problems = _header_problems(h, len(chunks))
     if h.sampling is not None and version < SAMPLING_VERSION:
         problems.append(f"sampling needs format version {SAMPLING_VERSION}, not {version}")
+    if not problems and h.count != 1 and version < SET_VERSION:
+        problems.append(f"a set of {h.count} images needs format version {SET_VERSION}, not {version}")
     for i, c in enumerate(chunks):
         problems += _chunk_problems(i, c, version)
     if problems:
@@ -258,6 +279,7 @@ def write(container: Container, *, version: int | None = None) -> bytes:
         _GEOMETRY.pack(h.height, h.width, h.channels, h.bit_depth, h.tile_height, h.tile_width,
                        int(h.lossy), h.levels_total, len(chunks)),
         _pack_sampling(h.sampling) if version >= SAMPLING_VERSION else b"",
+        _COUNT.pack(h.count) if version >= SET_VERSION else b"",
         *(_pack_entry(version, c) for c in chunks),
     ])
     head = _PREFIX.pack(MAGIC, version, len(body) + 4) + body
@@ -361,13 +383,15 @@ def _parse(data, max_pixels: int) -> tuple[Header, list[tuple[int, int, int, int
             raise FormatError(f"invalid .hc header: decoding {decoding} (seed {seed}, temperature {milli}) is "
                               "neither 0 (reconstruct, seed and temperature 0) nor 1 (sample)")
         sampling = (seed, milli) if decoding else None
+    images = cur.unpack(_COUNT)[0] if version >= SET_VERSION else 1
     header = Header(model_id, model_hash, coder_id, coder_version, h, w, channels, depth,
-                    th, tw, mode == 1, total, sampling)
+                    th, tw, mode == 1, total, sampling, images)
     problems = _header_problems(header, present)
     if problems:
         raise FormatError("invalid .hc header: " + "; ".join(problems))
-    if h * w > max_pixels:
-        raise FormatError(f"image is {h}x{w} = {h * w} pixels, above this reader's limit of "
+    if header.pixels > max_pixels:
+        what = f"image is {h}x{w}" if images == 1 else f"{images} images of {h}x{w} are"
+        raise FormatError(f"{what} = {header.pixels} pixels, above this reader's limit of "
                           f"{max_pixels} (max_pixels); raise it only for files you trust")
     table = []
     for i in range(present):

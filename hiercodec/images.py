@@ -202,3 +202,44 @@ def images_in(path: Path) -> list[Path]:
     if not found:
         raise HiercodecError(f"{path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
     return found
+
+
+# ---------------------------------------------------------------------------------------------
+# Sets of images (set files, format version 4)
+
+
+def load_set(path: str | os.PathLike) -> list[np.ndarray] | np.ndarray:
+    """The images of a set: an .npz file's array `images` (N, H, W) or (N, H, W, C) of uint8 (no
+    pickles are loaded), or the images of a folder in name order. HiercodecError otherwise."""
+    path = Path(path)
+    if path.is_dir():
+        return [load_image(p) for p in images_in(path)]
+    if path.suffix.lower() != ".npz":
+        raise ImageError(f"{path}: a set of images is a folder of images or an .npz file with an array 'images'")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            if "images" not in archive.files:
+                raise ImageError(f"{path}: no array 'images' in it (it has {', '.join(archive.files) or 'none'})")
+            images = archive["images"]
+    except (OSError, ValueError) as err:
+        raise ImageError(f"{path}: not a readable .npz file ({err})") from None
+    if images.dtype != np.uint8 or images.ndim not in (3, 4):
+        raise ImageError(f"{path}: 'images' is {images.dtype} {images.shape}; a set is uint8 (N, H, W) or (N, H, W, C)")
+    return images
+
+
+def save_set(images: np.ndarray, path: str | os.PathLike, *, force: bool = False) -> None:
+    """Write a set of images (N, H, W[, C]) as an .npz file (array `images`, atomically) or, for a
+    path without a suffix, as a folder of PNG files 00000.png, 00001.png, ..."""
+    path = Path(path)
+    if path.suffix.lower() == ".npz":
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, images=images)
+        atomic_write(path, buffer.getvalue(), force)
+        return
+    if path.suffix:
+        raise ImageError(f"{path}: a set of images is written as an .npz file or a folder (a name without suffix)")
+    path.mkdir(parents=True, exist_ok=True)
+    digits = max(5, len(str(len(images) - 1)))
+    for i, image in enumerate(images):
+        save_image(image, path / f"{i:0{digits}d}.png", force=force)

@@ -49,7 +49,7 @@ SMALL1 = make(version=1)
 SMALL1_BYTES = write(SMALL1)
 SHARED = shared()
 SHARED_BYTES = write(SHARED)
-ENTRY_SIZE = {1: 21, 2: 30, 3: 30}
+ENTRY_SIZE = {1: 21, 2: 30, 3: 30, 4: 30}
 
 
 def layout(c: Container) -> dict[str, int]:
@@ -65,7 +65,8 @@ def layout(c: Container) -> dict[str, int]:
     for name, delta in zip(names, [0, 4, 8, 9, 10, 12, 14, 15, 16]):
         off[name] = g + delta
     off["table"] = g + 17  # version 3: the decoding fields, then the table
-    off["entries"] = off["table"] + (11 if c.version >= 3 else 0)
+    off["count"] = off["table"] + 11  # version 4: the number of images after the decoding fields
+    off["entries"] = off["table"] + (11 if c.version >= 3 else 0) + (4 if c.version >= 4 else 0)
     off["header_crc"] = off["entries"] + ENTRY_SIZE[c.version] * len(c.chunks)
     off["payload"] = off["header_crc"] + 4
     return off
@@ -110,9 +111,11 @@ def expected_bytes(box: Container) -> bytes:
     h = box.header
     ident = lambda s: bytes([len(s)]) + s.encode()  # noqa: E731
     body = (ident(h.model_id) + HASH + ident(h.coder_id) + ident(h.coder_version)
-            + struct.pack("<IIBBHHBBB", 5, 7, 3, 8, 32, 32, int(h.lossy), h.levels_total, len(box.chunks)))
+            + struct.pack("<IIBBHHBBB", h.height, h.width, h.channels, 8, 32, 32, int(h.lossy), h.levels_total, len(box.chunks)))
     if box.version >= 3:
         body += struct.pack("<BQH", 1, *h.sampling) if h.sampling else bytes(11)
+    if box.version >= 4:
+        body += struct.pack("<I", h.count)
     for c in box.chunks:
         if box.version == 1:
             body += struct.pack("<BIIIQ", c.level, len(c.data), zlib.crc32(c.data), c.values_crc,
@@ -130,7 +133,7 @@ def test_bytes_follow_format_md():
     assert SHARED_BYTES == expected_bytes(SHARED)
     assert OFF["payload"] == len(SMALL_BYTES) - sum(len(c.data) for c in SMALL.chunks)
     assert OFF1["payload"] == len(SMALL1_BYTES) - sum(len(c.data) for c in SMALL1.chunks)
-    assert hc.MAGIC == b"\x89HC\r\n\x1a\n\x00" and hc.FORMAT_VERSION == 2 and hc.VERSIONS == (1, 2, 3)
+    assert hc.MAGIC == b"\x89HC\r\n\x1a\n\x00" and hc.FORMAT_VERSION == 2 and hc.VERSIONS == (1, 2, 3, 4)
     assert struct.unpack_from("<H", SMALL1_BYTES, 8)[0] == 1
 
 
@@ -143,7 +146,7 @@ def test_writer_writes_version_2_and_version_1_on_request():
     assert hc.read_version(SMALL1_BYTES) == 1 and hc.read_version(SHARED_BYTES) == 2
 
 
-@pytest.mark.parametrize("version,size", [(1, 80), (2, 89), (3, 100)])
+@pytest.mark.parametrize("version,size", [(1, 80), (2, 89), (3, 100), (4, 104)])
 def test_smallest_header(version, size):
     c = make(levels_total=1, sizes=(0,), version=version, model_id="m", coder_id="c", coder_version="1")
     data = write(c)
@@ -190,6 +193,42 @@ def test_version_3_forged_decoding_fields_are_one_line_errors():
     assert "lossless file cannot sample" in one_line_error(patch(lossless, g, "<BQH", 1, 3, 990))
 
 
+SET = make(version=4, count=2000, height=28, width=28, channels=1)
+
+
+def test_version_4_stores_a_set_of_images():
+    """Version 4: the number of images (u32) after the decoding fields; the header's height and
+    width are each image's; a single image may be written in version 4 too (count 1)."""
+    data = write(SET)
+    assert data == expected_bytes(SET) and read(data) == SET
+    assert struct.unpack_from("<I", data, layout(SET)["count"])[0] == 2000
+    assert read(data).header.pixels == 2000 * 28 * 28
+    one = make(version=4)
+    assert read(write(one)).header.count == 1 and write(one) == expected_bytes(one)
+    assert read(cut(write(make(version=4, count=3)), 1)).header.count == 3
+
+
+@pytest.mark.parametrize("fields, message", [
+    (dict(version=3), "needs format version 4"),
+    (dict(count=0), "count 0 is out of range"),
+    (dict(count=hc.MAX_COUNT + 1), "count"),
+    (dict(count=1 << 20, height=1000), "more than"),
+])
+def test_set_rules_on_write(fields, message):
+    args = dict(version=4, count=5) | fields
+    with pytest.raises(ValueError, match=message):
+        write(make(**args))
+
+
+def test_version_4_forged_counts_are_one_line_errors():
+    data = write(SET)
+    at = layout(SET)["count"]
+    assert "count 0" in one_line_error(patch(data, at, "<I", 0))
+    assert "more than" in one_line_error(patch(data, at, "<I", hc.MAX_COUNT))
+    with pytest.raises(FormatError, match="2000 images of 28x28"):
+        read(data, max_pixels=28 * 28 * 1999)
+
+
 # --- round trips --------------------------------------------------------------------------------
 
 IDENT = st.from_regex(r"[a-z0-9._-]{1,64}", fullmatch=True)
@@ -207,7 +246,8 @@ def containers(draw):
         model_id=draw(IDENT), model_hash=draw(st.binary(min_size=32, max_size=32)),
         coder_id=draw(IDENT), coder_version=draw(IDENT), height=height, width=width,
         channels=draw(st.integers(1, 4)), bit_depth=8, tile_height=draw(st.integers(1, 0xFFFF)),
-        tile_width=draw(st.integers(1, 0xFFFF)), lossy=lossy, levels_total=total)
+        tile_width=draw(st.integers(1, 0xFFFF)), lossy=lossy, levels_total=total,
+        count=draw(st.integers(1, max(1, hc.MAX_PIXELS // (height * width)))) if version >= 4 else 1)
     chunks = []
     for i in range(present):
         continues = version >= 2 and i > 0 and draw(st.booleans())
@@ -306,7 +346,7 @@ def test_write_rejects_shared_streams_and_initial_bits_it_cannot_store():
         write(SHARED, version=1)
     with pytest.raises(ValueError, match="initial bits, which format version 1 cannot store"):
         write(SMALL, version=1)
-    for version in (0, 4, True, "2"):
+    for version in (0, 5, True, "2"):
         with pytest.raises(ValueError, match="format version"):
             write(SMALL, version=version)
 
@@ -334,14 +374,14 @@ def test_wrong_magic():
     one_line_error(b"GIF", match="not a .hc file")
 
 
-@pytest.mark.parametrize("version", [0, 4, 0xFFFF])
+@pytest.mark.parametrize("version", [0, 5, 0xFFFF])
 def test_unknown_version_names_the_versions_read(version):
     message = one_line_error(patch(SMALL_BYTES, 8, "<H", version, fix_crc=False))
-    assert f"version {version}" in message and "version 1 or 2 or 3" in message
+    assert f"version {version}" in message and "version 1 or 2 or 3 or 4" in message
 
 
-@pytest.mark.parametrize("data", [SMALL_BYTES, SMALL1_BYTES, SHARED_BYTES, write(SAMPLED)],
-                         ids=["v2", "v1", "shared", "v3"])
+@pytest.mark.parametrize("data", [SMALL_BYTES, SMALL1_BYTES, SHARED_BYTES, write(SAMPLED), write(SET)],
+                         ids=["v2", "v1", "shared", "v3", "v4"])
 def test_truncation_at_every_byte(data):
     for n in range(len(data)):
         message = one_line_error(data[:n])

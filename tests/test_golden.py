@@ -53,7 +53,8 @@ def test_golden_file_decodes_to_its_png(path):
     assert h.lossy == lossy and (box.levels_present == h.levels_total) != lossy
     expected = make_golden.read_png(png)
     if not lossy:
-        assert (h.height, h.width, h.channels) == expected.shape, f"{path.name}: header geometry vs PNG"
+        # a set file's PNG holds its images stacked top to bottom
+        assert (h.height * h.count, h.width, h.channels) == expected.shape, f"{path.name}: header geometry vs PNG"
     image, report = decode_image(data)  # the model named in the header, from the zoo
     image = image if image.ndim == 3 else image[..., None]
     assert image.shape == expected.shape and image.dtype == np.uint8
@@ -70,7 +71,7 @@ def test_golden_file_reencodes_identically(path):
     if not model.family.exact_encoder:
         pytest.skip(f"{header.model_id}'s encoder is float (VQ codes may differ between machines; any codes "
                     "make a valid file): decoding is what golden files pin")
-    again, _ = encode_image(model, make_golden.read_png(png))
+    again, _ = encode_image(model, make_golden.read_png(png), count=header.count)
     version = container.read(data).version
     if version != container.FORMAT_VERSION:  # an older file: the same chunks, framed in its own version
         again = container.write(container.read(again), version=version)
@@ -80,7 +81,7 @@ def test_golden_file_reencodes_identically(path):
 def test_golden_files_cover_every_format_version():
     """Version 1 files (all written before shared streams) keep decoding; version 2 has a file with
     a bits-back level sharing its stream and reporting its initial bits; version 3 a lossy file
-    that decodes by sampling, the same pixels on every machine."""
+    that decodes by sampling, the same pixels on every machine; version 4 sets of images."""
     boxes = {path.stem: container.read(path.read_bytes()) for path in GOLDEN}
     assert {box.version for box in boxes.values()} == set(container.VERSIONS)
     toy = boxes["bitsback-toy-rgba-21x14"]
@@ -88,6 +89,8 @@ def test_golden_files_cover_every_format_version():
     assert toy.chunks[1].data == b"" and toy.streams() == [range(0, 2), range(2, 3)]
     sampled = boxes["ham-sampled-rgb-40x36"]  # version 3: a lossy file that decodes by sampling
     assert sampled.version == 3 and sampled.header.sampling == make_golden.SAMPLED["ham-sampled-rgb-40x36"]
+    sets = [box for box in boxes.values() if box.version == 4]  # version 4: sets of images in one file
+    assert sets and all(box.header.count > 1 for box in sets)
 
 
 def test_make_golden_writes_verified_files_and_never_overwrites(tmp_path):
