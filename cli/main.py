@@ -466,6 +466,13 @@ def verify(target: Path, model: str, lossy: bool, levels: int | None) -> None:
             if len(stream) > 1:
                 click.echo(f"  {' + '.join(lv.name for lv in stream)}: one coded stream (bits written and "
                            f"overhead on {stream[0].name})")
+        for lv in r.levels:  # bits-back levels: the negative ELBO in its terms, and what the file pays
+            if lv.kl_bits is not None:
+                flags = lv.bound_bits - lv.reconstruction_bits - lv.kl_bits  # 24 bits a seed, ~0 otherwise
+                click.echo(f"  {lv.name}: negative ELBO {lv.bound_bits:,.1f} bits = reconstruction "
+                           f"{lv.reconstruction_bits:,.1f} + KL {lv.kl_bits:,.1f} (one sample of the latents)"
+                           + (f" + {flags:,.0f} flag bits" if flags >= 0.5 else "")
+                           + f"; the file adds {lv.initial_bits:,.0f} initial bits")
         if initial:
             click.echo("  initial bits: pushed by bits-back levels whose stream held too few bits to pop from; "
                        "overhead is against bound + initial bits")

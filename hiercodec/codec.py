@@ -97,8 +97,11 @@ def encode_image(model: Model, image: np.ndarray, progress: Progress | None = No
             chunks.append(container.ChunkEntry(
                 index, data if first else b"", _values_crc(values), max(0, math.ceil(st.bound_bits)),
                 continues=not first, initial_bits=math.ceil(st.initial_bits)))
+            terms = st.extra  # a bits-back level's (hiercodec.coding.bitsback.BitsBackStats)
             reports.append(LevelReport(kept[index].name, st.bound_bits, len(data) if first else 0, st.symbols,
-                                       st.saved_bits, st.initial_bits, not first))
+                                       st.saved_bits, st.initial_bits, not first,
+                                       terms.get("likelihood_bits"),
+                                       terms["prior_bits"] - terms["posterior_bits"] if "prior_bits" in terms else None))
     header = container.Header(
         model_id=model.id, model_hash=model.hash, coder_id=CODER_ID, coder_version=CODER_VERSION,
         height=geometry.height // count, width=geometry.width, channels=geometry.channels, bit_depth=8,

@@ -28,6 +28,10 @@ class LevelReport:
     saved_bits: float = 0.0
     initial_bits: float = 0.0  # seed bits a bits-back level pushed; paid in the file, not in the bound
     continues: bool = False  # coded on the previous level's stream: its bytes are in that chunk
+    # a bits-back level's negative ELBO in two terms (one-sample estimates with the latents drawn,
+    # from the exact tables; the encoder's report only): -log2 p(x|z), and log2 q(z|x) - log2 p(z)
+    reconstruction_bits: float | None = None
+    kl_bits: float | None = None
 
     @property
     def paper_bound_bits(self) -> float:

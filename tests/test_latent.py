@@ -511,7 +511,11 @@ def test_info_and_verify_show_initial_bits(tmp_path, toy):
     rows = [line.split() for line in r.stdout.splitlines() if line.split()[:1] == ["latent"] and " + " not in line]
     assert sorted(row[2] for row in rows) == sorted(["0", f"{seed:,}"])  # larger: 0, shown all the same
     assert "latent + low: one coded stream" in r.stdout
+    assert r.stdout.count("latent: negative ELBO") == 2 and "= reconstruction" in r.stdout and "+ KL" in r.stdout
     result = hiercodec.verify(tiny, TOY_ID)
+    (lv, _) = result.levels
+    # the bound also holds each sample's flag: ~1e-7 bits, 24 when a seed lies under the sample
+    assert 0 <= lv.bound_bits - (lv.reconstruction_bits + lv.kl_bits) < 24 + 1e-3
     assert result.roundtrip_ok and result.initial_bits == seed
     assert result.overhead_percent == pytest.approx(100 * (result.written_bits / (result.bound_bits + seed) - 1))
 
