@@ -33,7 +33,8 @@ def importance_sampled_nats(task, model, digits: np.ndarray, k: int, seed: int =
     """(mean negative ELBO, mean importance-sampled NLL estimate) in nats per digit of the float
     model, with k samples of z from q per digit: -log (1/k) sum_j p(x|z_j) p(z_j) / q(z_j|x)."""
     from hiercodec.nn.pixelvae import gaussian_kl, log_normal
-    from hiercodec.train.pixelvae import network_input, reconstruction_nats
+    from hiercodec.families.pixelvae_config import network_input
+    from hiercodec.train.pixelvae import reconstruction_nats
 
     gen = torch.Generator().manual_seed(seed)
     elbo, iw = [], []

@@ -71,7 +71,7 @@ RULES = [
                          "hiercodec.bench.lossy", "hiercodec.bench.peers", "hiercodec.bench.peers_lossy",
                          "hiercodec.bench.heldout")),
     ("quantization reads the families' declarations and exact code, never training or benchmarks",
-     modules("export/quantize.py", "export/hierarchy.py", "export/vqvae2.py"),
+     modules("export/quantize.py", "export/hierarchy.py", "export/vqvae2.py", "export/ham.py", "export/pixelvae.py"),
      ("hiercodec.train", "hiercodec.bench", "hiercodec.cli", "hiercodec.codec", "hiercodec.api")),
     ("exporting a run reads the run (train/) and never benchmarks",
      modules("export/run.py"), ("hiercodec.bench", "hiercodec.cli")),

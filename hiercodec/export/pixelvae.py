@@ -14,9 +14,8 @@ from hiercodec.exact.quant import ACT_MAX, ACT_MIN, GATE_FRAC, frac_bits_for
 from hiercodec.export.hierarchy import float_model
 from hiercodec.export.quantize import MARGIN, Exporter, exact_config, export_gated
 from hiercodec.families.inputs import PIXELS
-from hiercodec.families.pixelvae_config import PixelVAEConfig
+from hiercodec.families.pixelvae_config import PixelVAEConfig, network_input
 from hiercodec.nn.pixelvae import ConvSteps, broadcast
-from hiercodec.train.pixelvae import network_input
 
 
 def as_conv(layer: nn.Module) -> nn.Conv2d:

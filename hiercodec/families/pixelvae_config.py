@@ -13,13 +13,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 
 from hiercodec.errors import HiercodecError
 from hiercodec.families.auxiliary_config import _Config
 from hiercodec.nn.gated import GatedPixelCNN
 from hiercodec.nn.mixture import params_per_pixel
-from hiercodec.nn.pixelvae import MNIST_SIDE, MNISTEncoder, MNISTUpsampler
+from hiercodec.families.inputs import PIXELS
+from hiercodec.nn.pixelvae import MNIST_SIDE, MNISTEncoder, MNISTUpsampler, binary_input, broadcast
 
 
 @dataclass(frozen=True)
@@ -66,3 +68,23 @@ class PixelVAEConfig(_Config):
         parts["pixels"] = GatedPixelCNN(inputs, outputs, self.channels, self.layers, self.head, dropout,
                                         features=features)
         return nn.ModuleDict(parts)
+
+
+# the float model's view of images and latents, shared by training and export
+
+
+def binary_pixels(x: torch.Tensor) -> torch.Tensor:
+    """uint8 images (N, H, W, 1) of 0s and 255s -> bits (N, 1, H, W) as int64."""
+    return (x > 127).permute(0, 3, 1, 2).long()
+
+
+def conditioning(model, z: torch.Tensor) -> torch.Tensor:
+    """The PixelCNN's conditioning features of latents z (B, L): the upsampled map, or z broadcast."""
+    return model["upsampler"](z) if "upsampler" in model else broadcast(z)
+
+
+def network_input(net, x: torch.Tensor) -> torch.Tensor:
+    """uint8 images (N, H, W, C) -> the encoder's and the PixelCNN's input (N, C', H, W)."""
+    if net.binary:
+        return binary_input(binary_pixels(x))
+    return PIXELS.float(x.cpu().numpy()).to(x.device)

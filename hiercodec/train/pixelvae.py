@@ -17,30 +17,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from hiercodec.families.inputs import PIXELS
+from hiercodec.families.pixelvae_config import binary_pixels, conditioning, network_input
 from hiercodec.families.registry import build_family
 from hiercodec.nn.mixture import nll_bits
-from hiercodec.nn.pixelvae import binary_input, broadcast, gaussian_kl, reparameterize
+from hiercodec.nn.pixelvae import gaussian_kl, reparameterize
 from hiercodec.train.hierarchy import HierarchyTask
 
 EVAL_SEED = 1234  # the evaluation's z samples: the same for every evaluation of a run
-
-
-def binary_pixels(x: torch.Tensor) -> torch.Tensor:
-    """uint8 images (N, H, W, 1) of 0s and 255s -> bits (N, 1, H, W) as int64."""
-    return (x > 127).permute(0, 3, 1, 2).long()
-
-
-def conditioning(model, z: torch.Tensor) -> torch.Tensor:
-    """The PixelCNN's conditioning features of latents z (B, L): the upsampled map, or z broadcast."""
-    return model["upsampler"](z) if "upsampler" in model else broadcast(z)
-
-
-def network_input(net, x: torch.Tensor) -> torch.Tensor:
-    """uint8 images (N, H, W, C) -> the encoder's and the PixelCNN's input (N, C', H, W)."""
-    if net.binary:
-        return binary_input(binary_pixels(x))
-    return PIXELS.float(x.cpu().numpy()).to(x.device)
 
 
 def reconstruction_nats(net, model, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
