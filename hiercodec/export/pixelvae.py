@@ -59,48 +59,53 @@ def export_steps(ex: Exporter, prefix: str, steps: ConvSteps, x: torch.Tensor, i
     return frac
 
 
-def export_pixelvae(state_dict: dict[str, torch.Tensor], config: PixelVAEConfig,
-                    calibration: np.ndarray) -> tuple[dict[str, np.ndarray], dict]:
-    """(tensors, exact config) of a PixelVAE; calibration: uint8 images (N, 28, 28, C) (binary
-    models: 0s and 255s)."""
-    model = float_model(config, state_dict)
-    ex = Exporter()
-    x = torch.from_numpy(calibration)
-    xin = network_input(config, x)
-    in_frac, in_max = (0, 1.0) if config.binary else (PIXELS.frac, float(PIXELS.max))
-    parts: dict = {"latent_bits": config.latent_bits}
-    enc = model["encoder"]
+def export_encoder(ex: Exporter, enc: nn.Module, xin: torch.Tensor, in_frac: int, in_max: float,
+                   latents: int) -> tuple[int, torch.Tensor]:
+    """Quantize the encoder of q(z|x): its body, then `encoder.out` with mu at 2^-MU_FRAC and log
+    sigma in 1/LS_SCALE nat, clamped to the ranges of hiercodec.exact.gaussian. Returns the body's
+    fractional bits and the float means on xin (the calibration's latents)."""
     body_frac = export_steps(ex, "encoder.body.", enc.body, xin, in_frac, in_max)
-    latents = config.latents
     gain = np.concatenate([np.ones(latents), np.full(latents, float(xg.LS_SCALE))])
     out_frac = np.concatenate([np.full(latents, xg.MU_FRAC), np.zeros(latents, np.int64)])
     lo = np.concatenate([np.full(latents, -xg.MU_MAX), np.full(latents, xg.LS_MIN)])
     hi = np.concatenate([np.full(latents, xg.MU_MAX), np.full(latents, xg.LS_MAX)])
     ex.conv("encoder.out", enc.out, body_frac, out_frac, gain=gain, offset=np.zeros(2 * latents), lo=lo, hi=hi)
-    parts["encoder"] = {"body_frac": body_frac}
+    with torch.no_grad():
+        mu, _ = enc(xin)
+    return body_frac, mu
+
+
+def export_pixelvae(state_dict: dict[str, torch.Tensor], config: PixelVAEConfig,
+                    calibration: np.ndarray) -> tuple[dict[str, np.ndarray], dict]:
+    """(tensors, exact config) of a PixelVAE; calibration: uint8 images (N, 28, 28, C) (binary
+    models: 0s and 255s). A model without latents is its PixelCNN (and the latent tables, unused)."""
+    model = float_model(config, state_dict)
+    ex = Exporter()
+    xin = network_input(config, torch.from_numpy(calibration))
+    in_frac, in_max = (0, 1.0) if config.binary else (PIXELS.frac, float(PIXELS.max))
+    parts: dict = {"latent_bits": config.latent_bits}
     luts = xg.build_luts(config.latent_bits)
     for name, values in luts.items():  # int64: Phi reaches 2^32
         ex.tensors[f"lut.gauss.{name}"] = values.astype(np.int64)
-    # the PixelCNN is calibrated on what the codec gives it: z as a bin centre (2^-Z_FRAC grid)
-    with torch.no_grad():
-        mu, _ = enc(xin)
-    z = torch.round(mu.clamp(-4, 4) * 2**xg.Z_FRAC) * 2.0**-xg.Z_FRAC
-    z_max = float(np.abs(luts["centres"]).max())
+    features, f_features = None, 0
+    if config.latents:
+        body_frac, mu = export_encoder(ex, model["encoder"], xin, in_frac, in_max, config.latents)
+        parts["encoder"] = {"body_frac": body_frac}
+        # the PixelCNN is calibrated on what the codec gives it: z as a bin centre (2^-Z_FRAC grid)
+        z = torch.round(mu.clamp(-4, 4) * 2**xg.Z_FRAC) * 2.0**-xg.Z_FRAC
+        features, f_features = broadcast(z), xg.Z_FRAC
     if config.upsample:
         up = model["upsampler"]
         with torch.no_grad():
             h = up.inp(z).reshape(-1, up.base, 4, 4)
         f_inp = _frac(h)
-        _relu_conv(ex, "upsampler.inp", up.inp, xg.Z_FRAC, f_inp, z_max)
+        _relu_conv(ex, "upsampler.inp", up.inp, xg.Z_FRAC, f_inp, float(np.abs(luts["centres"]).max()))
         with torch.no_grad():
             features = up(z)
         f_features = export_steps(ex, "upsampler.body.", up.body, torch.relu(h), f_inp, -ACT_MIN)
         parts["upsampler"] = {"inp_frac": f_inp, "frac": f_features}
-    else:
-        features, f_features = broadcast(z), xg.Z_FRAC
     head, k = ("categorical", 2) if config.binary else ("mixture", config.mixtures)
     parts["pixels"] = export_gated(ex, "pixels.", model["pixels"], xin, in_frac, in_max, head, k,
                                    features, f_features)
     parts["pixels"]["features_frac"] = f_features
     return ex.tensors, exact_config("pixelvae", config, ex, **parts)
-

@@ -54,8 +54,8 @@ class TilePixels(RasterLevel):
         self.fill = family.fill
         self._features = features
 
-    def context(self, above: dict[str, np.ndarray]) -> Context:
-        return Context(lambda tiles: self._features)
+    def context(self, above: dict[str, np.ndarray]) -> Context | None:
+        return None if self._features is None else Context(lambda tiles: self._features)
 
     def analyze(self, image: np.ndarray, above: dict[str, np.ndarray]) -> np.ndarray:
         raise NotImplementedError("a tile's pixels are analysed by the bits-back level that holds them")
@@ -77,7 +77,7 @@ class PixelVAEFamily(Family):
         self.spec = LevelSpec("pixels", "pixels", source, CATEGORICAL if net.binary else MIXTURE,
                               2 if net.binary else net.mixtures)
         self.fill = 0 if net.binary else FILL
-        self.encoder = ExactEncoder(tensors, encoder_steps(net.hidden), net.latents, source.max)
+        self.encoder = ExactEncoder(tensors, encoder_steps(net.hidden), net.latents, source.max) if net.latents else None
         z_max = float(np.abs(self.gauss.luts["centres"]).max())
         self.upsampler = ExactUpsampler(tensors, upsampler_steps(net.hidden), z_max) if net.upsample else None
         self.pixelcnn, self.head = exact_network(self.spec, tensors, exact, net.channels, net.layers)
@@ -87,6 +87,8 @@ class PixelVAEFamily(Family):
     def posterior(self, x: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
         """q(z|x) of one tile's values x (flat, `shape` inside the tile): the padded tile through
         the exact encoder, then the discretized Gaussians."""
+        if self.encoder is None:  # no latents: an empty table, nothing to draw
+            return np.zeros((0, self.gauss.bins), np.int64)
         h, w, c = shape
         tile = np.full((TILE, TILE, c), self.fill, dtype=np.float64)
         tile[:h, :w] = np.asarray(x, dtype=np.float64).reshape(shape)
@@ -94,8 +96,10 @@ class PixelVAEFamily(Family):
         mu, ls = self.encoder(inputs)
         return self.gauss.posterior_table(mu[0].numpy().astype(np.int64), ls[0].numpy().astype(np.int64))
 
-    def features(self, bins: np.ndarray) -> torch.Tensor:
-        """The PixelCNN's conditioning features (1, E, 28, 28) of the latents' bins."""
+    def features(self, bins: np.ndarray) -> torch.Tensor | None:
+        """The PixelCNN's conditioning features (1, E, 28, 28) of the latents' bins (None without latents)."""
+        if self.encoder is None:
+            return None
         z = torch.from_numpy(self.gauss.values(bins).astype(np.float64))[None]
         f = self.upsampler(z) if self.upsampler is not None else z[:, :, None, None].expand(-1, -1, TILE, TILE)
         return f.to(torch.int16)

@@ -30,10 +30,10 @@ class PixelVAEConfig(_Config):
     latent_dim 64, dim_pix 32)."""
 
     family = "pixelvae"
-    may_be_zero = ("upsample", "layers", "kl_warmup", "binary")
+    may_be_zero = ("upsample", "layers", "kl_warmup", "binary", "latents")
     binary: int = 1  # 1: binary images (a 2-way output, Table 1); 0: 8-bit gray or RGB, a logistic mixture
     mixtures: int = 5  # logistic components of an 8-bit model's output (hiercodec.nn.mixture)
-    latents: int = 64
+    latents: int = 64  # 0: no latent, a plain PixelCNN coded by the same codec (Figure 4a's baseline)
     hidden: int = 32  # the encoder's and upsampler's channels: hidden and 2 x hidden (E.1: 32 and 64)
     upsample: int = 0  # 1: "Gated PixelVAE"; 0: "... without upsampling" (Table 1)
     layers: int = 1  # "PixelCNN gated residual block(s) [5x5] x N" after the input block (E.1)
@@ -53,13 +53,15 @@ class PixelVAEConfig(_Config):
             raise HiercodecError(f"[network] binary = {self.binary}: must be 0 or 1")
         if self.upsample not in (0, 1):
             raise HiercodecError(f"[network] upsample = {self.upsample}: must be 0 or 1")
+        if self.latents == 0 and self.upsample:
+            raise HiercodecError("[network] a model without latents (latents = 0) has nothing to upsample")
         if not 1 <= self.latent_bits <= 16:
             raise HiercodecError(f"[network] latent_bits = {self.latent_bits}: must be 1 to 16")
 
     def build(self, dropout: float = 0.0) -> nn.ModuleDict:
         """`encoder` (q(z|x)), `upsampler` (upsample = 1 only) and `pixels` (p(x|z))."""
         inputs = 1 if self.binary else 3  # an 8-bit model sees gray as R = G = B (families.inputs.PIXELS)
-        parts = {"encoder": MNISTEncoder(self.latents, inputs, self.hidden)}
+        parts = {"encoder": MNISTEncoder(self.latents, inputs, self.hidden)} if self.latents else {}
         features = self.latents
         if self.upsample:
             parts["upsampler"] = MNISTUpsampler(self.latents, self.hidden)
@@ -79,7 +81,10 @@ def binary_pixels(x: torch.Tensor) -> torch.Tensor:
 
 
 def conditioning(model, z: torch.Tensor) -> torch.Tensor:
-    """The PixelCNN's conditioning features of latents z (B, L): the upsampled map, or z broadcast."""
+    """The PixelCNN's conditioning features of latents z (B, L): the upsampled map, or z broadcast
+    (None for a model without latents)."""
+    if "encoder" not in model:
+        return None
     return model["upsampler"](z) if "upsampler" in model else broadcast(z)
 
 

@@ -38,6 +38,8 @@ def reconstruction_nats(net, model, x: torch.Tensor, z: torch.Tensor) -> torch.T
 
 def elbo_terms(net, model, x: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(reconstruction, KL) in nats per image of uint8 images x (N, H, W, C)."""
+    if not net.latents:  # a plain PixelCNN: no latent, no KL
+        return reconstruction_nats(net, model, x, None), torch.zeros(len(x), device=x.device)
     mu, log_sigma = model["encoder"](network_input(net, x))
     z = reparameterize(mu, log_sigma, generator)
     return reconstruction_nats(net, model, x, z), gaussian_kl(mu, log_sigma)
@@ -69,5 +71,7 @@ class PixelVAETask(HierarchyTask):
     def describe(self, steps: int) -> str:
         n = self.net
         how = "upsampled features of z" if n.upsample else "a linear map of z in every layer"
+        if not n.latents:
+            return f"gated PixelCNN of 1 + {n.layers} layers x {n.channels} (no latent), {steps} steps"
         return (f"PixelVAE, {n.latents} Gaussian latents, gated PixelCNN of 1 + {n.layers} layers x {n.channels} "
                 f"given {how}, {steps} steps")
