@@ -60,6 +60,14 @@ MODELS |= {name: HAM_MODEL for name in GOLDEN if name.startswith("ham-")}
 GOLDEN["set-gray-9x7x3"] = (27, 7, 1, 120)  # three gray images of 7x9
 MODELS["set-gray-9x7x3"] = "pixelcnn-r9000"
 COUNTS = {"set-gray-9x7x3": 3}
+# the shipped binary `pixelvae` model (bits-back latents per 28x28 tile): a set of six digits-sized
+# images (format version 4, one chain of tiles) and a gray + alpha image of several partial tiles
+# (alpha pushed first on the same stream); their samples are 0 or 255 (BINARY)
+PIXELVAE_MODEL = "pixelvae-mnist-r1"
+GOLDEN |= {"pixelvae-set-28x28x6": (168, 28, 1, 121), "pixelvae-gray-alpha-45x30": (30, 45, 2, 122)}
+MODELS |= {"pixelvae-set-28x28x6": PIXELVAE_MODEL, "pixelvae-gray-alpha-45x30": PIXELVAE_MODEL}
+COUNTS["pixelvae-set-28x28x6"] = 6
+BINARY = {"pixelvae-set-28x28x6", "pixelvae-gray-alpha-45x30"}
 # golden files of models shipped later (relay/ship.py adds two for each new default):
 # name: [height, width, channels, seed, model id]
 SHIPPED = HERE / "golden-shipped.json"
@@ -98,6 +106,8 @@ def golden_image(name: str) -> np.ndarray:
         tint = _smooth_field(rng, h, w)
         base = rng.uniform(80, 180) + 60 * light + 35 * tint
         out[..., k] = np.clip(np.rint(base + rng.normal(0, 4, (h, w))), 0, 255)
+    if name in BINARY:  # binary samples (a binary pixelvae model): the light field thresholded
+        out[..., :color] = np.where(out[..., :color] > 175, 255, 0)
     if c in (2, 4):  # alpha: opaque on one side of a tilted line, transparent on the other, soft edge
         yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
         angle, offset = rng.uniform(0, np.pi), rng.uniform(-0.2, 0.2)

@@ -10,7 +10,10 @@ time). Samples are pushed in order, so the decoder meets them last first; sample
 the bits of samples 0 ... i-1, and the first from the bits of the levels coded under it: a family
 sets `joins_next` so that the codec pushes the next level first on the same stream (one chunk).
 Only when the stream holds too little does a sample push a fixed seed first: those are the initial
-bits, which the level reports apart (`LevelStats.initial_bits`), never in its bound.
+bits, which the level reports apart (`LevelStats.initial_bits`), never in its bound. A level given
+`direct` (fixed latents per sample) instead codes such a sample without bits-back, x given those
+latents, as HiLLoC codes a first part of the image, and marks each sample's mode in the stream;
+what a direct sample pays beyond its negative ELBO counts as initial bits.
 
 The three parts are small callables, so that any family can build a level from its own networks:
 
@@ -33,12 +36,16 @@ from dataclasses import asdict
 import numpy as np
 
 from hiercodec.coding.ans import StackCoder
-from hiercodec.coding.bitsback import BitsBackStats, bits_back_pop, bits_back_push
-from hiercodec.coding.groups import Group, GroupDecoder, Progress
+from hiercodec.coding.bitsback import BitsBackStats, bits_back_pop, bits_back_push, bits_needed
+from hiercodec.coding.groups import Group, GroupDecoder, Progress, pop_groups, push_in_order, table_decoder
+from hiercodec.coding.tables import TOTAL, bits
 from hiercodec.families.base import Level, LevelStats, Schedule, decoder
 from hiercodec.tiling import TileLayout
 
 Table = np.ndarray
+# With `direct`: after each sample, its mode, 0 = bits-back, 1 = coded directly (the stream held too
+# few bits to pop the latents from); 1 costs 10 bits, 0 about 9e-4.
+MODE_TABLE = np.array([[TOTAL - (1 << 14), 1 << 14]], dtype=np.int64)
 Above = dict[str, np.ndarray]
 Posterior = Callable[[int, np.ndarray, Above], Table]
 Likelihood = Callable[..., Schedule]  # (i, z, above, x=None)
@@ -64,13 +71,13 @@ class BitsBackLevel(Level):
     def __init__(self, name: str, shape: tuple[int, ...], sample_size: int,
                  posterior: Posterior, likelihood: Likelihood, prior: Prior,
                  observe: Callable[[np.ndarray, Above], np.ndarray], dtype: type = np.uint8,
-                 joins_next: bool = False):
+                 joins_next: bool = False, direct: Callable[[int], np.ndarray] | None = None):
         if sample_size < 1:
             raise ValueError(f"sample size must be positive, not {sample_size}")
         self.name, self.shape, self.dtype, self.sample_size = name, tuple(shape), dtype, sample_size
         self.size = int(np.prod(self.shape))
         self.posterior, self.likelihood, self.prior, self.observe = posterior, likelihood, prior, observe
-        self.joins_next = joins_next
+        self.joins_next, self.direct = joins_next, direct
 
     @property
     def samples(self) -> int:
@@ -114,28 +121,62 @@ class BitsBackLevel(Level):
     def encode(self, values: np.ndarray, above: Above, coder: StackCoder,
                progress: Progress | None = None) -> LevelStats:
         total = BitsBackStats()
-        symbols = 0
+        symbols = direct = 0
         for i in range(self.samples):  # sample i draws its latent from the bits of those before it
             x = self.cut(values, i)
             symbols += x.size
-            _, st = bits_back_push(
-                coder, self.posterior(i, x, above),
-                lambda z, i=i, x=x: schedule_groups(self.likelihood(i, z, above, x)),
-                self._prior_for_push(i, above))
+            q = self.posterior(i, x, above)
+            if self.direct is not None and coder.num_valid_bits() < bits_needed(q):
+                st = self._push_direct(coder, i, x, q, above)
+                direct += 1
+            else:
+                _, st = bits_back_push(
+                    coder, q, lambda z, i=i, x=x: schedule_groups(self.likelihood(i, z, above, x)),
+                    self._prior_for_push(i, above))
+                if self.direct is not None:
+                    st.flag_bits += push_in_order(coder, [(np.zeros(1, np.int32), MODE_TABLE)]).bits
             total += st
             if progress:
                 progress(len(x))
         return LevelStats(self.name, bound_bits=total.net_bits, symbols=symbols,
-                          initial_bits=total.initial_bits, extra=asdict(total))
+                          initial_bits=total.initial_bits, extra=asdict(total) | {"direct_samples": direct})
+
+    def _push_direct(self, coder: StackCoder, i: int, x: np.ndarray, q: Table, above: Above) -> BitsBackStats:
+        """Code sample i without bits-back, x given the fixed latents `direct(i)` (HiLLoC: a first
+        part coded so, so that later samples draw their latents from the file's own bits). What it
+        costs beyond the sample's negative ELBO counts as initial bits; the ELBO is estimated from
+        the exact tables as -log p(x|z*) at q's most probable latents z* plus KL(q || p) (exact
+        for a prior table, else its one-point estimate at z*)."""
+        paid = push_in_order(coder, schedule_groups(self.likelihood(i, self.direct(i), above, x))).bits
+        paid += push_in_order(coder, [(np.ones(1, np.int32), MODE_TABLE)]).bits
+        mode = q.argmax(axis=1).astype(np.int32)
+        elbo = BitsBackStats(samples=1, injections=1)
+        elbo.likelihood_bits = sum(bits(s, f) for s, f in schedule_groups(self.likelihood(i, mode, above, x)))
+        prior = self._prior_for_push(i, above)
+        if isinstance(prior, np.ndarray):
+            qp = q / float(TOTAL)
+            elbo.prior_bits = float((qp * (np.log2(q) - np.log2(prior))).sum())  # KL(q || p)
+        else:
+            elbo.prior_bits = sum(bits(s, f) for s, f in prior(mode)) - bits(mode, q)
+        if paid < elbo.elbo_bits:  # the latents did not help this sample: it paid no more than its bound
+            return BitsBackStats(likelihood_bits=paid, samples=1, injections=1)
+        elbo.initial_bits = paid - elbo.elbo_bits
+        return elbo
 
     def decode(self, above: Above, coder: StackCoder, progress: Progress | None = None) -> np.ndarray:
         out = np.empty(self.shape, dtype=self.dtype)
         for i in reversed(range(self.samples)):  # a stack: the last sample pushed comes off first
-            _, x, _ = bits_back_pop(
-                coder, self._prior_for_pop(i, above),
-                lambda z, i=i: decoder(self.likelihood(i, z, above)),
-                lambda x, i=i: self.posterior(i, x, above),
-                what=f"{self.name} level")
+            mode = 0
+            if self.direct is not None:
+                mode = int(pop_groups(coder, table_decoder(MODE_TABLE), what=f"{self.name} level")[0][0])
+            if mode:
+                x, _ = pop_groups(coder, decoder(self.likelihood(i, self.direct(i), above)), what=f"{self.name} level")
+            else:
+                _, x, _ = bits_back_pop(
+                    coder, self._prior_for_pop(i, above),
+                    lambda z, i=i: decoder(self.likelihood(i, z, above)),
+                    lambda x, i=i: self.posterior(i, x, above),
+                    what=f"{self.name} level")
             x = np.asarray(x).reshape(-1)
             if x.size != self.size_of(i):
                 raise ValueError(f"{self.name}: the likelihood of sample {i} gave {x.size} values, not {self.size_of(i)}")
@@ -153,9 +194,9 @@ class TiledBitsBackLevel(BitsBackLevel):
 
     def __init__(self, name: str, layout: TileLayout, channels: int, posterior: Posterior,
                  likelihood: Likelihood, prior: Prior, observe: Callable[[np.ndarray, Above], np.ndarray],
-                 dtype: type = np.uint8, joins_next: bool = False):
+                 dtype: type = np.uint8, joins_next: bool = False, direct: Callable[[int], np.ndarray] | None = None):
         super().__init__(name, (layout.height, layout.width, channels), layout.tile_h * layout.tile_w * channels,
-                         posterior, likelihood, prior, observe, dtype, joins_next)
+                         posterior, likelihood, prior, observe, dtype, joins_next, direct)
         self.layout = layout
 
     @property

@@ -129,7 +129,10 @@ class PixelVAEFamily(Family):
             posterior=lambda i, x, above: self.posterior(x, level.tile_shape(i)),
             likelihood=lambda i, z, above, x=None: self.likelihood(z, level.tile_shape(i), x),
             prior=lambda i, above, z=None: self.gauss.prior_table(self.net.latents),
-            observe=self._observe, joins_next=geometry.has_alpha)
+            observe=self._observe, joins_next=geometry.has_alpha,
+            # a tile whose stream holds too few bits to draw its latents from is coded given the
+            # latents' middle bins (z ~ 0), not on a seed: no initial bits are pushed (HiLLoC)
+            direct=lambda i: np.full(self.net.latents, self.gauss.bins // 2, np.int64))
         return [level]
 
     def reconstruct_color(self, decoded: dict[str, np.ndarray], geometry: Geometry, full_size: bool) -> np.ndarray:
