@@ -334,11 +334,11 @@ def info(file: Path) -> None:
     Reads the file's header and chunk table (and checks its CRC32s); the model need not be
     installed (when it is, the levels are named).
 
-    Bits-back levels (e.g. model bitsback-toy-1) draw their latents from the bits of the levels
-    coded under them, on one shared stream: the stream's bytes are shown on its first level.
-    When a file has such levels, an "initial bits" column shows, per level, the bits a bits-back
-    level had to push because its stream held too few to pop from: the file pays them on top of
-    the model's bound.
+    Bits-back levels (models bitsback-toy-1, pixelvae) draw their latents from the bits of the
+    levels coded under them, on one shared stream: the stream's bytes are shown on its first level.
+    When a file has such levels, an "initial bits" column shows, per level, what a bits-back level
+    paid because its stream held too few bits to draw latents from (a seed it pushed, or tiles it
+    coded without bits-back): the file pays them on top of the model's bound.
 
     \b
     Example:
@@ -381,8 +381,8 @@ def info(file: Path) -> None:
     for s in shared:
         echo(f"  levels {s[0]}-{s[-1]} share one coded stream: its bytes are on level {s[0]}")
     if initial:
-        echo("  initial bits: pushed by bits-back levels whose stream held too few bits to pop from; "
-             "the file pays them on top of the bound")
+        echo("  initial bits: what bits-back levels paid because their stream held too few bits to draw latents "
+             "from (a seed, or tiles coded without bits-back); the file pays them on top of the bound")
 
 
 def _table(head: tuple[str, ...], rows: list[tuple[str, ...]], align: str = "") -> None:
@@ -408,10 +408,11 @@ def verify(target: Path, model: str, lossy: bool, levels: int | None) -> None:
     written, the coder's overhead, and whether the round trip gives back the same pixels (lossy
     files: the same code maps, and the reconstruction's PSNR). Nothing is written.
 
-    Models with bits-back levels (e.g. bitsback-toy-1) also get an "initial bits" column: the
-    bits a bits-back level pushed because its stream held too few to pop from, which the file
-    pays on top of the bound (the overhead is measured against both). Levels coded on one shared
-    stream show its bits written and overhead on the stream's first level.
+    Models with bits-back levels (bitsback-toy-1, pixelvae) also get an "initial bits" column:
+    what a bits-back level paid because its stream held too few bits to draw latents from, which
+    the file pays on top of the bound (the overhead is measured against both), and a line that
+    splits its negative ELBO into reconstruction and KL. Levels coded on one shared stream show
+    its bits written and overhead on the stream's first level.
 
     IMAGE_OR_DIR is an image, or a folder whose .png .jpg .jpeg .webp .bmp .tif images are all
     verified in name order. Exits with status 1 if any round trip fails.
@@ -474,8 +475,8 @@ def verify(target: Path, model: str, lossy: bool, levels: int | None) -> None:
                            + (f" + {flags:,.0f} flag bits" if flags >= 0.5 else "")
                            + f"; the file adds {lv.initial_bits:,.0f} initial bits")
         if initial:
-            click.echo("  initial bits: pushed by bits-back levels whose stream held too few bits to pop from; "
-                       "overhead is against bound + initial bits")
+            click.echo("  initial bits: what bits-back levels paid because their stream held too few bits to draw "
+                       "latents from (a seed, or tiles coded without bits-back); overhead is against bound + initial bits")
         verdict = "round trip ok" if r.roundtrip_ok else f"ROUND TRIP FAILED: {_one_line(r.error)}"
         if r.lossy and r.roundtrip_ok:
             quality = "" if r.psnr is None else f", PSNR {r.psnr:.2f} dB"
