@@ -86,6 +86,16 @@ def main(argv: list[str] | None = None) -> int:
         "initial_bits": level.initial_bits, "header_bytes": len(data) - level.written_bytes,
         "encode_seconds": enc_s, "paper": PAPER,
     }
+    # peers on the same digits, laid out as a grid (two-dimensional context, which suits them
+    # better than a strip), samples 0 and 255 as in the set file
+    from hiercodec.bench.peers import available_peers, run_peer
+
+    cols = math.ceil(math.sqrt(n))
+    grid = np.zeros((math.ceil(n / cols) * 28, cols * 28), np.uint8)
+    for i, d in enumerate(digits[..., 0]):
+        grid[i // cols * 28 : i // cols * 28 + 28, i % cols * 28 : i % cols * 28 + 28] = d
+    out["peers_nats_per_digit"] = {name: 8 * run_peer(name, grid).nbytes * nats / n
+                                   for name in ("png", "jpegxl", "webp") if name in available_peers()}
     m = args.decode_count or n
     sub = data if m == n else api.encode_set(digits[:m], model)
     start = time.perf_counter()
