@@ -471,7 +471,7 @@ def verify(target: Path, model: str, lossy: bool, levels: int | None) -> None:
             if lv.kl_bits is not None:
                 flags = lv.bound_bits - lv.reconstruction_bits - lv.kl_bits  # 24 bits a seed, ~0 otherwise
                 click.echo(f"  {lv.name}: negative ELBO {lv.bound_bits:,.1f} bits = reconstruction "
-                           f"{lv.reconstruction_bits:,.1f} + KL {lv.kl_bits:,.1f} (one sample of the latents)"
+                           f"{lv.reconstruction_bits:,.1f} + KL {lv.kl_bits:,.1f} (estimates from the exact tables)"
                            + (f" + {flags:,.0f} flag bits" if flags >= 0.5 else "")
                            + f"; the file adds {lv.initial_bits:,.0f} initial bits")
         if initial:
