@@ -12,7 +12,7 @@ from torch import nn
 from hiercodec.exact import gaussian as xg
 from hiercodec.exact.quant import ACT_MAX, ACT_MIN, GATE_FRAC, frac_bits_for
 from hiercodec.export.hierarchy import float_model
-from hiercodec.export.quantize import MARGIN, Exporter, exact_config, export_gated
+from hiercodec.export.quantize import MARGIN, Exporter, exact_config, export_gated, gaussian_affine
 from hiercodec.families.inputs import PIXELS
 from hiercodec.families.pixelvae_config import PixelVAEConfig, network_input
 from hiercodec.nn.pixelvae import ConvSteps, broadcast
@@ -65,11 +65,8 @@ def export_encoder(ex: Exporter, enc: nn.Module, xin: torch.Tensor, in_frac: int
     sigma in 1/LS_SCALE nat, clamped to the ranges of hiercodec.exact.gaussian. Returns the body's
     fractional bits and the float means on xin (the calibration's latents)."""
     body_frac = export_steps(ex, "encoder.body.", enc.body, xin, in_frac, in_max)
-    gain = np.concatenate([np.ones(latents), np.full(latents, float(xg.LS_SCALE))])
-    out_frac = np.concatenate([np.full(latents, xg.MU_FRAC), np.zeros(latents, np.int64)])
-    lo = np.concatenate([np.full(latents, -xg.MU_MAX), np.full(latents, xg.LS_MIN)])
-    hi = np.concatenate([np.full(latents, xg.MU_MAX), np.full(latents, xg.LS_MAX)])
-    ex.conv("encoder.out", enc.out, body_frac, out_frac, gain=gain, offset=np.zeros(2 * latents), lo=lo, hi=hi)
+    gain, offset, lo, hi = gaussian_affine(latents)
+    ex.conv("encoder.out", enc.out, body_frac, 0, gain=gain, offset=offset, lo=lo, hi=hi)
     with torch.no_grad():
         mu, _ = enc(xin)
     return body_frac, mu

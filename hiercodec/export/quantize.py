@@ -16,6 +16,7 @@ import math
 import numpy as np
 import torch
 
+from hiercodec.exact import gaussian as xg
 from hiercodec.exact import mixture as xm
 from hiercodec.exact.categorical import LOGIT_MAX, LOGIT_MIN, LOGIT_SCALE
 from hiercodec.exact.quant import (
@@ -45,6 +46,15 @@ def _out2_affine(k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray
     ]
     cols = [np.repeat(np.array([b[i] for b in blocks], dtype=np.float64), [b[0] for b in blocks]) for i in range(1, 5)]
     return cols[0], cols[1], cols[2], cols[3]
+
+
+def gaussian_affine(k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """gain, offset, lo, hi of a last layer giving k Gaussians' integer parameters (hiercodec.exact.
+    gaussian): k means in 2^-MU_FRAC, then k log scales in 1/LS_SCALE nat, each clamped to its range."""
+    gain = np.concatenate([np.full(k, float(1 << xg.MU_FRAC)), np.full(k, float(xg.LS_SCALE))])
+    lo = np.concatenate([np.full(k, -xg.MU_MAX), np.full(k, xg.LS_MIN)])
+    hi = np.concatenate([np.full(k, xg.MU_MAX), np.full(k, xg.LS_MAX)])
+    return gain, np.zeros(2 * k), lo, hi
 
 
 class Exporter:
@@ -107,7 +117,7 @@ def export_gated(ex: Exporter, prefix: str, model: GatedPixelCNN, x: torch.Tenso
     """Quantize a float gated PixelCNN into `ex` under `prefix`, calibrated on its input x (float,
     exactly x_int 2^-in_frac) and features (exactly f_int 2^-features_frac). head "mixture": 10k
     discretized-logistic parameters (hiercodec.exact.mixture); "categorical": k logits in 1/16 nat
-    (hiercodec.exact.categorical). Returns the fractional bits chosen (the exact config); a network
+    (hiercodec.exact.categorical); "gaussian": k means and k log scales (hiercodec.exact.gaussian). Returns the fractional bits chosen (the exact config); a network
     with attention adds "attention": its heads, key_channels, every, and per layer the fractional
     bits of q, k, v and the logit shift (hiercodec.exact.attention)."""
     model.eval()
@@ -132,6 +142,8 @@ def export_gated(ex: Exporter, prefix: str, model: GatedPixelCNN, x: torch.Tenso
         gain, offset, lo, hi = _out2_affine(k)
         for name, values in xm.build_luts().items():
             ex.lut(n(f"lut.{name}"), values)
+    elif head == "gaussian":  # k latent channels' priors (hiercodec.exact.gaussian), no table of its own
+        gain, offset, lo, hi = gaussian_affine(k)
     elif head == "categorical":
         gain, offset = np.full(k, LOGIT_SCALE), np.zeros(k)
         lo, hi = np.full(k, LOGIT_MIN), np.full(k, LOGIT_MAX)

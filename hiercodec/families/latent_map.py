@@ -1,0 +1,106 @@
+"""A map of continuous latents with an autoregressive Gaussian prior, coded inside a bits-back
+sample: the latent levels of the hierarchical PixelVAE (Gulrajani et al. 2016, sec. 3.1: "each
+level's prior a conditional PixelCNN with diagonal Gaussian outputs").
+
+The prior p(z | above) is an exact gated PixelCNN over the map (C channels a position, raster
+order) whose head gives, per position, C means and log scales (hiercodec.exact.gaussian's integer
+parameters: `export_gated(..., head="gaussian")`). Each latent is a bin of 2^P of equal mass under
+its own prior Gaussian (HiLLoC), so:
+
+- the prior's table is uniform, exactly P bits a latent, whatever the prior says;
+- the prior places the bins: a latent's value is its bin's centre mapped through the prior's mean
+  and scale, and the posterior q(z|x) = N(mu_q, sigma_q) is coded as its mass in those bins.
+
+The bins of position j depend on the values at positions before j, so drawing z from q (the
+encoder's pop) is sequential: `pop_schedule` steps the PixelCNN incrementally (its exact decoder),
+yields q's table of each position and is sent the bins popped. The decoder pops the bins with the
+uniform prior, then `walk` recomputes every position's prior (the same steps, bins known) and the
+values, and `posterior_groups` gives the tables with which it pushes the bins back with q. Both
+sides step the same exact network over the same values, so their tables are identical.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from hiercodec.coding.groups import Group
+from hiercodec.exact.gaussian import ExactGaussian
+from hiercodec.exact.pixelcnn import ExactPixelCNN
+from hiercodec.exact.quant import ACT_MAX, ACT_MIN, DTYPE
+from hiercodec.families.base import Schedule
+
+
+class GaussianMap:
+    """Latents (C, h, w) under an exact autoregressive Gaussian prior `net` (given its conditioning
+    `features` (1, E, h, w), or None), binned by `gauss`. Values are integers at 2^-Z_FRAC; the
+    network reads them clamped to the 12-bit activation range."""
+
+    def __init__(self, net: ExactPixelCNN, gauss: ExactGaussian, channels: int, height: int, width: int,
+                 features: torch.Tensor | None = None):
+        self.net, self.gauss, self.c, self.h, self.w, self.features = net, gauss, channels, height, width, features
+
+    @property
+    def size(self) -> int:
+        return self.c * self.h * self.w
+
+    def prior_table(self) -> np.ndarray:
+        """The prior's table of every latent, in (row, column, channel) order: uniform."""
+        return self.gauss.prior_table(self.size)
+
+    @staticmethod
+    def inputs(values: np.ndarray) -> torch.Tensor:
+        """Latent values (1, C) at 2^-Z_FRAC -> the prior network's inputs (clamped to 12 bits)."""
+        return torch.from_numpy(np.clip(values, ACT_MIN, ACT_MAX).astype(np.float64))
+
+    def _prior(self, params: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        p = params[0].numpy().astype(np.int64)
+        return p[: self.c], p[self.c :]
+
+    def pop_schedule(self, mu_q: np.ndarray, ls_q: np.ndarray) -> Schedule:
+        """The encoder's draw of z from q (means and log scales (C, h, w)): yields (None, table) of
+        each position (C rows), is sent its C bins; returns (bins, values), each (C, h, w)."""
+        bins = np.zeros((self.c, self.h, self.w), np.int64)
+        values = np.zeros((self.c, self.h, self.w), np.int64)
+        dec = self.net.decoder(1, self.w, self.features)
+        for i in range(self.h):
+            dec.row(i)
+            for j in range(self.w):
+                mu_p, ls_p = self._prior(dec.step(j))
+                table = self.gauss.posterior_table(mu_q[:, i, j], ls_q[:, i, j], mu_p, ls_p)
+                b = np.asarray((yield None, table), dtype=np.int64)
+                bins[:, i, j] = b
+                values[:, i, j] = self.gauss.values(b, mu_p, ls_p)
+                dec.set_pixel(j, self.inputs(values[None, :, i, j]))
+        return bins, values
+
+    def walk(self, bins: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The decoder's pass over known bins (C, h, w): (values, mu_p, ls_p), each (C, h, w)."""
+        values, mu, ls = (np.zeros((self.c, self.h, self.w), np.int64) for _ in range(3))
+        dec = self.net.decoder(1, self.w, self.features)
+        for i in range(self.h):
+            dec.row(i)
+            for j in range(self.w):
+                mu[:, i, j], ls[:, i, j] = self._prior(dec.step(j))
+                values[:, i, j] = self.gauss.values(bins[:, i, j], mu[:, i, j], ls[:, i, j])
+                dec.set_pixel(j, self.inputs(values[None, :, i, j]))
+        return values, mu, ls
+
+    def posterior_groups(self, bins: np.ndarray, mu_q: np.ndarray, ls_q: np.ndarray,
+                         mu_p: np.ndarray, ls_p: np.ndarray) -> list[Group]:
+        """q's groups for pushing known bins back, in the order `pop_schedule` popped them: one
+        group a position, C rows each."""
+        groups = []
+        for i in range(self.h):
+            for j in range(self.w):
+                table = self.gauss.posterior_table(mu_q[:, i, j], ls_q[:, i, j], mu_p[:, i, j], ls_p[:, i, j])
+                groups.append((bins[:, i, j].astype(np.int32), table))
+        return groups
+
+    def whole(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The prior's parameters of every position from known values (C, h, w), in one pass of
+        the network (what `walk` computes step by step: the same integers)."""
+        x = self.inputs(values.reshape(self.c, -1).T).T.reshape(1, self.c, self.h, self.w)
+        out = self.net.forward(x.to(DTYPE), None if self.features is None else self.features.to(DTYPE))
+        p = out[0].numpy().astype(np.int64)
+        return p[: self.c], p[self.c :]
