@@ -59,8 +59,10 @@ def plot_curves(logs: dict[str, list[dict]], path: Path, force: bool = False) ->
         ax2.grid(alpha=0.3)
         ax2.legend(fontsize=8)
     series = LEVEL_SERIES if psnr else SERIES
+    gray = any("bpd_gray" in r for records in logs.values() for r in records)
     for n, (run, records) in enumerate(logs.items()):
         for key, label, style in series:
+            label = label if gray or key != "bpd" else "training batches"  # no gray batches (MNIST)
             points = [(r["step"], _value(r, key)) for r in records if _value(r, key) is not None]
             if points:
                 steps, values = zip(*points)
