@@ -75,3 +75,74 @@ def test_the_prior_places_the_bins(gauss):
     q_bits = sum(-np.log2(t[np.arange(len(s)), s] / TOTAL).sum() for s, t in groups)
     assert abs(q_bits - latent.size * gauss.bits) < 0.05 * latent.size
     assert latent.prior_table().shape == (latent.size, gauss.bins)
+
+
+def test_a_hierarchy_of_maps_round_trips_samples_chained_on_one_stream(gauss):
+    """Two latent levels (z2: 2 x 2 x 2, z1: 4 x 4 x 3 given an upsampling of z2), x binary 4 x 4
+    given z1: samples pushed one after the other on one stream decode in reverse order; the first
+    are coded directly (the stream is short), the later ones by bits-back, which nets about the
+    negative ELBO."""
+    from hiercodec.coding.tables import normalize
+    from hiercodec.families.latent_map import MapsSample
+
+    top_net, low_net = prior_network_shaped(2, 0, seed=5), prior_network_shaped(3, 2, seed=6)
+
+    def prior(k, values):
+        if k == 0:
+            return GaussianMap(top_net, gauss, 2, 2, 2)
+        up = np.clip(values[0], -2047, 2047).repeat(2, axis=1).repeat(2, axis=2) // 64  # (2, 4, 4)
+        return GaussianMap(low_net, gauss, 3, 4, 4, torch.from_numpy(up[None]).to(torch.int16))
+
+    def likelihood(values, x=None):
+        logits = values[1].sum(axis=0).reshape(-1) / 2**xg.Z_FRAC  # (16,)
+        p1 = 1 / (1 + np.exp(-np.clip(logits, -8, 8)))
+        table = normalize(np.rint(np.stack([1 - p1, p1], 1) * 2**20).astype(np.int64))
+        if x is None:
+            return (yield None, table)
+        yield np.asarray(x, np.int32), table
+        return x
+
+    def posterior(x):
+        s = (np.asarray(x).reshape(4, 4) * 2 - 1).astype(np.float64)
+        top = quantize_params(np.full((2, 2, 2), s.mean()), np.full((2, 2, 2), np.log(0.3)))
+        low = quantize_params(np.stack([s, -s, s * 0.5]), np.full((3, 4, 4), np.log(0.2)))
+        return [top, low]
+
+    sample = MapsSample(prior, likelihood, posterior, 2)
+    rng = np.random.default_rng(2)
+    xs = [(rng.random(16) < rng.uniform(0.1, 0.9)).astype(np.int32) for _ in range(40)]
+    coder = StackCoder()
+    coder.push_sentinel()
+    costs = [sample.push(coder, x) for x in xs[:5]]  # a short stream: coded directly
+    assert all(c["direct"] for c in costs)
+    noise = rng.integers(0, 256, 200).astype(np.int32)  # then something else, 1600 bits of it
+    uniform = np.full((200, 256), TOTAL // 256, np.int64)
+    push_in_order(coder, [(noise, uniform)])
+    start = coder.num_bits()
+    costs = [sample.push(coder, x) for x in xs[5:]]
+    assert not any(c["direct"] for c in costs)
+    net = sum(c["likelihood_bits"] + c["prior_bits"] - c["posterior_bits"] + c["flag_bits"] for c in costs)
+    assert abs(coder.num_bits() - start - net) < 64 + 0.02 * net  # bits-back nets the negative ELBO
+    for x in reversed(xs[5:]):
+        np.testing.assert_array_equal(np.asarray(sample.pop(coder)).reshape(-1), x)
+    got, _ = pop_groups(coder, decoder(iter_table(uniform)))
+    np.testing.assert_array_equal(got, noise)
+    for x in reversed(xs[:5]):
+        np.testing.assert_array_equal(np.asarray(sample.pop(coder)).reshape(-1), x)
+    coder.pop_sentinel("maps")
+
+
+def iter_table(table):
+    """A schedule of one group with `table`."""
+    symbols = yield None, table
+    return symbols
+
+
+def prior_network_shaped(channels: int, features: int, seed: int) -> ExactPixelCNN:
+    """prior_network for another number of latent channels (and feature planes)."""
+    global C
+    saved, C = C, channels
+    try:
+        return prior_network(features, seed)
+    finally:
+        C = saved

@@ -24,11 +24,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from hiercodec.coding.groups import Group
+from hiercodec.coding.ans import StackCoder
+from hiercodec.coding.groups import Group, pop_groups, push_in_order, table_decoder
 from hiercodec.exact.gaussian import ExactGaussian
 from hiercodec.exact.pixelcnn import ExactPixelCNN
 from hiercodec.exact.quant import ACT_MAX, ACT_MIN, DTYPE
-from hiercodec.families.base import Schedule
+from hiercodec.families.base import Schedule, decoder
+from hiercodec.families.latent import schedule_groups
 
 
 class GaussianMap:
@@ -104,3 +106,95 @@ class GaussianMap:
         out = self.net.forward(x.to(DTYPE), None if self.features is None else self.features.to(DTYPE))
         p = out[0].numpy().astype(np.int64)
         return p[: self.c], p[self.c :]
+
+
+# -- a bits-back sample with a hierarchy of latent maps ------------------------------------------
+
+# Bits a latent may take from the stream at most: a row of q has entries >= 1 out of 2^24.
+BITS_PER_LATENT = 24
+MARGIN_BITS = 32
+# After each sample its mode: 0 = bits-back, 1 = coded given the middle bins (the stream was short)
+MODE_TABLE = np.array([[(1 << 24) - (1 << 14), 1 << 14]], dtype=np.int64)
+
+class MapsSample:
+    """One bits-back sample x with latent maps z_L ... z_1 (top first; Gulrajani et al. 2016 sec.
+    3.1: p(z_L) p(z_{L-1} | z_L) ... p(x | z_1), q(z_1 | x) ... q(z_L | x)), in the spirit of
+    craystack's BBANS composed over levels:
+
+    - `prior(k, values)`: the GaussianMap of level k given the values of the levels above it (a list,
+      top first; empty for the top);
+    - `likelihood(values, x=None)`: x's Schedule given the values of every level;
+    - `posterior(x)`: [(mu_q, ls_q)] per level, top first, from the exact encoder.
+
+    Encoding pops z_L, ..., z_1 from the stream with q (each map position by position), pushes x,
+    then the bins with the priors' uniform tables (z_1 first, so that z_L pops first), then the
+    mode. A stream holding fewer than `need` bits codes x given the middle bins instead (mode 1):
+    nothing is drawn, nothing is seeded. Decoding undoes it and pushes the bins back with q."""
+
+    def __init__(self, prior, likelihood, posterior, levels: int):
+        self.prior, self.likelihood, self.posterior, self.levels = prior, likelihood, posterior, levels
+
+    def need(self, maps: list[GaussianMap]) -> int:
+        return BITS_PER_LATENT * sum(m.size for m in maps) + MARGIN_BITS
+
+    def _walk_all(self, bins: list[np.ndarray] | None) -> tuple[list[GaussianMap], list[np.ndarray], list]:
+        """Each level's map, values and prior parameters for known bins (None: the middle bins)."""
+        maps, values, params = [], [], []
+        for k in range(self.levels):
+            m = self.prior(k, values)
+            b = bins[k] if bins is not None else np.full((m.c, m.h, m.w), m.gauss.bins // 2, np.int64)
+            v, mu, ls = m.walk(b)
+            maps.append(m)
+            values.append(v)
+            params.append((mu, ls))
+        return maps, values, params
+
+    def push(self, coder: StackCoder, x: np.ndarray) -> dict:
+        """Code x; returns its costs: likelihood, prior and posterior bits, the mode bits, and
+        whether it was coded directly."""
+        q = self.posterior(x)
+        sizes = [mu.size for mu, _ in q]
+        if coder.num_valid_bits() < BITS_PER_LATENT * sum(sizes) + MARGIN_BITS:
+            _, values, _ = self._walk_all(None)
+            lik = push_in_order(coder, schedule_groups(self.likelihood(values, x))).bits
+            mode = push_in_order(coder, [(np.ones(1, np.int32), MODE_TABLE)]).bits
+            return {"likelihood_bits": lik, "prior_bits": 0.0, "posterior_bits": 0.0, "flag_bits": mode,
+                    "direct": True}
+        maps, bins, values, posterior = [], [], [], 0.0
+        for k in range(self.levels):
+            m = self.prior(k, values)
+            (b, v), coded = pop_groups(coder, decoder(m.pop_schedule(*q[k])), measure=True)
+            maps.append(m)
+            bins.append(b)
+            values.append(v)
+            posterior += coded.bits
+        lik = push_in_order(coder, schedule_groups(self.likelihood(values, x))).bits
+        prior = 0.0
+        for m, b in reversed(list(zip(maps, bins))):  # z_1 first, so that z_L pops first
+            prior += push_in_order(coder, [(b.transpose(1, 2, 0).reshape(-1).astype(np.int32), m.prior_table())]).bits
+        mode = push_in_order(coder, [(np.zeros(1, np.int32), MODE_TABLE)]).bits
+        return {"likelihood_bits": lik, "prior_bits": prior, "posterior_bits": posterior, "flag_bits": mode,
+                "direct": False}
+
+    def pop(self, coder: StackCoder, what: str = "latent maps") -> np.ndarray:
+        """Decode the sample on top of the stream (the last `push`) and give back its bits."""
+        (mode,), _ = pop_groups(coder, table_decoder(MODE_TABLE), what=what)
+        if mode:
+            _, values, _ = self._walk_all(None)
+            x, _ = pop_groups(coder, decoder(self.likelihood(values)), what=what)
+            return x
+        maps, bins, values, params = [], [], [], []
+        for k in range(self.levels):
+            m = self.prior(k, values)
+            flat, _ = pop_groups(coder, table_decoder(m.prior_table()), what=what)
+            b = np.asarray(flat, np.int64).reshape(m.h, m.w, m.c).transpose(2, 0, 1)
+            v, mu, ls = m.walk(b)
+            maps.append(m)
+            bins.append(b)
+            values.append(v)
+            params.append((mu, ls))
+        x, _ = pop_groups(coder, decoder(self.likelihood(values)), what=what)
+        q = self.posterior(x)
+        for k in reversed(range(self.levels)):  # the last drawn goes back first
+            push_in_order(coder, maps[k].posterior_groups(bins[k], *q[k], *params[k]))
+        return x
