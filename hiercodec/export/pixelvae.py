@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from hiercodec.errors import HiercodecError
 from hiercodec.exact import gaussian as xg
 from hiercodec.exact.quant import ACT_MAX, ACT_MIN, GATE_FRAC, frac_bits_for
 from hiercodec.export.hierarchy import float_model
@@ -76,6 +77,8 @@ def export_pixelvae(state_dict: dict[str, torch.Tensor], config: PixelVAEConfig,
                     calibration: np.ndarray) -> tuple[dict[str, np.ndarray], dict]:
     """(tensors, exact config) of a PixelVAE; calibration: uint8 images (N, 28, 28, C) (binary
     models: 0s and 255s). A model without latents is its PixelCNN (and the latent tables, unused)."""
+    if config.levels != 1:
+        raise HiercodecError("two-level pixelvae models train but cannot be exported yet (issue 14)")
     model = float_model(config, state_dict)
     ex = Exporter()
     xin = network_input(config, torch.from_numpy(calibration))

@@ -61,7 +61,8 @@ class TilePixels(RasterLevel):
         raise NotImplementedError("a tile's pixels are analysed by the bits-back level that holds them")
 
 
-@register("pixelvae", network=PixelVAEConfig, configs=("pixelvae", "pixelvae-upsample", "pixelvae-small", "pixelvae-codec"),
+@register("pixelvae", network=PixelVAEConfig, configs=("pixelvae", "pixelvae-upsample", "pixelvae-small", "pixelvae-codec", "pixelvae-fashion",
+                   "pixelvae-photos"),
           task="hiercodec.train.pixelvae:PixelVAETask", exporter="hiercodec.export.pixelvae:export_pixelvae")
 class PixelVAEFamily(Family):
     tile = TILE
@@ -69,6 +70,9 @@ class PixelVAEFamily(Family):
     def __init__(self, config: dict, tensors: dict[str, torch.Tensor]):
         super().__init__(config, tensors)
         self.net = net = PixelVAEConfig.from_dict(config["network"])
+        if net.levels != 1:
+            raise HiercodecError("this hiercodec codes one-level pixelvae models only; two-level models train "
+                                 "(pixelvae-photos) but cannot be exported or coded yet")
         exact = config["exact"]
         self.gauss = ExactGaussian.stored(tensors)
         if self.gauss.bits != net.latent_bits:

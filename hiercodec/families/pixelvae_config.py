@@ -18,6 +18,7 @@ from torch import nn
 
 from hiercodec.errors import HiercodecError
 from hiercodec.families.auxiliary_config import _Config
+from hiercodec.nn.embedding import Embedding
 from hiercodec.nn.gated import GatedPixelCNN
 from hiercodec.nn.mixture import params_per_pixel
 from hiercodec.families.inputs import PIXELS
@@ -43,10 +44,23 @@ class PixelVAEConfig(_Config):
     # the KL term's weight rises linearly from 0 to 1 over this many steps (the authors' released
     # code: alpha_iters = 10000); the paper's text states no warm-up
     kl_warmup: int = 0
+    # levels = 2, the hierarchical model for photos (sec. 3.1, appendix E.2): tiles of `map_tile`
+    # pixels; z1 maps of `c1` channels at 1/4, z2 maps of `c2` channels at 1/16; encoders and
+    # decoders are residual networks of `blocks` blocks of `hidden` channels (pre-activation, ELU,
+    # x2 resampling after the first two: E.2); each latent level's prior is a gated PixelCNN of
+    # `prior_layers` x `prior_channels` with Gaussian outputs; the pixels' PixelCNN is `layers` x
+    # `channels` with the mixture head
+    levels: int = 1
+    map_tile: int = 32
+    blocks: int = 2
+    c1: int = 8
+    c2: int = 8
+    prior_layers: int = 2
+    prior_channels: int = 32
 
     @property
     def tile(self) -> int:
-        return MNIST_SIDE
+        return MNIST_SIDE if self.levels == 1 else self.map_tile
 
     def check(self) -> None:
         if self.binary not in (0, 1):
@@ -57,9 +71,17 @@ class PixelVAEConfig(_Config):
             raise HiercodecError("[network] a model without latents (latents = 0) has nothing to upsample")
         if not 1 <= self.latent_bits <= 16:
             raise HiercodecError(f"[network] latent_bits = {self.latent_bits}: must be 1 to 16")
+        if self.levels not in (1, 2):
+            raise HiercodecError(f"[network] levels = {self.levels}: must be 1 (E.1) or 2 (sec. 3.1, E.2)")
+        if self.levels == 2 and (self.binary or self.map_tile % 16 or self.blocks < 2):
+            raise HiercodecError("[network] a two-level model codes 8-bit images (binary = 0) in tiles of a "
+                                 "multiple of 16 (map_tile) with blocks >= 2")
 
     def build(self, dropout: float = 0.0) -> nn.ModuleDict:
-        """`encoder` (q(z|x)), `upsampler` (upsample = 1 only) and `pixels` (p(x|z))."""
+        """`encoder` (q(z|x)), `upsampler` (upsample = 1 only) and `pixels` (p(x|z)); for two
+        levels see `build_hierarchy`."""
+        if self.levels == 2:
+            return build_hierarchy(self, dropout)
         inputs = 1 if self.binary else 3  # an 8-bit model sees gray as R = G = B (families.inputs.PIXELS)
         parts = {"encoder": MNISTEncoder(self.latents, inputs, self.hidden)} if self.latents else {}
         features = self.latents
@@ -93,3 +115,28 @@ def network_input(net, x: torch.Tensor) -> torch.Tensor:
     if net.binary:
         return binary_input(binary_pixels(x))
     return PIXELS.float(x.cpu().numpy()).to(x.device)
+
+
+def build_hierarchy(net: PixelVAEConfig, dropout: float = 0.0) -> nn.ModuleDict:
+    """The two-level model (sec. 3.1, appendix E.2): `enc1` x -> h1 (x4 down) and `q1` (mu, log
+    sigma of z1); `enc2` h1 -> h2 (x4 down) and `q2` (of z2); `prior2` p(z2), `dec2` z2 -> features
+    of `prior1` p(z1 | z2); `dec1` z1 -> features of `pixels` p(x | z1)."""
+    h, k = net.hidden, params_per_pixel(net.mixtures)
+
+    def down(cin: int) -> Embedding:
+        return Embedding(cin, h, net.blocks, down_after=(1, 2), dropout=dropout)
+
+    def up(cin: int) -> Embedding:
+        return Embedding(cin, h, net.blocks, up_after=(1, 2), dropout=dropout)
+
+    def prior(c: int, features: int) -> GatedPixelCNN:
+        return GatedPixelCNN(c, 2 * c, net.prior_channels, net.prior_layers, 2 * net.prior_channels, dropout,
+                             features=features)
+
+    return nn.ModuleDict({
+        "enc1": down(3), "q1": nn.Conv2d(h, 2 * net.c1, 1),
+        "enc2": down(h), "q2": nn.Conv2d(h, 2 * net.c2, 1),
+        "prior2": prior(net.c2, 0), "dec2": up(net.c2), "prior1": prior(net.c1, h),
+        "dec1": up(net.c1),
+        "pixels": GatedPixelCNN(3, k, net.channels, net.layers, net.head, dropout, features=h),
+    })

@@ -136,3 +136,10 @@ def reparameterize(mu: torch.Tensor, log_sigma: torch.Tensor, generator: torch.G
 def log_normal(z: torch.Tensor, mu: torch.Tensor, log_sigma: torch.Tensor) -> torch.Tensor:
     """log N(z; mu, sigma^2), summed over the last dimension (importance sampling)."""
     return (-0.5 * ((z - mu) / torch.exp(log_sigma)).pow(2) - log_sigma - 0.5 * math.log(2 * math.pi)).sum(dim=-1)
+
+
+def gaussian_kl_between(mu_q: torch.Tensor, ls_q: torch.Tensor, mu_p: torch.Tensor, ls_p: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu_q, sigma_q^2) || N(mu_p, sigma_p^2)) in nats, summed over all but the first dimension
+    (PixelVAE's hierarchical KL terms, sec. 3.1)."""
+    kl = ls_p - ls_q + (torch.exp(2 * ls_q) + (mu_q - mu_p).pow(2)) / (2 * torch.exp(2 * ls_p)) - 0.5
+    return kl.flatten(1).sum(dim=1)

@@ -20,7 +20,8 @@ import torch.nn.functional as F
 from hiercodec.families.pixelvae_config import binary_pixels, conditioning, network_input
 from hiercodec.families.registry import build_family
 from hiercodec.nn.mixture import nll_bits
-from hiercodec.nn.pixelvae import gaussian_kl, reparameterize
+from hiercodec.exact import gaussian as xg
+from hiercodec.nn.pixelvae import gaussian_kl, gaussian_kl_between, reparameterize
 from hiercodec.train.hierarchy import HierarchyTask
 
 EVAL_SEED = 1234  # the evaluation's z samples: the same for every evaluation of a run
@@ -36,8 +37,42 @@ def reconstruction_nats(net, model, x: torch.Tensor, z: torch.Tensor) -> torch.T
     return nll_bits(params, x3, net.mixtures, channels=x.shape[1]) * math.log(2)
 
 
+def gaussian_params(out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A Gaussian head's output (N, 2C, ...) -> (mu, log sigma) in the ranges the exact tables clamp
+    them to (hiercodec.exact.gaussian: |mu| <= 8, log sigma in [-9, 2])."""
+    mu, ls = out.chunk(2, dim=1)
+    return mu.clamp(-xg.MU_MAX / 2**xg.MU_FRAC, xg.MU_MAX / 2**xg.MU_FRAC), \
+        ls.clamp(xg.LS_MIN / xg.LS_SCALE, xg.LS_MAX / xg.LS_SCALE)
+
+
+def network_latents(z: torch.Tensor) -> torch.Tensor:
+    """Latents as the networks read them: clamped to the 12-bit range of exact inputs (+-8 at 2^-8)."""
+    return z.clamp(-8, 8)
+
+
+def hierarchy_terms(net, model, x: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(reconstruction, KL) in nats per image of the two-level model (sec. 3.1): -log p(x | z1) with
+    z1, z2 ~ q, and KL(q(z1|x) || p(z1 | z2)) + KL(q(z2|x) || p(z2)), each a closed form given the
+    autoregressive prior's parameters at the sampled latents (its masked convolutions see the
+    sample, as the paper trains them in parallel)."""
+    xin = network_input(net, x)
+    h1 = model["enc1"](xin)
+    mu1, ls1 = gaussian_params(model["q1"](h1))
+    mu2, ls2 = gaussian_params(model["q2"](model["enc2"](h1)))
+    z2 = network_latents(reparameterize(mu2, ls2, generator))
+    z1 = network_latents(reparameterize(mu1, ls1, generator))
+    kl2 = gaussian_kl_between(mu2, ls2, *gaussian_params(model["prior2"](z2)))
+    kl1 = gaussian_kl_between(mu1, ls1, *gaussian_params(model["prior1"](z1, model["dec2"](z2))))
+    params = model["pixels"](xin, model["dec1"](z1)).float()
+    x = x.permute(0, 3, 1, 2)
+    x3 = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+    return nll_bits(params, x3, net.mixtures, channels=x.shape[1]) * math.log(2), kl1 + kl2
+
+
 def elbo_terms(net, model, x: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(reconstruction, KL) in nats per image of uint8 images x (N, H, W, C)."""
+    if net.levels == 2:
+        return hierarchy_terms(net, model, x, generator)
     if not net.latents:  # a plain PixelCNN: no latent, no KL
         return reconstruction_nats(net, model, x, None), torch.zeros(len(x), device=x.device)
     mu, log_sigma = model["encoder"](network_input(net, x))
@@ -71,6 +106,9 @@ class PixelVAETask(HierarchyTask):
     def describe(self, steps: int) -> str:
         n = self.net
         how = "upsampled features of z" if n.upsample else "a linear map of z in every layer"
+        if n.levels == 2:
+            return (f"hierarchical PixelVAE: z1 {n.c1} x 1/4, z2 {n.c2} x 1/16 of {n.map_tile}-pixel tiles, "
+                    f"priors {n.prior_layers} x {n.prior_channels}, pixels {n.layers} x {n.channels}, {steps} steps")
         if not n.latents:
             return f"gated PixelCNN of 1 + {n.layers} layers x {n.channels} (no latent), {steps} steps"
         return (f"PixelVAE, {n.latents} Gaussian latents, gated PixelCNN of 1 + {n.layers} layers x {n.channels} "
