@@ -13,7 +13,7 @@ from hiercodec.errors import HiercodecError
 from hiercodec.exact import gaussian as xg
 from hiercodec.exact.quant import ACT_MAX, ACT_MIN, GATE_FRAC, frac_bits_for
 from hiercodec.export.hierarchy import float_model
-from hiercodec.export.quantize import MARGIN, Exporter, exact_config, export_gated, gaussian_affine
+from hiercodec.export.quantize import MARGIN, Exporter, exact_config, export_embedding, export_gated, gaussian_affine
 from hiercodec.families.inputs import PIXELS
 from hiercodec.families.pixelvae_config import PixelVAEConfig, network_input
 from hiercodec.nn.pixelvae import ConvSteps, broadcast
@@ -79,6 +79,18 @@ def export_pixelvae(state_dict: dict[str, torch.Tensor], config: PixelVAEConfig,
     models: 0s and 255s). A model without latents is its PixelCNN (and the latent tables, unused)."""
     if config.levels != 1:
         raise HiercodecError("two-level pixelvae models train but cannot be exported yet (issue 14)")
+    return export_one_level(state_dict, config, calibration, "pixelvae")
+
+
+def export_agave(state_dict: dict[str, torch.Tensor], config, calibration: np.ndarray) -> tuple[dict[str, np.ndarray], dict]:
+    """(tensors, exact config) of an AGAVE model (hiercodec.families.agave_config): PixelVAE's
+    parts, with f(z) (the `aux` layer over the upsampler's features) and the unmasked convolution
+    stack over it (`embed`) between the upsampler and the PixelCNN."""
+    return export_one_level(state_dict, config, calibration, "agave")
+
+
+def export_one_level(state_dict: dict[str, torch.Tensor], config, calibration: np.ndarray,
+                     family: str) -> tuple[dict[str, np.ndarray], dict]:
     model = float_model(config, state_dict)
     ex = Exporter()
     xin = network_input(config, torch.from_numpy(calibration))
@@ -104,8 +116,19 @@ def export_pixelvae(state_dict: dict[str, torch.Tensor], config: PixelVAEConfig,
             features = up(z)
         f_features = export_steps(ex, "upsampler.body.", up.body, torch.relu(h), f_inp, -ACT_MIN)
         parts["upsampler"] = {"inp_frac": f_inp, "frac": f_features}
+    if "aux" in model:  # AGAVE: f(z), then the unmasked convolutions over it
+        with torch.no_grad():
+            f = model["aux"](features)
+        f_aux = _frac(f)
+        ex.conv("aux", model["aux"], f_features, f_aux)
+        f_q = torch.clamp(torch.floor(f * 2.0**f_aux + 0.5), ACT_MIN, ACT_MAX) * 2.0**-f_aux  # as the exact layer gives it
+        parts["embed"] = export_embedding(ex, "embed.", model["embed"], f_q, f_aux, -ACT_MIN)
+        parts["aux"] = {"frac": f_aux}
+        with torch.no_grad():
+            features = model["embed"](f_q)
+        f_features = parts["embed"]["frac"]
     head, k = ("categorical", 2) if config.binary else ("mixture", config.mixtures)
     parts["pixels"] = export_gated(ex, "pixels.", model["pixels"], xin, in_frac, in_max, head, k,
                                    features, f_features)
     parts["pixels"]["features_frac"] = f_features
-    return ex.tensors, exact_config("pixelvae", config, ex, **parts)
+    return ex.tensors, exact_config(family, config, ex, **parts)

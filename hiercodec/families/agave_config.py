@@ -48,6 +48,10 @@ class AGAVEConfig(_Config):
     def tile(self) -> int:
         return MNIST_SIDE
 
+    # what the PixelVAE codec reads (hiercodec.families.pixelvae): one level, the upsampling decoder
+    levels = 1
+    upsample = 1
+
     @property
     def aux_channels(self) -> int:
         return 1 if self.binary else 3

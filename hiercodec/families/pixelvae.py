@@ -66,10 +66,11 @@ class TilePixels(RasterLevel):
           task="hiercodec.train.pixelvae:PixelVAETask", exporter="hiercodec.export.pixelvae:export_pixelvae")
 class PixelVAEFamily(Family):
     tile = TILE
+    network = PixelVAEConfig  # (AGAVE's family reads its own)
 
     def __init__(self, config: dict, tensors: dict[str, torch.Tensor]):
         super().__init__(config, tensors)
-        self.net = net = PixelVAEConfig.from_dict(config["network"])
+        self.net = net = self.network.from_dict(config["network"])
         if net.levels != 1:
             raise HiercodecError("this hiercodec codes one-level pixelvae models only; two-level models train "
                                  "(pixelvae-photos) but cannot be exported or coded yet")
