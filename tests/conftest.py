@@ -30,12 +30,14 @@ from safetensors.torch import load_file
 
 from hiercodec.export.hierarchy import export_hierarchy
 from hiercodec.export.ham import export_ham
+from hiercodec.export.pixelvae import export_pixelvae
 from hiercodec.export.vqvae2 import export_vqvae2
 from hiercodec.families import build_family
 from hiercodec.families.auxiliary_config import GrayscaleConfig, PyramidConfig
 from hiercodec.families.ham_config import HAMConfig
 from hiercodec.families.pixelcnn import PixelCNNFamily
 from hiercodec.families.pixelcnn_config import PixelCNNConfig
+from hiercodec.families.pixelvae_config import PixelVAEConfig
 from hiercodec.families.vqvae2_config import VQVAE2Config
 from hiercodec.zoo import model_hash, Model, load
 
@@ -236,6 +238,18 @@ def tiny_model(tmp_path_factory) -> Model:
     return make_tiny_model(tmp_path_factory.mktemp("tiny-model"))
 
 
+# 8-bit (the contract codes every colour mode) with the upsampling decoder (every exact layer kind)
+TINY_PIXELVAE = PixelVAEConfig(binary=0, upsample=1, latents=8, hidden=4, layers=1, channels=8, head=16, mixtures=3,
+                               latent_bits=8)
+
+
+@pytest.fixture(scope="session")
+def tiny_pixelvae(tmp_path_factory) -> Model:
+    """A tiny 8-bit `pixelvae` model (TINY_PIXELVAE, untrained), exported."""
+    return make_auxiliary_model(tmp_path_factory.mktemp("tiny-pixelvae"), TINY_PIXELVAE, export_pixelvae,
+                                "tiny-pixelvae", size=28)
+
+
 @pytest.fixture(scope="session")
 def tiny_bitsback_toy() -> Model:
     """The `bitsback-toy` family's shipped model: fixed integer tables, already tiny."""
@@ -253,6 +267,7 @@ TINY_MODELS = {
     "vqvae2": "tiny_vqvae2",
     "ham": "tiny_ham",
     "bitsback-toy": "tiny_bitsback_toy",
+    "pixelvae": "tiny_pixelvae",
 }
 
 
