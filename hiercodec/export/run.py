@@ -16,6 +16,9 @@ import numpy as np
 from hiercodec.coding.tables import bits
 from hiercodec.errors import HiercodecError
 from hiercodec.coding.ans import StackCoder
+from hiercodec.coding.bitsback import seed_bytes
+from hiercodec.coding.groups import push_in_order
+from hiercodec.coding.tables import TOTAL
 from hiercodec.families.base import LevelStats, ScheduledLevel
 from hiercodec.geometry import Geometry
 from hiercodec.train.checkpoint import load_weights
@@ -24,6 +27,9 @@ from hiercodec.train.datasets import ImageSet, open_dataset
 from hiercodec.train.loop import eval_crops
 from hiercodec.train.tasks import task_for
 from hiercodec.zoo import ZOO_DIR, list_models, save_model, user_model_dir
+
+
+RESERVE = 4096  # bytes on the stream under a bits-back level's image in `exact_bits`
 
 
 def exact_bits(family, images: np.ndarray) -> tuple[float, float]:
@@ -40,9 +46,11 @@ def exact_bits(family, images: np.ndarray) -> tuple[float, float]:
             stats = LevelStats(level.name)
             if isinstance(level, ScheduledLevel):
                 level_bits = sum(bits(s, f) for s, f in level.encode_groups(values, above, stats))
-            else:  # a bits-back level on a coder of its own: its one-sample negative ELBO (the flag
-                # that marks the seed under it, 24 bits, goes with the initial bits a chain pays once)
-                terms = level.encode(values, above, StackCoder()).extra
+            else:  # a bits-back level: its one-sample negative ELBO, on a coder that already holds
+                # enough bits to draw the latents from (as in a chain: no seed, no direct tile)
+                coder = StackCoder()
+                push_in_order(coder, [(seed_bytes(RESERVE), np.full((RESERVE, 256), TOTAL // 256, np.int64))])
+                terms = level.encode(values, above, coder).extra
                 level_bits = terms["likelihood_bits"] + terms["prior_bits"] - terms["posterior_bits"]
             bound += level_bits
             paper += level_bits + stats.saved_bits
