@@ -30,7 +30,8 @@ from hiercodec.exact.gaussian import ExactGaussian
 from hiercodec.exact.pixelcnn import ExactPixelCNN
 from hiercodec.exact.quant import ACT_MAX, ACT_MIN, DTYPE
 from hiercodec.families.base import Schedule, decoder
-from hiercodec.families.latent import schedule_groups
+from hiercodec.coding.bitsback import MARGIN_BITS
+from hiercodec.families.latent import MODE_TABLE, schedule_groups
 
 
 class GaussianMap:
@@ -110,11 +111,9 @@ class GaussianMap:
 
 # -- a bits-back sample with a hierarchy of latent maps ------------------------------------------
 
-# Bits a latent may take from the stream at most: a row of q has entries >= 1 out of 2^24.
+# Bits a latent may take from the stream at most: a row of q has entries >= 1 out of 2^24. After
+# each sample its mode (latent.MODE_TABLE): 0 = bits-back, 1 = coded given the middle bins.
 BITS_PER_LATENT = 24
-MARGIN_BITS = 32
-# After each sample its mode: 0 = bits-back, 1 = coded given the middle bins (the stream was short)
-MODE_TABLE = np.array([[(1 << 24) - (1 << 14), 1 << 14]], dtype=np.int64)
 
 class MapsSample:
     """One bits-back sample x with latent maps z_L ... z_1 (top first; Gulrajani et al. 2016 sec.
@@ -134,8 +133,10 @@ class MapsSample:
     def __init__(self, prior, likelihood, posterior, levels: int):
         self.prior, self.likelihood, self.posterior, self.levels = prior, likelihood, posterior, levels
 
-    def need(self, maps: list[GaussianMap]) -> int:
-        return BITS_PER_LATENT * sum(m.size for m in maps) + MARGIN_BITS
+    @staticmethod
+    def need(latents: int) -> int:
+        """Bits the stream must hold before drawing `latents` latents from it."""
+        return BITS_PER_LATENT * latents + MARGIN_BITS
 
     def _walk_all(self, bins: list[np.ndarray] | None) -> tuple[list[GaussianMap], list[np.ndarray], list]:
         """Each level's map, values and prior parameters for known bins (None: the middle bins)."""
@@ -153,8 +154,7 @@ class MapsSample:
         """Code x; returns its costs: likelihood, prior and posterior bits, the mode bits, and
         whether it was coded directly."""
         q = self.posterior(x)
-        sizes = [mu.size for mu, _ in q]
-        if coder.num_valid_bits() < BITS_PER_LATENT * sum(sizes) + MARGIN_BITS:
+        if coder.num_valid_bits() < self.need(sum(mu.size for mu, _ in q)):
             _, values, _ = self._walk_all(None)
             lik = push_in_order(coder, schedule_groups(self.likelihood(values, x))).bits
             mode = push_in_order(coder, [(np.ones(1, np.int32), MODE_TABLE)]).bits

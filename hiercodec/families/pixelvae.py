@@ -28,7 +28,6 @@ import torch
 from hiercodec.errors import HiercodecError
 from hiercodec.exact.convnet import ExactEncoder, ExactUpsampler
 from hiercodec.exact.gaussian import ExactGaussian
-from hiercodec.exact.quant import DTYPE
 from hiercodec.families.base import Level, Schedule
 from hiercodec.families.family import Family
 from hiercodec.families.hierarchy import CATEGORICAL, MIXTURE, LevelSpec
