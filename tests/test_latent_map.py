@@ -114,14 +114,14 @@ def test_a_hierarchy_of_maps_round_trips_samples_chained_on_one_stream(gauss):
     coder = StackCoder()
     coder.push_sentinel()
     costs = [sample.push(coder, x) for x in xs[:5]]  # a short stream: coded directly
-    assert all(c["direct"] for c in costs)
+    assert all(direct for _, direct in costs)
     noise = rng.integers(0, 256, 200).astype(np.int32)  # then something else, 1600 bits of it
     uniform = np.full((200, 256), TOTAL // 256, np.int64)
     push_in_order(coder, [(noise, uniform)])
     start = coder.num_bits()
     costs = [sample.push(coder, x) for x in xs[5:]]
-    assert not any(c["direct"] for c in costs)
-    net = sum(c["likelihood_bits"] + c["prior_bits"] - c["posterior_bits"] + c["flag_bits"] for c in costs)
+    assert not any(direct for _, direct in costs)
+    net = sum(c.net_bits for c, _ in costs)
     assert abs(coder.num_bits() - start - net) < 64 + 0.02 * net  # bits-back nets the negative ELBO
     for x in reversed(xs[5:]):
         np.testing.assert_array_equal(np.asarray(sample.pop(coder)).reshape(-1), x)

@@ -9,7 +9,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from hiercodec.errors import HiercodecError
 from hiercodec.exact import gaussian as xg
 from hiercodec.exact.quant import ACT_MAX, ACT_MIN, GATE_FRAC, frac_bits_for
 from hiercodec.export.hierarchy import float_model
@@ -77,8 +76,8 @@ def export_pixelvae(state_dict: dict[str, torch.Tensor], config: PixelVAEConfig,
                     calibration: np.ndarray) -> tuple[dict[str, np.ndarray], dict]:
     """(tensors, exact config) of a PixelVAE; calibration: uint8 images (N, 28, 28, C) (binary
     models: 0s and 255s). A model without latents is its PixelCNN (and the latent tables, unused)."""
-    if config.levels != 1:
-        raise HiercodecError("two-level pixelvae models train but cannot be exported yet (issue 14)")
+    if config.levels == 2:
+        return export_hierarchy(state_dict, config, calibration)
     return export_one_level(state_dict, config, calibration, "pixelvae")
 
 
@@ -89,6 +88,52 @@ def export_agave(state_dict: dict[str, torch.Tensor], config, calibration: np.nd
     return export_one_level(state_dict, config, calibration, "agave")
 
 
+def _latent_grid(mu: torch.Tensor) -> torch.Tensor:
+    """Calibration latents as the codec gives them to the networks: posterior means on the
+    2^-Z_FRAC grid, clamped to the 12-bit range (+-8)."""
+    return torch.round(mu.clamp(-8, 8) * 2**xg.Z_FRAC) * 2.0**-xg.Z_FRAC
+
+
+def _store_luts(ex: Exporter, bits: int) -> dict[str, np.ndarray]:
+    luts = xg.build_luts(bits)
+    for name, values in luts.items():  # int64: Phi reaches 2^32
+        ex.tensors[f"lut.gauss.{name}"] = values.astype(np.int64)
+    return luts
+
+
+def export_hierarchy(state_dict: dict[str, torch.Tensor], config: PixelVAEConfig,
+                     calibration: np.ndarray) -> tuple[dict[str, np.ndarray], dict]:
+    """(tensors, exact config) of the two-level PixelVAE (sec. 3.1, appendix E.2); calibration:
+    uint8 tiles (N, T, T, 3). The encoders and decoders are exact embeddings (hiercodec.exact.
+    embedding), `q1`/`q2` 1x1 layers giving integer Gaussian parameters, the priors gated PixelCNNs
+    with the Gaussian head reading latents at 2^-Z_FRAC, the pixels' PixelCNN the mixture head."""
+    model = float_model(config, state_dict)
+    ex = Exporter()
+    _store_luts(ex, config.latent_bits)
+    xin = network_input(config, torch.from_numpy(calibration))
+    z_max = float(ACT_MAX)
+    parts: dict = {"latent_bits": config.latent_bits}
+    with torch.no_grad():
+        h1 = model["enc1"](xin)
+        h2 = model["enc2"](h1)
+        z1 = _latent_grid(model["q1"](h1).chunk(2, dim=1)[0])
+        z2 = _latent_grid(model["q2"](h2).chunk(2, dim=1)[0])
+        f2, f1 = model["dec2"](z2), model["dec1"](z1)
+    parts["enc1"] = export_embedding(ex, "enc1.", model["enc1"], xin, PIXELS.frac, float(PIXELS.max))
+    parts["enc2"] = export_embedding(ex, "enc2.", model["enc2"], h1, parts["enc1"]["frac"], -ACT_MIN)
+    for name, enc, c in (("q1", "enc1", config.c1), ("q2", "enc2", config.c2)):
+        gain, offset, lo, hi = gaussian_affine(c)
+        ex.conv(name, model[name], parts[enc]["frac"], 0, gain=gain, offset=offset, lo=lo, hi=hi)
+    parts["prior2"] = export_gated(ex, "prior2.", model["prior2"], z2, xg.Z_FRAC, z_max, "gaussian", config.c2)
+    parts["dec2"] = export_embedding(ex, "dec2.", model["dec2"], z2, xg.Z_FRAC, z_max)
+    parts["prior1"] = export_gated(ex, "prior1.", model["prior1"], z1, xg.Z_FRAC, z_max, "gaussian", config.c1,
+                                   f2, parts["dec2"]["frac"])
+    parts["dec1"] = export_embedding(ex, "dec1.", model["dec1"], z1, xg.Z_FRAC, z_max)
+    parts["pixels"] = export_gated(ex, "pixels.", model["pixels"], xin, PIXELS.frac, float(PIXELS.max), "mixture",
+                                   config.mixtures, f1, parts["dec1"]["frac"])
+    return ex.tensors, exact_config("pixelvae", config, ex, **parts)
+
+
 def export_one_level(state_dict: dict[str, torch.Tensor], config, calibration: np.ndarray,
                      family: str) -> tuple[dict[str, np.ndarray], dict]:
     model = float_model(config, state_dict)
@@ -96,15 +141,13 @@ def export_one_level(state_dict: dict[str, torch.Tensor], config, calibration: n
     xin = network_input(config, torch.from_numpy(calibration))
     in_frac, in_max = (0, 1.0) if config.binary else (PIXELS.frac, float(PIXELS.max))
     parts: dict = {"latent_bits": config.latent_bits}
-    luts = xg.build_luts(config.latent_bits)
-    for name, values in luts.items():  # int64: Phi reaches 2^32
-        ex.tensors[f"lut.gauss.{name}"] = values.astype(np.int64)
+    luts = _store_luts(ex, config.latent_bits)
     features, f_features = None, 0
     if config.latents:
         body_frac, mu = export_encoder(ex, model["encoder"], xin, in_frac, in_max, config.latents)
         parts["encoder"] = {"body_frac": body_frac}
         # the PixelCNN is calibrated on what the codec gives it: z as a bin centre (2^-Z_FRAC grid)
-        z = torch.round(mu.clamp(-4, 4) * 2**xg.Z_FRAC) * 2.0**-xg.Z_FRAC
+        z = _latent_grid(mu.clamp(-4, 4))
         features, f_features = broadcast(z), xg.Z_FRAC
     if config.upsample:
         up = model["upsampler"]

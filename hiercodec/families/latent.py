@@ -125,21 +125,24 @@ class BitsBackLevel(Level):
         for i in range(self.samples):  # sample i draws its latent from the bits of those before it
             x = self.cut(values, i)
             symbols += x.size
-            q = self.posterior(i, x, above)
-            if self.direct is not None and coder.num_valid_bits() < bits_needed(q):
-                st = self._push_direct(coder, i, x, q, above)
-                direct += 1
-            else:
-                _, st = bits_back_push(
-                    coder, q, lambda z, i=i, x=x: schedule_groups(self.likelihood(i, z, above, x)),
-                    self._prior_for_push(i, above))
-                if self.direct is not None:
-                    st.flag_bits += push_in_order(coder, [(np.zeros(1, np.int32), MODE_TABLE)]).bits
+            st, was_direct = self.push_sample(coder, i, x, above)
             total += st
+            direct += was_direct
             if progress:
                 progress(len(x))
         return LevelStats(self.name, bound_bits=total.net_bits, symbols=symbols,
                           initial_bits=total.initial_bits, extra=asdict(total) | {"direct_samples": direct})
+
+    def push_sample(self, coder: StackCoder, i: int, x: np.ndarray, above: Above) -> tuple[BitsBackStats, bool]:
+        """Push sample i (values x, flat); returns its costs and whether it was coded directly."""
+        q = self.posterior(i, x, above)
+        if self.direct is not None and coder.num_valid_bits() < bits_needed(q):
+            return self._push_direct(coder, i, x, q, above), True
+        _, st = bits_back_push(
+            coder, q, lambda z: schedule_groups(self.likelihood(i, z, above, x)), self._prior_for_push(i, above))
+        if self.direct is not None:
+            st.flag_bits += push_in_order(coder, [(np.zeros(1, np.int32), MODE_TABLE)]).bits
+        return st, False
 
     def _push_direct(self, coder: StackCoder, i: int, x: np.ndarray, q: Table, above: Above) -> BitsBackStats:
         """Code sample i without bits-back, x given the fixed latents `direct(i)` (HiLLoC: a first
@@ -166,24 +169,26 @@ class BitsBackLevel(Level):
     def decode(self, above: Above, coder: StackCoder, progress: Progress | None = None) -> np.ndarray:
         out = np.empty(self.shape, dtype=self.dtype)
         for i in reversed(range(self.samples)):  # a stack: the last sample pushed comes off first
-            mode = 0
-            if self.direct is not None:
-                mode = int(pop_groups(coder, table_decoder(MODE_TABLE), what=f"{self.name} level")[0][0])
-            if mode:
-                x, _ = pop_groups(coder, decoder(self.likelihood(i, self.direct(i), above)), what=f"{self.name} level")
-            else:
-                _, x, _ = bits_back_pop(
-                    coder, self._prior_for_pop(i, above),
-                    lambda z, i=i: decoder(self.likelihood(i, z, above)),
-                    lambda x, i=i: self.posterior(i, x, above),
-                    what=f"{self.name} level")
-            x = np.asarray(x).reshape(-1)
+            x = np.asarray(self.pop_sample(coder, i, above)).reshape(-1)
             if x.size != self.size_of(i):
                 raise ValueError(f"{self.name}: the likelihood of sample {i} gave {x.size} values, not {self.size_of(i)}")
             self.paste(out, i, x)
             if progress:
                 progress(len(x))
         return out
+
+    def pop_sample(self, coder: StackCoder, i: int, above: Above) -> np.ndarray:
+        """Pop sample i (the last pushed) and give back the bits its latent was drawn from."""
+        what = f"{self.name} level"
+        mode = 0
+        if self.direct is not None:
+            mode = int(pop_groups(coder, table_decoder(MODE_TABLE), what=what)[0][0])
+        if mode:
+            return pop_groups(coder, decoder(self.likelihood(i, self.direct(i), above)), what=what)[0]
+        _, x, _ = bits_back_pop(
+            coder, self._prior_for_pop(i, above), lambda z: decoder(self.likelihood(i, z, above)),
+            lambda x: self.posterior(i, x, above), what=what)
+        return x
 
 
 class TiledBitsBackLevel(BitsBackLevel):

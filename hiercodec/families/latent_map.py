@@ -21,17 +21,21 @@ sides step the same exact network over the same values, so their tables are iden
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
 from hiercodec.coding.ans import StackCoder
+from hiercodec.coding.bitsback import MARGIN_BITS, BitsBackStats
 from hiercodec.coding.groups import Group, pop_groups, push_in_order, table_decoder
+from hiercodec.coding.tables import bits
 from hiercodec.exact.gaussian import ExactGaussian
 from hiercodec.exact.pixelcnn import ExactPixelCNN
 from hiercodec.exact.quant import ACT_MAX, ACT_MIN, DTYPE
 from hiercodec.families.base import Schedule, decoder
-from hiercodec.coding.bitsback import MARGIN_BITS
-from hiercodec.families.latent import MODE_TABLE, schedule_groups
+from hiercodec.families.latent import MODE_TABLE, Above, TiledBitsBackLevel, schedule_groups
+from hiercodec.tiling import TileLayout
 
 
 class GaussianMap:
@@ -150,16 +154,44 @@ class MapsSample:
             params.append((mu, ls))
         return maps, values, params
 
-    def push(self, coder: StackCoder, x: np.ndarray) -> dict:
-        """Code x; returns its costs: likelihood, prior and posterior bits, the mode bits, and
-        whether it was coded directly."""
+    def _mode(self, q: list) -> tuple[list[np.ndarray], float, float]:
+        """The latents' values at q's most probable bins, drawn level by level as `push` draws
+        them; returns (values, prior bits, -log2 q of those bins)."""
+        values, prior, posterior = [], 0.0, 0.0
+        for k in range(self.levels):
+            m = self.prior(k, values)
+            schedule = m.pop_schedule(*q[k])
+            try:
+                _, table = next(schedule)
+                while True:
+                    b = table.argmax(axis=1).astype(np.int32)
+                    posterior += bits(b, table)
+                    _, table = schedule.send(b)
+            except StopIteration as done:
+                values.append(done.value[1])
+            prior += m.size * m.gauss.bits
+        return values, prior, posterior
+
+    def _push_direct(self, coder: StackCoder, x: np.ndarray, q: list) -> BitsBackStats:
+        """x given the middle bins, nothing drawn (HiLLoC's first part). What it pays beyond its
+        negative ELBO, estimated at q's most probable latents, counts as initial bits."""
+        _, middle, _ = self._walk_all(None)
+        paid = push_in_order(coder, schedule_groups(self.likelihood(middle, x))).bits
+        paid += push_in_order(coder, [(np.ones(1, np.int32), MODE_TABLE)]).bits
+        values, prior, posterior = self._mode(q)
+        elbo = BitsBackStats(sum(bits(s, t) for s, t in schedule_groups(self.likelihood(values, x))), prior,
+                             posterior, samples=1, injections=1)
+        if paid < elbo.elbo_bits:  # the latents did not help this sample: it paid no more than its bound
+            return BitsBackStats(likelihood_bits=paid, samples=1, injections=1)
+        elbo.initial_bits = paid - elbo.elbo_bits
+        return elbo
+
+    def push(self, coder: StackCoder, x: np.ndarray) -> tuple[BitsBackStats, bool]:
+        """Code x; returns its costs (hiercodec.coding.bitsback.BitsBackStats) and whether it was
+        coded directly."""
         q = self.posterior(x)
         if coder.num_valid_bits() < self.need(sum(mu.size for mu, _ in q)):
-            _, values, _ = self._walk_all(None)
-            lik = push_in_order(coder, schedule_groups(self.likelihood(values, x))).bits
-            mode = push_in_order(coder, [(np.ones(1, np.int32), MODE_TABLE)]).bits
-            return {"likelihood_bits": lik, "prior_bits": 0.0, "posterior_bits": 0.0, "flag_bits": mode,
-                    "direct": True}
+            return self._push_direct(coder, x, q), True
         maps, bins, values, posterior = [], [], [], 0.0
         for k in range(self.levels):
             m = self.prior(k, values)
@@ -173,8 +205,7 @@ class MapsSample:
         for m, b in reversed(list(zip(maps, bins))):  # z_1 first, so that z_L pops first
             prior += push_in_order(coder, [(b.transpose(1, 2, 0).reshape(-1).astype(np.int32), m.prior_table())]).bits
         mode = push_in_order(coder, [(np.zeros(1, np.int32), MODE_TABLE)]).bits
-        return {"likelihood_bits": lik, "prior_bits": prior, "posterior_bits": posterior, "flag_bits": mode,
-                "direct": False}
+        return BitsBackStats(lik, prior, posterior, mode, samples=1), False
 
     def pop(self, coder: StackCoder, what: str = "latent maps") -> np.ndarray:
         """Decode the sample on top of the stream (the last `push`) and give back its bits."""
@@ -198,3 +229,19 @@ class MapsSample:
         for k in reversed(range(self.levels)):  # the last drawn goes back first
             push_in_order(coder, maps[k].posterior_groups(bins[k], *q[k], *params[k]))
         return x
+
+
+class TiledMapsLevel(TiledBitsBackLevel):
+    """A level whose samples are the tiles of `layout`, each a MapsSample (`sample(i)`): the
+    tiles form a chain on one stream (HiLLoC), the first ones coded directly."""
+
+    def __init__(self, name: str, layout: TileLayout, channels: int, sample: Callable[[int], MapsSample],
+                 observe: Callable[[np.ndarray, Above], np.ndarray], dtype: type = np.uint8, joins_next: bool = False):
+        super().__init__(name, layout, channels, None, None, None, observe, dtype, joins_next)
+        self.sample = sample
+
+    def push_sample(self, coder: StackCoder, i: int, x: np.ndarray, above: Above) -> tuple[BitsBackStats, bool]:
+        return self.sample(i).push(coder, x)
+
+    def pop_sample(self, coder: StackCoder, i: int, above: Above) -> np.ndarray:
+        return self.sample(i).pop(coder, what=f"{self.name} level")

@@ -18,6 +18,10 @@ first finds the stream nearly empty and pushes fixed initial bits, reported apar
 (hiercodec.coding.bitsback). The decoder pops x given z, recomputes q(z|x) exactly and pushes z
 back with it. Binary models (binarized MNIST, a 2-way output) code gray images of 0s and 255s;
 8-bit models any image, gray as R = G = B.
+
+Two-level models (`levels` = 2, sec. 3.1, appendix E.2; hiercodec.families.pixelvae_maps): tiles of
+`map_tile` pixels, each a bits-back sample of two latent maps z2, z1 under autoregressive Gaussian
+priors (hiercodec.families.latent_map.TiledMapsLevel), the pixels given the decoded z1.
 """
 
 from __future__ import annotations
@@ -33,8 +37,10 @@ from hiercodec.families.family import Family
 from hiercodec.families.hierarchy import CATEGORICAL, MIXTURE, LevelSpec
 from hiercodec.families.inputs import BINARY, PIXELS
 from hiercodec.families.latent import TiledBitsBackLevel
+from hiercodec.families.latent_map import MapsSample, TiledMapsLevel
 from hiercodec.families.pixelcnn import FILL
 from hiercodec.families.pixelvae_config import PixelVAEConfig
+from hiercodec.families.pixelvae_maps import HierarchyNets
 from hiercodec.families.raster import Context, RasterLevel, exact_network
 from hiercodec.families.registry import register
 from hiercodec.geometry import Geometry
@@ -49,7 +55,8 @@ class TilePixels(RasterLevel):
     features are fixed (computed from z), not embedded from a level above."""
 
     def __init__(self, spec: LevelSpec, family: "PixelVAEFamily", shape: tuple[int, int, int], features: torch.Tensor):
-        super().__init__(spec, family.pixelcnn, family.head, TileLayout(shape[0], shape[1], TILE, TILE), shape[2])
+        t = family.tile
+        super().__init__(spec, family.pixelcnn, family.head, TileLayout(shape[0], shape[1], t, t), shape[2])
         self.fill = family.fill
         self._features = features
 
@@ -64,15 +71,12 @@ class TilePixels(RasterLevel):
                    "pixelvae-photos"),
           task="hiercodec.train.pixelvae:PixelVAETask", exporter="hiercodec.export.pixelvae:export_pixelvae")
 class PixelVAEFamily(Family):
-    tile = TILE
     network = PixelVAEConfig  # (AGAVE's family reads its own)
 
     def __init__(self, config: dict, tensors: dict[str, torch.Tensor]):
         super().__init__(config, tensors)
         self.net = net = self.network.from_dict(config["network"])
-        if net.levels != 1:
-            raise HiercodecError("this hiercodec codes one-level pixelvae models only; two-level models train "
-                                 "(pixelvae-photos) but cannot be exported or coded yet")
+        self.tile = net.tile
         exact = config["exact"]
         self.gauss = ExactGaussian.stored(tensors)
         if self.gauss.bits != net.latent_bits:
@@ -81,10 +85,13 @@ class PixelVAEFamily(Family):
         self.spec = LevelSpec("pixels", "pixels", source, CATEGORICAL if net.binary else MIXTURE,
                               2 if net.binary else net.mixtures)
         self.fill = 0 if net.binary else FILL
+        self.pixelcnn, self.head = exact_network(self.spec, tensors, exact, net.channels, net.layers)
+        if net.levels == 2:  # sec. 3.1: latent maps z2, z1 per tile
+            self.maps = HierarchyNets(net, tensors, exact, self.gauss, source.max)
+            return
         self.encoder = ExactEncoder(tensors, encoder_steps(net.hidden), net.latents, source.max) if net.latents else None
         z_max = float(np.abs(self.gauss.luts["centres"]).max())
         self.upsampler = ExactUpsampler(tensors, upsampler_steps(net.hidden), z_max) if net.upsample else None
-        self.pixelcnn, self.head = exact_network(self.spec, tensors, exact, net.channels, net.layers)
 
     # -- the three parts of the bits-back level ---------------------------------------------------
 
@@ -93,12 +100,16 @@ class PixelVAEFamily(Family):
         the exact encoder, then the discretized Gaussians."""
         if self.encoder is None:  # no latents: an empty table, nothing to draw
             return np.zeros((0, self.gauss.bins), np.int64)
-        h, w, c = shape
-        tile = np.full((TILE, TILE, c), self.fill, dtype=np.float64)
-        tile[:h, :w] = np.asarray(x, dtype=np.float64).reshape(shape)
-        inputs = self.spec.input.exact(torch.from_numpy(tile).permute(2, 0, 1)[None])
-        mu, ls = self.encoder(inputs)
+        mu, ls = self.encoder(self.tile_inputs(x, shape))
         return self.gauss.posterior_table(mu[0].numpy().astype(np.int64), ls[0].numpy().astype(np.int64))
+
+    def tile_inputs(self, x: np.ndarray, shape: tuple[int, int, int]) -> torch.Tensor:
+        """A tile's values x (flat, `shape` inside the tile) -> the encoder's exact inputs (1, C', T,
+        T), the tile padded with the family's fill."""
+        h, w, c = shape
+        tile = np.full((self.tile, self.tile, c), self.fill, dtype=np.float64)
+        tile[:h, :w] = np.asarray(x, dtype=np.float64).reshape(shape)
+        return self.spec.input.exact(torch.from_numpy(tile).permute(2, 0, 1)[None])
 
     def features(self, bins: np.ndarray) -> torch.Tensor | None:
         """The PixelCNN's conditioning features (1, E, 28, 28) of the latents' bins (None without latents)."""
@@ -109,9 +120,12 @@ class PixelVAEFamily(Family):
         return f.to(torch.int16)
 
     def likelihood(self, z: np.ndarray, shape: tuple[int, int, int], x: np.ndarray | None = None) -> Schedule:
-        level = TilePixels(self.spec, self, shape, self.features(z))
+        return self.pixels(self.features(z), shape, x)
+
+    def pixels(self, features: torch.Tensor | None, shape: tuple[int, int, int], x: np.ndarray | None = None) -> Schedule:
+        """p(x | features) of one tile's inside (`shape`), as a Schedule."""
         values = None if x is None else np.asarray(x).reshape(shape).astype(np.uint8)
-        return level.schedule({}, values)
+        return TilePixels(self.spec, self, shape, features).schedule({}, values)
 
     # -- levels -----------------------------------------------------------------------------------
 
@@ -127,7 +141,15 @@ class PixelVAEFamily(Family):
     def color_levels(self, geometry: Geometry, layout: TileLayout) -> list[Level]:
         if self.net.binary and geometry.color != 1:
             raise HiercodecError("a binary pixelvae model codes gray images of 0s and 255s, not colour images")
-        tiles = TileLayout(geometry.height, geometry.width, TILE, TILE)
+        tiles = TileLayout(geometry.height, geometry.width, self.tile, self.tile)
+        if self.net.levels == 2:
+            def sample(i: int) -> MapsSample:
+                shape = maps.tile_shape(i)
+                return self.maps.sample(lambda x: self.maps.posterior(self.tile_inputs(x, shape)),
+                                        lambda f, x=None: self.pixels(f, shape, x))
+
+            maps = TiledMapsLevel("pixels", tiles, geometry.color, sample, self._observe, joins_next=geometry.has_alpha)
+            return [maps]
         level = TiledBitsBackLevel(
             "pixels", tiles, geometry.color,
             posterior=lambda i, x, above: self.posterior(x, level.tile_shape(i)),
