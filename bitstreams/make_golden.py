@@ -68,6 +68,10 @@ GOLDEN |= {"pixelvae-set-28x28x6": (168, 28, 1, 121), "pixelvae-gray-alpha-45x30
 MODELS |= {"pixelvae-set-28x28x6": PIXELVAE_MODEL, "pixelvae-gray-alpha-45x30": PIXELVAE_MODEL}
 COUNTS["pixelvae-set-28x28x6"] = 6
 BINARY = {"pixelvae-set-28x28x6", "pixelvae-gray-alpha-45x30"}
+# the photo models of issue 14: a two-level `pixelvae` (two latent maps per 32x32 tile) and `agave`
+# (a latent vector per 28x28 tile, PixelCNN given f(z)), each over 2 x 2 tiles, partial ones included
+GOLDEN |= {"pixelvae-maps-rgb-40x36": (36, 40, 3, 123), "agave-rgb-40x30": (30, 40, 3, 124)}
+MODELS |= {"pixelvae-maps-rgb-40x36": "pixelvae-photos-r1", "agave-rgb-40x30": "agave-photos-r1"}
 # golden files of models shipped later (relay/ship.py adds two for each new default):
 # name: [height, width, channels, seed, model id]
 SHIPPED = HERE / "golden-shipped.json"

@@ -474,6 +474,11 @@ def verify(target: Path, model: str, lossy: bool, levels: int | None) -> None:
                            f"{lv.reconstruction_bits:,.1f} + KL {lv.kl_bits:,.1f} (estimates from the exact tables)"
                            + (f" + {flags:,.0f} flag bits" if flags >= 0.5 else "")
                            + f"; the file adds {lv.initial_bits:,.0f} initial bits")
+                weight = _kl_weight(r.model_id)
+                if weight not in (None, 1):  # AGAVE: trained on eq. 7, coded under the true bound (lambda = 1)
+                    click.echo(f"  {lv.name}: with the training's lambda = {weight} (eq. 7, without its auxiliary "
+                               f"term): reconstruction + {weight} x KL = "
+                               f"{lv.reconstruction_bits + weight * lv.kl_bits:,.1f} bits; the file codes lambda = 1")
         if initial:
             click.echo("  initial bits: what bits-back levels paid because their stream held too few bits to draw "
                        "latents from (a seed, or tiles coded without bits-back); overhead is against bound + initial bits")
@@ -513,6 +518,13 @@ def models() -> None:
     rows = [(m.id, ", ".join(m.aliases) or "-", m.family, "shipped" if m.shipped else "user",
              m.description or "") for m in found]
     _table(("id", "aliases", "family", "source", "description"), rows, align="lllll")
+
+
+def _kl_weight(model_id: str) -> float | None:
+    """The KL weight a model was trained with (AGAVE's lambda), if its network has one."""
+    from hiercodec.zoo import load
+
+    return load(model_id).config.get("network", {}).get("kl_weight")
 
 
 from .bench_cmd import bench  # noqa: E402  (bench_cmd does not import this module)

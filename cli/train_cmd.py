@@ -103,9 +103,12 @@ def _data_spec(spec: str | None) -> str | None:
 @click.option("--tile", type=click.IntRange(min=2), default=None, metavar="N",
               help="Tile side the codec cuts images into (default: the config's). Smaller tiles decode "
                    "in fewer steps, more tiles per step, at some cost in bits at tile borders.")
+@click.option("--band/--no-band", default=None,
+              help="pixelvae, agave: code each row of tiles as one bits-back sample, decoded as one batch "
+                   "(faster), instead of each tile (default: the config's `band`).")
 @click.option("--force", is_flag=True, help="Replace a model of yours with the same id.")
 def export(checkpoint: Path, name: str, zoo: bool, weights: str, description: str, eval_on: str,
-           tile: int | None, force: bool) -> None:
+           tile: int | None, band: bool | None, force: bool) -> None:
     """Turn CHECKPOINT (a run folder or its checkpoint.safetensors) into an exact integer model
     that `hiercodec compress --model NAME` uses.
 
@@ -116,7 +119,7 @@ def export(checkpoint: Path, name: str, zoo: bool, weights: str, description: st
     from hiercodec.export.run import export_run
 
     report = export_run(checkpoint, name, zoo=zoo, weights=weights, description=description,
-                        eval_on=eval_on, force=force, tile=tile)
+                        eval_on=eval_on, force=force, tile=tile, band=band)
     click.echo(f"exported {name} to {report['path']}: float {report['float_bpd']:.4f} bits/dim, exact "
                f"{report['exact_bpd']:.4f} bits/dim ({report['loss_percent']:+.2f}% from quantization)"
                + (f"; {report['constrained_bpd']:.4f} bits/dim with consistency-constrained coding"

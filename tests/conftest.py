@@ -30,13 +30,14 @@ from safetensors.torch import load_file
 
 from hiercodec.export.hierarchy import export_hierarchy
 from hiercodec.export.ham import export_ham
-from hiercodec.export.pixelvae import export_pixelvae
+from hiercodec.export.pixelvae import export_agave, export_pixelvae
 from hiercodec.export.vqvae2 import export_vqvae2
 from hiercodec.families import build_family
 from hiercodec.families.auxiliary_config import GrayscaleConfig, PyramidConfig
 from hiercodec.families.ham_config import HAMConfig
 from hiercodec.families.pixelcnn import PixelCNNFamily
 from hiercodec.families.pixelcnn_config import PixelCNNConfig
+from hiercodec.families.agave_config import AGAVEConfig
 from hiercodec.families.pixelvae_config import PixelVAEConfig
 from hiercodec.families.vqvae2_config import VQVAE2Config
 from hiercodec.zoo import model_hash, Model, load
@@ -250,6 +251,16 @@ def tiny_pixelvae(tmp_path_factory) -> Model:
                                 "tiny-pixelvae", size=28)
 
 
+TINY_AGAVE = AGAVEConfig(binary=0, latents=8, hidden=4, aux_levels=32, embed_channels=8, embed_blocks=1, layers=1,
+                         channels=8, head=16, mixtures=3, latent_bits=8, band=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_agave(tmp_path_factory) -> Model:
+    """A tiny 8-bit `agave` model (TINY_AGAVE, untrained), exported."""
+    return make_auxiliary_model(tmp_path_factory.mktemp("tiny-agave"), TINY_AGAVE, export_agave, "tiny-agave", size=28)
+
+
 @pytest.fixture(scope="session")
 def tiny_bitsback_toy() -> Model:
     """The `bitsback-toy` family's shipped model: fixed integer tables, already tiny."""
@@ -268,6 +279,7 @@ TINY_MODELS = {
     "ham": "tiny_ham",
     "bitsback-toy": "tiny_bitsback_toy",
     "pixelvae": "tiny_pixelvae",
+    "agave": "tiny_agave",
 }
 
 

@@ -41,11 +41,14 @@ def gauss():
 
 
 @pytest.mark.parametrize("features", [0, E])
-def test_drawing_a_map_from_q_and_giving_it_back_restores_the_stream(gauss, features):
+@pytest.mark.parametrize("batch", [1, 3])
+def test_drawing_a_map_from_q_and_giving_it_back_restores_the_stream(gauss, features, batch):
     rng = np.random.default_rng(features)
-    f = torch.from_numpy(rng.integers(-3, 4, (1, E, H, W)).astype(np.float64)).to(torch.int16) if features else None
-    latent = GaussianMap(prior_network(features), gauss, C, H, W, f)
-    mu_q, ls_q = quantize_params(rng.normal(0, 1, (C, H, W)), np.log(rng.uniform(0.05, 0.5, (C, H, W))))
+    f = torch.from_numpy(rng.integers(-3, 4, (batch, E, H, W)).astype(np.float64)).to(torch.int16) if features else None
+    net = prior_network(features)
+    latent = GaussianMap(net, gauss, C, H, W, f, batch=batch)
+    shape = (batch, C, H, W)
+    mu_q, ls_q = quantize_params(rng.normal(0, 1, shape), np.log(rng.uniform(0.05, 0.5, shape)))
     coder = StackCoder()
     coder.push_sentinel()
     noise = rng.integers(0, 256, 400).astype(np.int32)
@@ -57,6 +60,9 @@ def test_drawing_a_map_from_q_and_giving_it_back_restores_the_stream(gauss, feat
     walked, mu_p, ls_p = latent.walk(bins)
     np.testing.assert_array_equal(walked, values)
     np.testing.assert_array_equal(np.stack(latent.whole(values)), np.stack([mu_p, ls_p]))
+    for t in range(batch):  # a tile's maps do not depend on the others in its batch
+        alone = GaussianMap(net, gauss, C, H, W, None if f is None else f[t : t + 1])
+        np.testing.assert_array_equal(alone.walk(bins[t : t + 1])[0], values[t : t + 1])
     pushed = push_in_order(coder, latent.posterior_groups(bins, mu_q, ls_q, mu_p, ls_p))
     assert pushed.bits == pytest.approx(popped.bits)
     assert coder.to_bytes() == before  # bits back: the stream is exactly as before the draw
@@ -69,7 +75,7 @@ def test_the_prior_places_the_bins(gauss):
     back with the prior's uniform table nets ~0 bits, whatever the prior network says."""
     latent = GaussianMap(prior_network(0, seed=3), gauss, C, H, W)
     rng = np.random.default_rng(1)
-    bins = rng.integers(0, gauss.bins, (C, H, W))
+    bins = rng.integers(0, gauss.bins, (1, C, H, W))
     values, mu_p, ls_p = latent.walk(bins)
     groups = latent.posterior_groups(bins, mu_p, ls_p, mu_p, ls_p)
     q_bits = sum(-np.log2(t[np.arange(len(s)), s] / TOTAL).sum() for s, t in groups)
@@ -90,11 +96,11 @@ def test_a_hierarchy_of_maps_round_trips_samples_chained_on_one_stream(gauss):
     def prior(k, values):
         if k == 0:
             return GaussianMap(top_net, gauss, 2, 2, 2)
-        up = np.clip(values[0], -2047, 2047).repeat(2, axis=1).repeat(2, axis=2) // 64  # (2, 4, 4)
-        return GaussianMap(low_net, gauss, 3, 4, 4, torch.from_numpy(up[None]).to(torch.int16))
+        up = np.clip(values[0], -2047, 2047).repeat(2, axis=2).repeat(2, axis=3) // 64  # (1, 2, 4, 4)
+        return GaussianMap(low_net, gauss, 3, 4, 4, torch.from_numpy(up).to(torch.int16))
 
     def likelihood(values, x=None):
-        logits = values[1].sum(axis=0).reshape(-1) / 2**xg.Z_FRAC  # (16,)
+        logits = values[1][0].sum(axis=0).reshape(-1) / 2**xg.Z_FRAC  # (16,)
         p1 = 1 / (1 + np.exp(-np.clip(logits, -8, 8)))
         table = normalize(np.rint(np.stack([1 - p1, p1], 1) * 2**20).astype(np.int64))
         if x is None:
@@ -106,7 +112,7 @@ def test_a_hierarchy_of_maps_round_trips_samples_chained_on_one_stream(gauss):
         s = (np.asarray(x).reshape(4, 4) * 2 - 1).astype(np.float64)
         top = quantize_params(np.full((2, 2, 2), s.mean()), np.full((2, 2, 2), np.log(0.3)))
         low = quantize_params(np.stack([s, -s, s * 0.5]), np.full((3, 4, 4), np.log(0.2)))
-        return [top, low]
+        return [tuple(p[None] for p in top), tuple(p[None] for p in low)]
 
     sample = MapsSample(prior, likelihood, posterior, 2)
     rng = np.random.default_rng(2)

@@ -71,13 +71,38 @@ def test_binary_images_round_trip_and_the_file_is_the_negative_elbo(binary_model
     (level,) = report.levels
     tiles = -(-h // 28) * -(-w // 28)
     assert level.initial_bits > 0  # the first tile found the stream empty
-    # the chunk: the summed one-sample negative ELBOs of the tiles plus the initial bits
+    # the chunk: the summed one-sample negative ELBOs of the tiles plus the initial bits; it can be
+    # smaller: the first symbols pushed onto a nearly empty stream (the last of the first row of
+    # tiles, a digit's blank bottom rows) cost nothing while the coder's state is below their
+    # frequency (an ANS property: they pop back from a small state exactly)
     paid = level.bound_bits + level.initial_bits
-    assert abs(8 * level.written_bytes - paid) < 64 + 0.01 * paid, (tiles, level)
+    assert 0.85 * paid < 8 * level.written_bytes < paid + 64 + 0.01 * paid, (tiles, level)
     # the report splits the negative ELBO into its terms; the bound also holds each tile's flag
     # (~1e-7 bits; 24 bits for the one tile with initial bits under it)
     assert 0 <= level.bound_bits - (level.reconstruction_bits + level.kl_bits) < 24 + 1e-3
     assert level.reconstruction_bits > 0
+
+
+def test_rows_of_tiles_as_samples_round_trip_and_draw_from_the_rows_before(binary_model):
+    """band = 1: each row of tiles is one bits-back sample (its tiles' latents drawn together, its
+    networks run as one batch); the first row is coded directly, later rows by bits-back. The
+    tables are the per-tile ones: a row's negative ELBO is within a few bits of its tiles'."""
+    import dataclasses
+
+    model = make_model(dataclasses.replace(BINARY, band=1), digits(16, seed=1))[0]
+    rows = [np.concatenate(list(digits(4, seed=20 + r)), axis=1) for r in range(3)]
+    image = np.concatenate(rows, axis=0)[:80, :100]  # 3 x 4 tiles, the last row and column partial
+    data, report, decoded = round_trip(model, image)
+    np.testing.assert_array_equal(decoded, image)
+    (level,) = report.levels
+    assert level.kl_bits != 0  # rows 1 and 2 drew latents
+    paid = level.bound_bits + level.initial_bits
+    assert 0.85 * paid < 8 * level.written_bytes < paid + 64 + 0.01 * paid
+    tiles = binary_model[0]
+    q_band = model.family.posterior((image[:28, :100] > 127).astype(np.uint8).reshape(-1), (28, 100, 1))
+    q_tiles = [tiles.family.posterior((image[:28, x : x + 28] > 127).astype(np.uint8).reshape(-1),
+                                      (28, min(28, 100 - x), 1)) for x in range(0, 100, 28)]
+    np.testing.assert_array_equal(q_band, np.concatenate(q_tiles))
 
 
 def test_later_tiles_draw_their_latents_from_the_file(binary_model):
@@ -188,7 +213,8 @@ def test_a_model_without_latents_is_a_plain_pixelcnn():
     np.testing.assert_array_equal(decoded, image)
     (level,) = report.levels
     assert level.initial_bits == 0 and level.kl_bits == 0
-    assert abs(8 * level.written_bytes - level.bound_bits) < 64 + 0.01 * level.bound_bits
+    # (smaller where a blank bottom row was pushed first onto a nearly empty stream: see above)
+    assert 0.85 * level.bound_bits < 8 * level.written_bytes < level.bound_bits + 64 + 0.01 * level.bound_bits
     task = PixelVAETask(RunConfig("t", "pixelvae", "", config.to_dict(), TrainSettings()))
     loss, log = task.loss(task.build(), torch.from_numpy(digits(4)), 0)
     assert torch.isfinite(loss) and log["kl_nats"] == 0

@@ -69,17 +69,19 @@ def _check_new_id(name: str, folder: Path, force: bool) -> None:
 
 def export_run(run: Path, name: str, *, zoo: bool = False, weights: str = "ema", description: str = "",
                calibration: int = 32, eval_on: str = "train", eval_count: int = 8, force: bool = False,
-               tile: int | None = None, images: ImageSet | None = None) -> dict:
+               tile: int | None = None, band: bool | None = None, images: ImageSet | None = None) -> dict:
     """Export the `weights` ("ema" or "model") of checkpoint `run` (a run folder or its file) as
     model `name`; returns where it went and the quantization report. `tile` replaces the config's
-    tile side (a coding choice, not part of the trained network); `images` replace the run's
-    training data for calibration (a machine that cannot fetch it)."""
+    tile side, `band` a bits-back family's samples (rows of tiles or tiles): coding choices, not
+    part of the trained network; `images` replace the run's training data for calibration (a
+    machine that cannot fetch it)."""
     folder = ZOO_DIR if zoo else user_model_dir()
     _check_new_id(name, folder, force)
     meta, state = load_weights(run, weights)
     config = RunConfig.from_dict(meta["config"])
-    if tile is not None:
-        config = replace(config, network={**config.network, "tile": tile})
+    coding = {key: int(value) for key, value in (("tile", tile), ("band", band)) if value is not None}
+    if coding:
+        config = replace(config, network={**config.network, **coding})
     task = task_for(config)
     if task.exports_live:  # a family that picks some networks from the live weights
         state = task.export_weights(state, load_weights(run, "model")[1])

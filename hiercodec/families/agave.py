@@ -17,8 +17,11 @@ from hiercodec.exact.layers import qconv, subset
 from hiercodec.exact.quant import ACT_MIN, DTYPE
 from hiercodec.families.agave_config import AGAVEConfig
 from hiercodec.families.pixelvae import PixelVAEFamily
+from hiercodec.families.registry import register
 
 
+@register("agave", network=AGAVEConfig, configs=("agave-photos",), task="hiercodec.train.agave:AGAVETask",
+          exporter="hiercodec.export.pixelvae:export_agave")
 class AGAVEFamily(PixelVAEFamily):
     network = AGAVEConfig
 
@@ -28,7 +31,7 @@ class AGAVEFamily(PixelVAEFamily):
         self.embed = ExactEmbedding(subset(tensors, "embed."), self.net.embed_blocks, (), (), in_max=-ACT_MIN)
 
     def features(self, bins: np.ndarray) -> torch.Tensor:
-        """Features (1, E, 28, 28) of the latents' bins: embed(f(z))."""
-        z = torch.from_numpy(self.gauss.values(bins).astype(np.float64))[None]
+        """Features (n, E, 28, 28) of n tiles' latents' bins: embed(f(z))."""
+        z = torch.from_numpy(self.gauss.values(bins).astype(np.float64)).reshape(-1, self.net.latents)
         f = self.aux.conv(self.upsampler(z).to(DTYPE))
         return self.embed.forward(f).to(torch.int16)

@@ -29,7 +29,7 @@ from hiercodec.nn.pixelvae import MNIST_SIDE, MNISTEncoder, MNISTUpsampler
 @dataclass(frozen=True)
 class AGAVEConfig(_Config):
     family = "agave"
-    may_be_zero = ("binary", "kl_warmup")
+    may_be_zero = ("binary", "kl_warmup", "band")
     binary: int = 1  # 1: binary images (y: a Bernoulli per pixel); 0: 8-bit gray or RGB
     mixtures: int = 5  # logistic components of the PixelCNN's output (8-bit models)
     latents: int = 64
@@ -41,6 +41,9 @@ class AGAVEConfig(_Config):
     channels: int = 32
     head: int = 32
     latent_bits: int = 12
+    # the codec's bits-back samples: 0, each tile; 1, each row of tiles (its tiles' latents drawn
+    # together, its networks run over its tiles as one batch: fewer, larger decoding steps)
+    band: int = 0
     kl_weight: int = 12  # lambda of eq. 7: "AGAVE, lambda = 12 (this paper)", Table 1
     kl_warmup: int = 0
 
@@ -61,6 +64,8 @@ class AGAVEConfig(_Config):
             raise HiercodecError(f"[network] binary = {self.binary}: must be 0 or 1")
         if not 2 <= self.aux_levels <= 256 or 256 % self.aux_levels:
             raise HiercodecError(f"[network] aux_levels = {self.aux_levels}: must divide 256 (2 ... 256)")
+        if self.band not in (0, 1):
+            raise HiercodecError(f"[network] band = {self.band}: must be 0 (a tile per sample) or 1 (a row of tiles)")
         if not 1 <= self.latent_bits <= 16:
             raise HiercodecError(f"[network] latent_bits = {self.latent_bits}: must be 1 to 16")
 

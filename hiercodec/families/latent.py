@@ -195,28 +195,38 @@ class TiledBitsBackLevel(BitsBackLevel):
     """A bits-back level whose samples are the tiles of `layout` (row-major grid order): sample i
     is the part of tile i inside the level, (h_i, w_i, C) flattened in C order, so that each sample
     has its own latent (a PixelVAE's z per tile) and the tiles form a chain on one stream (each
-    tile's latent drawn from the bits of the tiles before it, HiLLoC)."""
+    tile's latent drawn from the bits of the tiles before it, HiLLoC). With `band`, sample i is
+    the i-th row of tiles instead (h_i, W, C): its latents are those of all its tiles, and its
+    networks run over the row's tiles as one batch (fewer, larger steps when decoding)."""
 
     def __init__(self, name: str, layout: TileLayout, channels: int, posterior: Posterior,
                  likelihood: Likelihood, prior: Prior, observe: Callable[[np.ndarray, Above], np.ndarray],
-                 dtype: type = np.uint8, joins_next: bool = False, direct: Callable[[int], np.ndarray] | None = None):
+                 dtype: type = np.uint8, joins_next: bool = False, direct: Callable[[int], np.ndarray] | None = None,
+                 band: bool = False):
         super().__init__(name, (layout.height, layout.width, channels), layout.tile_h * layout.tile_w * channels,
                          posterior, likelihood, prior, observe, dtype, joins_next, direct)
-        self.layout = layout
+        self.layout, self.band = layout, band
 
     @property
     def samples(self) -> int:
-        return self.layout.count
+        return self.layout.rows if self.band else self.layout.count
 
     def region(self, i: int) -> tuple[slice, slice]:
-        """Where tile i lies in the level (rows, columns)."""
+        """Where sample i lies in the level (rows, columns)."""
         lay = self.layout
+        if self.band:
+            return slice(i * lay.tile_h, min(lay.height, (i + 1) * lay.tile_h)), slice(0, lay.width)
         y, x = i // lay.cols * lay.tile_h, i % lay.cols * lay.tile_w
         return slice(y, min(lay.height, y + lay.tile_h)), slice(x, min(lay.width, x + lay.tile_w))
 
     def tile_shape(self, i: int) -> tuple[int, int, int]:
+        """The shape of sample i's values (a tile, or a row of tiles with `band`)."""
         rows, cols = self.region(i)
         return rows.stop - rows.start, cols.stop - cols.start, self.shape[2]
+
+    def tiles_in(self, i: int) -> int:
+        """How many tiles sample i holds."""
+        return self.layout.cols if self.band else 1
 
     def cut(self, values: np.ndarray, i: int) -> np.ndarray:
         return np.ascontiguousarray(values[self.region(i)]).reshape(-1).astype(np.int32)

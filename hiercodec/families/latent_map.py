@@ -39,78 +39,95 @@ from hiercodec.tiling import TileLayout
 
 
 class GaussianMap:
-    """Latents (C, h, w) under an exact autoregressive Gaussian prior `net` (given its conditioning
-    `features` (1, E, h, w), or None), binned by `gauss`. Values are integers at 2^-Z_FRAC; the
-    network reads them clamped to the 12-bit activation range."""
+    """Latents (B, C, h, w) of B tiles under an exact autoregressive Gaussian prior `net` (given its
+    conditioning `features` (B, E, h, w), or None), binned by `gauss`; the tiles' maps are
+    independent and stepped as one batch. Values are integers at 2^-Z_FRAC; the network reads them
+    clamped to the 12-bit activation range. Each position's table holds its B x C latents (tile
+    by tile, C rows each)."""
 
     def __init__(self, net: ExactPixelCNN, gauss: ExactGaussian, channels: int, height: int, width: int,
-                 features: torch.Tensor | None = None):
+                 features: torch.Tensor | None = None, batch: int = 1):
         self.net, self.gauss, self.c, self.h, self.w, self.features = net, gauss, channels, height, width, features
+        self.b = batch
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        return self.b, self.c, self.h, self.w
 
     @property
     def size(self) -> int:
-        return self.c * self.h * self.w
+        return self.b * self.c * self.h * self.w
 
     def prior_table(self) -> np.ndarray:
-        """The prior's table of every latent, in (row, column, channel) order: uniform."""
+        """The prior's table of every latent, in (tile, row, column, channel) order: uniform."""
         return self.gauss.prior_table(self.size)
 
     @staticmethod
     def inputs(values: np.ndarray) -> torch.Tensor:
-        """Latent values (1, C) at 2^-Z_FRAC -> the prior network's inputs (clamped to 12 bits)."""
+        """Latent values (B, C) at 2^-Z_FRAC -> the prior network's inputs (clamped to 12 bits)."""
         return torch.from_numpy(np.clip(values, ACT_MIN, ACT_MAX).astype(np.float64))
 
     def _prior(self, params: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        p = params[0].numpy().astype(np.int64)
-        return p[: self.c], p[self.c :]
+        p = params.numpy().astype(np.int64)
+        return p[:, : self.c], p[:, self.c :]
 
     def pop_schedule(self, mu_q: np.ndarray, ls_q: np.ndarray) -> Schedule:
-        """The encoder's draw of z from q (means and log scales (C, h, w)): yields (None, table) of
-        each position (C rows), is sent its C bins; returns (bins, values), each (C, h, w)."""
-        bins = np.zeros((self.c, self.h, self.w), np.int64)
-        values = np.zeros((self.c, self.h, self.w), np.int64)
-        dec = self.net.decoder(1, self.w, self.features)
+        """The encoder's draw of z from q (means and log scales (B, C, h, w)): yields (None, table)
+        of each position (B x C rows), is sent its bins; returns (bins, values), each (B, C, h, w)."""
+        bins, values = np.zeros(self.shape, np.int64), np.zeros(self.shape, np.int64)
+        dec = self.net.decoder(self.b, self.w, self.features)
         for i in range(self.h):
             dec.row(i)
             for j in range(self.w):
-                mu_p, ls_p = self._prior(dec.step(j))
-                table = self.gauss.posterior_table(mu_q[:, i, j], ls_q[:, i, j], mu_p, ls_p)
+                mu_p, ls_p = (p.reshape(-1) for p in self._prior(dec.step(j)))
+                table = self.gauss.posterior_table(mu_q[:, :, i, j].reshape(-1), ls_q[:, :, i, j].reshape(-1), mu_p, ls_p)
                 b = np.asarray((yield None, table), dtype=np.int64)
-                bins[:, i, j] = b
-                values[:, i, j] = self.gauss.values(b, mu_p, ls_p)
-                dec.set_pixel(j, self.inputs(values[None, :, i, j]))
+                bins[:, :, i, j] = b.reshape(self.b, self.c)
+                values[:, :, i, j] = self.gauss.values(b, mu_p, ls_p).reshape(self.b, self.c)
+                dec.set_pixel(j, self.inputs(values[:, :, i, j]))
         return bins, values
 
     def walk(self, bins: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The decoder's pass over known bins (C, h, w): (values, mu_p, ls_p), each (C, h, w)."""
-        values, mu, ls = (np.zeros((self.c, self.h, self.w), np.int64) for _ in range(3))
-        dec = self.net.decoder(1, self.w, self.features)
+        """The decoder's pass over known bins (B, C, h, w): (values, mu_p, ls_p), each (B, C, h, w)."""
+        values, mu, ls = (np.zeros(self.shape, np.int64) for _ in range(3))
+        dec = self.net.decoder(self.b, self.w, self.features)
         for i in range(self.h):
             dec.row(i)
             for j in range(self.w):
-                mu[:, i, j], ls[:, i, j] = self._prior(dec.step(j))
-                values[:, i, j] = self.gauss.values(bins[:, i, j], mu[:, i, j], ls[:, i, j])
-                dec.set_pixel(j, self.inputs(values[None, :, i, j]))
+                mu[:, :, i, j], ls[:, :, i, j] = self._prior(dec.step(j))
+                values[:, :, i, j] = self.gauss.values(bins[:, :, i, j].reshape(-1), mu[:, :, i, j].reshape(-1),
+                                                       ls[:, :, i, j].reshape(-1)).reshape(self.b, self.c)
+                dec.set_pixel(j, self.inputs(values[:, :, i, j]))
         return values, mu, ls
 
     def posterior_groups(self, bins: np.ndarray, mu_q: np.ndarray, ls_q: np.ndarray,
                          mu_p: np.ndarray, ls_p: np.ndarray) -> list[Group]:
         """q's groups for pushing known bins back, in the order `pop_schedule` popped them: one
-        group a position, C rows each."""
+        group a position, B x C rows each."""
         groups = []
         for i in range(self.h):
             for j in range(self.w):
-                table = self.gauss.posterior_table(mu_q[:, i, j], ls_q[:, i, j], mu_p[:, i, j], ls_p[:, i, j])
-                groups.append((bins[:, i, j].astype(np.int32), table))
+                at = (slice(None), slice(None), i, j)
+                table = self.gauss.posterior_table(mu_q[at].reshape(-1), ls_q[at].reshape(-1),
+                                                   mu_p[at].reshape(-1), ls_p[at].reshape(-1))
+                groups.append((bins[at].reshape(-1).astype(np.int32), table))
         return groups
 
     def whole(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The prior's parameters of every position from known values (C, h, w), in one pass of
+        """The prior's parameters of every position from known values (B, C, h, w), in one pass of
         the network (what `walk` computes step by step: the same integers)."""
-        x = self.inputs(values.reshape(self.c, -1).T).T.reshape(1, self.c, self.h, self.w)
+        x = torch.from_numpy(np.clip(values, ACT_MIN, ACT_MAX).astype(np.float64))
         out = self.net.forward(x.to(DTYPE), None if self.features is None else self.features.to(DTYPE))
-        p = out[0].numpy().astype(np.int64)
-        return p[: self.c], p[self.c :]
+        p = out.numpy().astype(np.int64)
+        return p[:, : self.c], p[:, self.c :]
+
+    def to_flat(self, bins: np.ndarray) -> np.ndarray:
+        """Bins (B, C, h, w) in the prior table's order (tile, row, column, channel)."""
+        return bins.transpose(0, 2, 3, 1).reshape(-1).astype(np.int32)
+
+    def from_flat(self, flat: np.ndarray) -> np.ndarray:
+        """The inverse of `to_flat`."""
+        return np.asarray(flat, np.int64).reshape(self.b, self.h, self.w, self.c).transpose(0, 3, 1, 2)
 
 
 # -- a bits-back sample with a hierarchy of latent maps ------------------------------------------
@@ -127,7 +144,8 @@ class MapsSample:
     - `prior(k, values)`: the GaussianMap of level k given the values of the levels above it (a list,
       top first; empty for the top);
     - `likelihood(values, x=None)`: x's Schedule given the values of every level;
-    - `posterior(x)`: [(mu_q, ls_q)] per level, top first, from the exact encoder.
+    - `posterior(x)`: [(mu_q, ls_q)] per level, top first, each (B, C, h, w), from the exact
+      encoder.
 
     Encoding pops z_L, ..., z_1 from the stream with q (each map position by position), pushes x,
     then the bins with the priors' uniform tables (z_1 first, so that z_L pops first), then the
@@ -147,7 +165,7 @@ class MapsSample:
         maps, values, params = [], [], []
         for k in range(self.levels):
             m = self.prior(k, values)
-            b = bins[k] if bins is not None else np.full((m.c, m.h, m.w), m.gauss.bins // 2, np.int64)
+            b = bins[k] if bins is not None else np.full(m.shape, m.gauss.bins // 2, np.int64)
             v, mu, ls = m.walk(b)
             maps.append(m)
             values.append(v)
@@ -203,7 +221,7 @@ class MapsSample:
         lik = push_in_order(coder, schedule_groups(self.likelihood(values, x))).bits
         prior = 0.0
         for m, b in reversed(list(zip(maps, bins))):  # z_1 first, so that z_L pops first
-            prior += push_in_order(coder, [(b.transpose(1, 2, 0).reshape(-1).astype(np.int32), m.prior_table())]).bits
+            prior += push_in_order(coder, [(m.to_flat(b), m.prior_table())]).bits
         mode = push_in_order(coder, [(np.zeros(1, np.int32), MODE_TABLE)]).bits
         return BitsBackStats(lik, prior, posterior, mode, samples=1), False
 
@@ -218,7 +236,7 @@ class MapsSample:
         for k in range(self.levels):
             m = self.prior(k, values)
             flat, _ = pop_groups(coder, table_decoder(m.prior_table()), what=what)
-            b = np.asarray(flat, np.int64).reshape(m.h, m.w, m.c).transpose(2, 0, 1)
+            b = m.from_flat(flat)
             v, mu, ls = m.walk(b)
             maps.append(m)
             bins.append(b)
@@ -236,8 +254,9 @@ class TiledMapsLevel(TiledBitsBackLevel):
     tiles form a chain on one stream (HiLLoC), the first ones coded directly."""
 
     def __init__(self, name: str, layout: TileLayout, channels: int, sample: Callable[[int], MapsSample],
-                 observe: Callable[[np.ndarray, Above], np.ndarray], dtype: type = np.uint8, joins_next: bool = False):
-        super().__init__(name, layout, channels, None, None, None, observe, dtype, joins_next)
+                 observe: Callable[[np.ndarray, Above], np.ndarray], dtype: type = np.uint8, joins_next: bool = False,
+                 band: bool = False):
+        super().__init__(name, layout, channels, None, None, None, observe, dtype, joins_next, band=band)
         self.sample = sample
 
     def push_sample(self, coder: StackCoder, i: int, x: np.ndarray, above: Above) -> tuple[BitsBackStats, bool]:

@@ -61,7 +61,7 @@ class TilePixels(RasterLevel):
         self._features = features
 
     def context(self, above: dict[str, np.ndarray]) -> Context | None:
-        return None if self._features is None else Context(lambda tiles: self._features)
+        return None if self._features is None else Context(lambda tiles: self._features[tiles])
 
     def analyze(self, image: np.ndarray, above: dict[str, np.ndarray]) -> np.ndarray:
         raise NotImplementedError("a tile's pixels are analysed by the bits-back level that holds them")
@@ -96,26 +96,30 @@ class PixelVAEFamily(Family):
     # -- the three parts of the bits-back level ---------------------------------------------------
 
     def posterior(self, x: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
-        """q(z|x) of one tile's values x (flat, `shape` inside the tile): the padded tile through
-        the exact encoder, then the discretized Gaussians."""
+        """q(z|x) of one sample's values x (flat, `shape`: inside one tile, or a row of tiles): the
+        padded tiles through the exact encoder as one batch, then the discretized Gaussians (tile
+        after tile, L rows each)."""
         if self.encoder is None:  # no latents: an empty table, nothing to draw
             return np.zeros((0, self.gauss.bins), np.int64)
         mu, ls = self.encoder(self.tile_inputs(x, shape))
-        return self.gauss.posterior_table(mu[0].numpy().astype(np.int64), ls[0].numpy().astype(np.int64))
+        return self.gauss.posterior_table(mu.reshape(-1).numpy().astype(np.int64), ls.reshape(-1).numpy().astype(np.int64))
 
     def tile_inputs(self, x: np.ndarray, shape: tuple[int, int, int]) -> torch.Tensor:
-        """A tile's values x (flat, `shape` inside the tile) -> the encoder's exact inputs (1, C', T,
-        T), the tile padded with the family's fill."""
+        """A sample's values x (flat, `shape` = (h, w, C) inside one tile or a row of tiles) -> the
+        encoder's exact inputs (n, C', T, T) of its n tiles, padded with the family's fill."""
         h, w, c = shape
-        tile = np.full((self.tile, self.tile, c), self.fill, dtype=np.float64)
-        tile[:h, :w] = np.asarray(x, dtype=np.float64).reshape(shape)
-        return self.spec.input.exact(torch.from_numpy(tile).permute(2, 0, 1)[None])
+        t, n = self.tile, -(-w // self.tile)
+        area = np.full((t, n * t, c), self.fill, dtype=np.float64)
+        area[:h, :w] = np.asarray(x, dtype=np.float64).reshape(shape)
+        tiles = np.ascontiguousarray(area.reshape(t, n, t, c).transpose(1, 3, 0, 2))
+        return self.spec.input.exact(torch.from_numpy(tiles))
 
     def features(self, bins: np.ndarray) -> torch.Tensor | None:
-        """The PixelCNN's conditioning features (1, E, 28, 28) of the latents' bins (None without latents)."""
+        """The PixelCNN's conditioning features (n, E, T, T) of n tiles' latents' bins (flat, tile
+        after tile; None without latents)."""
         if self.encoder is None:
             return None
-        z = torch.from_numpy(self.gauss.values(bins).astype(np.float64))[None]
+        z = torch.from_numpy(self.gauss.values(bins).astype(np.float64)).reshape(-1, self.net.latents)
         f = self.upsampler(z) if self.upsampler is not None else z[:, :, None, None].expand(-1, -1, TILE, TILE)
         return f.to(torch.int16)
 
@@ -123,7 +127,8 @@ class PixelVAEFamily(Family):
         return self.pixels(self.features(z), shape, x)
 
     def pixels(self, features: torch.Tensor | None, shape: tuple[int, int, int], x: np.ndarray | None = None) -> Schedule:
-        """p(x | features) of one tile's inside (`shape`), as a Schedule."""
+        """p(x | features) of one sample's values (`shape`: inside one tile, or a row of tiles;
+        features (n, E, T, T) of its n tiles), as a Schedule."""
         values = None if x is None else np.asarray(x).reshape(shape).astype(np.uint8)
         return TilePixels(self.spec, self, shape, features).schedule({}, values)
 
@@ -145,20 +150,22 @@ class PixelVAEFamily(Family):
         if self.net.levels == 2:
             def sample(i: int) -> MapsSample:
                 shape = maps.tile_shape(i)
-                return self.maps.sample(lambda x: self.maps.posterior(self.tile_inputs(x, shape)),
+                return self.maps.sample(maps.tiles_in(i), lambda x: self.maps.posterior(self.tile_inputs(x, shape)),
                                         lambda f, x=None: self.pixels(f, shape, x))
 
-            maps = TiledMapsLevel("pixels", tiles, geometry.color, sample, self._observe, joins_next=geometry.has_alpha)
+            maps = TiledMapsLevel("pixels", tiles, geometry.color, sample, self._observe, joins_next=geometry.has_alpha,
+                                  band=bool(self.net.band))
             return [maps]
         level = TiledBitsBackLevel(
             "pixels", tiles, geometry.color,
             posterior=lambda i, x, above: self.posterior(x, level.tile_shape(i)),
             likelihood=lambda i, z, above, x=None: self.likelihood(z, level.tile_shape(i), x),
-            prior=lambda i, above, z=None: self.gauss.prior_table(self.net.latents),
+            prior=lambda i, above, z=None: self.gauss.prior_table(self.net.latents * level.tiles_in(i)),
             observe=self._observe, joins_next=geometry.has_alpha,
-            # a tile whose stream holds too few bits to draw its latents from is coded given the
+            # a sample whose stream holds too few bits to draw its latents from is coded given the
             # latents' middle bins (z ~ 0), not on a seed: no initial bits are pushed (HiLLoC)
-            direct=lambda i: np.full(self.net.latents, self.gauss.bins // 2, np.int64))
+            direct=lambda i: np.full(self.net.latents * level.tiles_in(i), self.gauss.bins // 2, np.int64),
+            band=bool(self.net.band))
         return [level]
 
     def reconstruct_color(self, decoded: dict[str, np.ndarray], geometry: Geometry, full_size: bool) -> np.ndarray:

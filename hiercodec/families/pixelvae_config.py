@@ -31,7 +31,7 @@ class PixelVAEConfig(_Config):
     latent_dim 64, dim_pix 32)."""
 
     family = "pixelvae"
-    may_be_zero = ("upsample", "layers", "kl_warmup", "binary", "latents")
+    may_be_zero = ("upsample", "layers", "kl_warmup", "binary", "latents", "band")
     binary: int = 1  # 1: binary images (a 2-way output, Table 1); 0: 8-bit gray or RGB, a logistic mixture
     mixtures: int = 5  # logistic components of an 8-bit model's output (hiercodec.nn.mixture)
     latents: int = 64  # 0: no latent, a plain PixelCNN coded by the same codec (Figure 4a's baseline)
@@ -41,6 +41,9 @@ class PixelVAEConfig(_Config):
     channels: int = 32  # E.1: 32 channels in every PixelCNN layer
     head: int = 32  # E.1: "PixelCNN gated convolution 1x1, 32" before the output
     latent_bits: int = 12  # the codec's bins per latent: 2^latent_bits (hiercodec.exact.gaussian)
+    # the codec's bits-back samples: 0, each tile; 1, each row of tiles (its tiles' latents drawn
+    # together, its networks run over its tiles as one batch: fewer, larger decoding steps)
+    band: int = 0
     # the KL term's weight rises linearly from 0 to 1 over this many steps (the authors' released
     # code: alpha_iters = 10000); the paper's text states no warm-up
     kl_warmup: int = 0
@@ -69,6 +72,8 @@ class PixelVAEConfig(_Config):
             raise HiercodecError(f"[network] upsample = {self.upsample}: must be 0 or 1")
         if self.latents == 0 and self.upsample:
             raise HiercodecError("[network] a model without latents (latents = 0) has nothing to upsample")
+        if self.band not in (0, 1):
+            raise HiercodecError(f"[network] band = {self.band}: must be 0 (a tile per sample) or 1 (a row of tiles)")
         if not 1 <= self.latent_bits <= 16:
             raise HiercodecError(f"[network] latent_bits = {self.latent_bits}: must be 1 to 16")
         if self.levels not in (1, 2):

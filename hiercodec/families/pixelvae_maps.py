@@ -30,8 +30,8 @@ DOWN, UP = (1, 2), (1, 2)  # build_hierarchy's resampling: after the first two b
 
 
 def _clamped(values: np.ndarray) -> torch.Tensor:
-    """A latent map (C, h, w) at 2^-Z_FRAC -> a network input (1, C, h, w)."""
-    return torch.from_numpy(np.clip(values, ACT_MIN, ACT_MAX).astype(np.float64))[None].to(DTYPE)
+    """Latent maps (B, C, h, w) at 2^-Z_FRAC -> network inputs."""
+    return torch.from_numpy(np.clip(values, ACT_MIN, ACT_MAX).astype(np.float64)).to(DTYPE)
 
 
 class HierarchyNets:
@@ -55,28 +55,29 @@ class HierarchyNets:
         self.prior2, self.prior1 = prior("prior2", net.c2), prior("prior1", net.c1)
 
     def posterior(self, inputs: torch.Tensor) -> list[tuple[np.ndarray, np.ndarray]]:
-        """A padded tile's exact inputs (1, 3, T, T) -> [(mu, ls) of z2, (mu, ls) of z1], each
-        (C, h, w) int64: top first, as MapsSample wants."""
+        """Padded tiles' exact inputs (B, 3, T, T) -> [(mu, ls) of z2, (mu, ls) of z1], each
+        (B, C, h, w) int64: top first, as MapsSample wants."""
         h1 = self.enc1.forward(inputs)
         out = []
         for q, h, c in ((self.q2, self.enc2.forward(h1), self.net.c2), (self.q1, h1, self.net.c1)):
-            p = q.conv(h)[0].numpy().astype(np.int64)
-            out.append((p[:c], p[c:]))
+            p = q.conv(h).numpy().astype(np.int64)
+            out.append((p[:, :c], p[:, c:]))
         return out
 
-    def prior(self, k: int, values: list[np.ndarray]) -> GaussianMap:
-        """Level k's map (0: z2, 1: z1 given z2's values)."""
+    def prior(self, k: int, values: list[np.ndarray], batch: int) -> GaussianMap:
+        """Level k's maps of `batch` tiles (0: z2, 1: z1 given z2's values)."""
         side = self.net.map_tile
         if k == 0:
-            return GaussianMap(self.prior2, self.gauss, self.net.c2, side // 16, side // 16)
+            return GaussianMap(self.prior2, self.gauss, self.net.c2, side // 16, side // 16, batch=batch)
         features = self.dec2.forward(_clamped(values[0])).to(torch.int16)
-        return GaussianMap(self.prior1, self.gauss, self.net.c1, side // 4, side // 4, features)
+        return GaussianMap(self.prior1, self.gauss, self.net.c1, side // 4, side // 4, features, batch=batch)
 
     def features(self, z1: np.ndarray) -> torch.Tensor:
-        """The pixels' PixelCNN's features (1, E, T, T) of z1's values."""
+        """The pixels' PixelCNN's features (B, E, T, T) of z1's values (B, C1, T/4, T/4)."""
         return self.dec1.forward(_clamped(z1)).to(torch.int16)
 
-    def sample(self, posterior, likelihood) -> MapsSample:
-        """One tile's bits-back sample: `posterior(x)` gives the tile's exact inputs' q (see
-        `posterior`), `likelihood(features, x=None)` its pixels' Schedule given features."""
-        return MapsSample(self.prior, lambda values, x=None: likelihood(self.features(values[1]), x), posterior, 2)
+    def sample(self, batch: int, posterior, likelihood) -> MapsSample:
+        """The bits-back sample of `batch` tiles (one, or a row of them): `posterior(x)` gives their
+        q (see `posterior`), `likelihood(features, x=None)` their pixels' Schedule given features."""
+        return MapsSample(lambda k, values: self.prior(k, values, batch),
+                          lambda values, x=None: likelihood(self.features(values[1]), x), posterior, 2)

@@ -23,7 +23,7 @@ from hiercodec.families.pixelvae_config import binary_pixels, network_input
 from hiercodec.families.registry import build_family
 from hiercodec.nn.mixture import nll_bits
 from hiercodec.nn.pixelvae import gaussian_kl, reparameterize
-from hiercodec.train.hierarchy import HierarchyTask
+from hiercodec.train.auxiliary import _AuxiliaryTask
 from hiercodec.train.pixelvae import EVAL_SEED
 
 
@@ -66,7 +66,7 @@ def agave_terms(net, model, x: torch.Tensor, generator: torch.Generator | None =
     return rec, aux_nats(net, model, x, f), gaussian_kl(mu, log_sigma)
 
 
-class AGAVETask(HierarchyTask):
+class AGAVETask(_AuxiliaryTask):
     family = "agave"
     own_loss = True
 
