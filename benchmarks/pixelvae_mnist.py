@@ -30,24 +30,16 @@ PAPER = {"Gated PixelVAE without upsampling": "<= 79.58 (IS 78.96)", "Gated Pixe
 
 
 def importance_sampled_nats(task, model, digits: np.ndarray, k: int, seed: int = 0) -> tuple[float, float]:
-    """(mean negative ELBO, mean importance-sampled NLL estimate) in nats per digit of the float
-    model, with k samples of z from q per digit: -log (1/k) sum_j p(x|z_j) p(z_j) / q(z_j|x)."""
-    from hiercodec.nn.pixelvae import gaussian_kl, log_normal
-    from hiercodec.families.pixelvae_config import network_input
-    from hiercodec.train.pixelvae import reconstruction_nats
-
+    """(mean negative ELBO, mean importance-sampled NLL estimate) in nats per image of the float
+    model, with k draws of the latents from q per image: -log (1/k) sum_j p(x, z_j) / q(z_j|x)
+    (the task's `log_weights`); the negative ELBO is the mean of -log p(x, z_j) / q(z_j|x)."""
     gen = torch.Generator().manual_seed(seed)
     elbo, iw = [], []
     with torch.no_grad():
         for d in digits:
-            x = torch.from_numpy(d[None])
-            mu, log_sigma = model["encoder"](network_input(task.net, x))
-            eps = torch.randn((k, mu.shape[1]), generator=gen)
-            z = mu + torch.exp(log_sigma) * eps
-            rec = reconstruction_nats(task.net, model, x.expand(k, -1, -1, -1), z)
-            log_w = -rec + log_normal(z, torch.zeros_like(z), torch.zeros_like(z)) - log_normal(z, mu, log_sigma)
+            log_w = task.log_weights(model, torch.from_numpy(d[None]), k, gen)
             iw.append(-(torch.logsumexp(log_w, 0) - math.log(k)).item())
-            elbo.append((rec.mean() + gaussian_kl(mu, log_sigma)[0]).item())
+            elbo.append(-log_w.mean().item())
     return float(np.mean(elbo)), float(np.mean(iw))
 
 

@@ -369,7 +369,7 @@ def info(file: Path) -> None:
     if d["level_names"]:
         echo(f"levels:   {', '.join(d['level_names'])} (decompress --levels K decodes the first K)")
     first = {i: s[0] for s in d["streams"] for i in s}
-    rows = [(f"{lv['level']} {lv['name']}" if "name" in lv else str(lv["level"]),
+    rows = [(f"{lv['level']} {lv['name']}" + (" (bits-back)" if lv["bits_back"] else "") if "name" in lv else str(lv["level"]),
              f"(in {first[lv['level']]})" if lv["continues"] else f"{lv['bytes']:,}", f"{lv['bits_per_dim']:.3f}",
              f"{lv['bound_bits']:,}", f"{lv['bound_bits_per_dim']:.3f}",
              *([f"{lv['initial_bits']:,}"] if initial else [])) for lv in d["levels"]]

@@ -382,7 +382,8 @@ def info(data: bytes, *, level_names: bool = False) -> dict:
     continues (coded on the previous level's stream). Bits/dim are per sample of the whole image,
     so the levels' sum up.
     With level_names=True and the file's model installed, each level also has its `name` and
-    `level_names` lists every level of the model, top first (this loads the model, hence torch);
+    `bits_back` (latents coded by bits-back on the level's stream), and `level_names` lists every
+    level of the model, top first (this loads the model, hence torch);
     otherwise `level_names` is [].
     The whole file is checked (header and chunk CRC32s): a damaged file raises FormatError.
     """
@@ -390,10 +391,10 @@ def info(data: bytes, *, level_names: bool = False) -> dict:
     box = container.read(data)
     h = box.header
     dims = h.pixels * h.channels
-    names = _level_names(h) if level_names else []
+    names, bits_back = _level_names(h) if level_names else ([], [])
     levels = [{
         "level": c.level,
-        **({"name": names[c.level]} if names else {}),
+        **({"name": names[c.level], "bits_back": bits_back[c.level]} if names else {}),
         "bytes": len(c.data),
         "bits_per_dim": 8 * len(c.data) / dims,
         "bound_bits": c.bound_bits,
@@ -435,15 +436,19 @@ def info(data: bytes, *, level_names: bool = False) -> dict:
     }
 
 
-def _level_names(h: "container.Header") -> list[str]:
-    """The names of the levels of a file's model, or [] when it is not installed (or differs)."""
+def _level_names(h: "container.Header") -> tuple[list[str], list[bool]]:
+    """The names of the levels of a file's model and whether each is a bits-back level, or ([], [])
+    when it is not installed (or differs)."""
     from hiercodec.codec import model_for
+    from hiercodec.families.latent import BitsBackLevel
     from hiercodec.geometry import Geometry
 
     try:
         model = model_for(h)
     except HiercodecError:
-        return []
+        return [], []
     geometry = Geometry(h.height * h.count, h.width, h.channels)
-    names = [level.name for level in model.family.levels(geometry, model.family.layout(geometry))]
-    return names if len(names) == h.levels_total else []
+    levels = model.family.levels(geometry, model.family.layout(geometry))
+    if len(levels) != h.levels_total:
+        return [], []
+    return [level.name for level in levels], [isinstance(level, BitsBackLevel) for level in levels]

@@ -432,3 +432,14 @@ def test_usage_error_exit_2():
     r = run("compress", "only-one-arg.png")
     assert r.exit_code == 2
     assert "Missing argument" in r.stderr
+
+
+def test_info_marks_a_bits_back_level(tmp_path):
+    """A bits-back level (its latents drawn from its stream) says so in `info`; others do not."""
+    src = save(tmp_path / "a.png", smooth(14, 21, 4), "RGBA")
+    assert run("compress", "--model", "bitsback-toy-1", src, tmp_path / "a.hc").exit_code == 0
+    r = run("info", tmp_path / "a.hc")
+    assert r.exit_code == 0
+    rows = [line.split() for line in r.stdout.splitlines() if line.startswith("  0 ") or line.startswith("  1 ")]
+    labels = {row[1]: "(bits-back)" in row for row in rows}
+    assert len(labels) == 2 and sum(labels.values()) == 1, r.stdout

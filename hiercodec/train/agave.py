@@ -21,10 +21,9 @@ import torch.nn.functional as F
 
 from hiercodec.families.pixelvae_config import binary_pixels, network_input
 from hiercodec.families.registry import build_family
-from hiercodec.nn.mixture import nll_bits
-from hiercodec.nn.pixelvae import gaussian_kl, reparameterize
+from hiercodec.nn.pixelvae import gaussian_kl, log_normal, reparameterize
 from hiercodec.train.auxiliary import _AuxiliaryTask
-from hiercodec.train.pixelvae import EVAL_SEED
+from hiercodec.train.pixelvae import EVAL_SEED, pixel_nats
 
 
 def aux_means(model, z: torch.Tensor) -> torch.Tensor:
@@ -56,14 +55,19 @@ def agave_terms(net, model, x: torch.Tensor, generator: torch.Generator | None =
     mu, log_sigma = model["encoder"](xin)
     z = reparameterize(mu, log_sigma, generator)
     f = aux_means(model, z)
-    params = model["pixels"](xin, model["embed"](f)).float()
-    if net.binary:
-        rec = F.cross_entropy(params, binary_pixels(x)[:, 0], reduction="none").sum(dim=(1, 2))
-    else:
-        xc = x.permute(0, 3, 1, 2)
-        x3 = xc.expand(-1, 3, -1, -1) if xc.shape[1] == 1 else xc
-        rec = nll_bits(params, x3, net.mixtures, channels=xc.shape[1]) * math.log(2)
+    rec = pixel_nats(net, model["pixels"](xin, model["embed"](f)), x)
     return rec, aux_nats(net, model, x, f), gaussian_kl(mu, log_sigma)
+
+
+def log_weights(net, model, x: torch.Tensor, k: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """log p(x, z) - log q(z | x) in nats of k draws z ~ q for one image x (1, H, W, C): (k,), under
+    the true model (lambda = 1, no auxiliary term); see hiercodec.train.pixelvae.log_weights."""
+    xk = x.expand(k, -1, -1, -1)
+    mu, log_sigma = model["encoder"](network_input(net, x))
+    z = reparameterize(mu.expand(k, -1), log_sigma.expand(k, -1), generator)
+    rec = pixel_nats(net, model["pixels"](network_input(net, xk), model["embed"](aux_means(model, z))), xk)
+    zero = torch.zeros_like(z)
+    return -rec + log_normal(z, zero, zero) - log_normal(z, mu, log_sigma)
 
 
 class AGAVETask(_AuxiliaryTask):
@@ -83,6 +87,10 @@ class AGAVETask(_AuxiliaryTask):
         """The true bound of x (lambda = 1, no auxiliary term) in bits per image (N,), fixed z draws."""
         rec, _, kl = agave_terms(self.net, model, x, torch.Generator().manual_seed(EVAL_SEED))
         return (rec + kl) / math.log(2)
+
+    def log_weights(self, model, x: torch.Tensor, k: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Importance weights of k draws of z for one image (see `log_weights`)."""
+        return log_weights(self.net, model, x, k, generator)
 
     def export(self, weights: dict[str, torch.Tensor], calibration: np.ndarray):
         tensors, exact_config = self._exporter(weights, self.net, calibration)

@@ -21,20 +21,26 @@ from hiercodec.families.pixelvae_config import binary_pixels, conditioning, netw
 from hiercodec.families.registry import build_family
 from hiercodec.nn.mixture import nll_bits
 from hiercodec.exact import gaussian as xg
-from hiercodec.nn.pixelvae import gaussian_kl, gaussian_kl_between, reparameterize
+from hiercodec.nn.pixelvae import gaussian_kl, gaussian_kl_between, log_normal, reparameterize
 from hiercodec.train.hierarchy import HierarchyTask
 
 EVAL_SEED = 1234  # the evaluation's z samples: the same for every evaluation of a run
 
 
-def reconstruction_nats(net, model, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-    """-log p(x|z) in nats per image (N,) of uint8 images x (N, H, W, C)."""
-    params = model["pixels"](network_input(net, x), conditioning(model, z)).float()
+def pixel_nats(net, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """-log p(x | ...) in nats per image (N,) of uint8 images x (N, H, W, C) under the PixelCNN's
+    output params: 2-way logits (binary models) or the logistic mixture."""
+    params = params.float()
     if net.binary:
         return F.cross_entropy(params, binary_pixels(x)[:, 0], reduction="none").sum(dim=(1, 2))
     x = x.permute(0, 3, 1, 2)
     x3 = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
     return nll_bits(params, x3, net.mixtures, channels=x.shape[1]) * math.log(2)
+
+
+def reconstruction_nats(net, model, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """-log p(x|z) in nats per image (N,) of uint8 images x (N, H, W, C)."""
+    return pixel_nats(net, model["pixels"](network_input(net, x), conditioning(model, z)), x)
 
 
 def gaussian_params(out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -63,10 +69,34 @@ def hierarchy_terms(net, model, x: torch.Tensor, generator: torch.Generator | No
     z1 = network_latents(reparameterize(mu1, ls1, generator))
     kl2 = gaussian_kl_between(mu2, ls2, *gaussian_params(model["prior2"](z2)))
     kl1 = gaussian_kl_between(mu1, ls1, *gaussian_params(model["prior1"](z1, model["dec2"](z2))))
-    params = model["pixels"](xin, model["dec1"](z1)).float()
-    x = x.permute(0, 3, 1, 2)
-    x3 = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
-    return nll_bits(params, x3, net.mixtures, channels=x.shape[1]) * math.log(2), kl1 + kl2
+    return pixel_nats(net, model["pixels"](xin, model["dec1"](z1)), x), kl1 + kl2
+
+
+def log_map_density(z: torch.Tensor, mu: torch.Tensor, log_sigma: torch.Tensor) -> torch.Tensor:
+    """log N(z; mu, sigma^2) of latent maps (N, C, h, w), summed per image (N,)."""
+    return log_normal(z.flatten(1), mu.flatten(1), log_sigma.flatten(1))
+
+
+def log_weights(net, model, x: torch.Tensor, k: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """log p(x, z) - log q(z | x) in nats of k draws z ~ q for one image x (1, H, W, C): (k,). Minus
+    their mean estimates the negative ELBO; -log of the mean of their exponentials is the
+    importance-sampled NLL estimate (Burda et al. 2015)."""
+    xk = x.expand(k, -1, -1, -1)
+    xin = network_input(net, xk)
+    if net.levels == 2:
+        h1 = model["enc1"](xin)
+        mu1, ls1 = gaussian_params(model["q1"](h1))
+        mu2, ls2 = gaussian_params(model["q2"](model["enc2"](h1)))
+        z2, z1 = reparameterize(mu2, ls2, generator), reparameterize(mu1, ls1, generator)
+        n2, n1 = network_latents(z2), network_latents(z1)
+        log_p = (log_map_density(z2, *gaussian_params(model["prior2"](n2)))
+                 + log_map_density(z1, *gaussian_params(model["prior1"](n1, model["dec2"](n2)))))
+        log_q = log_map_density(z1, mu1, ls1) + log_map_density(z2, mu2, ls2)
+        return -pixel_nats(net, model["pixels"](xin, model["dec1"](n1)), xk) + log_p - log_q
+    mu, log_sigma = model["encoder"](network_input(net, x))
+    z = reparameterize(mu.expand(k, -1), log_sigma.expand(k, -1), generator)
+    zero = torch.zeros_like(z)
+    return -reconstruction_nats(net, model, xk, z) + log_normal(z, zero, zero) - log_normal(z, mu, log_sigma)
 
 
 def elbo_terms(net, model, x: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -96,6 +126,10 @@ class PixelVAETask(HierarchyTask):
         """The negative ELBO in bits per image (N,), one sample of z per image drawn with a fixed seed."""
         rec, kl = elbo_terms(self.net, model, x, torch.Generator().manual_seed(EVAL_SEED))
         return (rec + kl) / math.log(2)
+
+    def log_weights(self, model, x: torch.Tensor, k: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Importance weights of k draws of the latents for one image (see `log_weights`)."""
+        return log_weights(self.net, model, x, k, generator)
 
     def export(self, weights: dict[str, torch.Tensor], calibration: np.ndarray):
         """(tensors, exact config, family) calibrated on uint8 images (N, 28, 28, C) as they are
