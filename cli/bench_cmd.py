@@ -97,7 +97,8 @@ def _step_bar(total: int):
         bar.close()
 
 
-DEFAULT_MODELS = ("default", "grayscale", "pyramid", "vqvae2", "ham")  # one shipped model of each family
+# one shipped model of each family (pixelvae's photo model: the alias `pixelvae` codes binary digits only)
+DEFAULT_MODELS = ("default", "grayscale", "pyramid", "vqvae2", "ham", "pixelvae-photos", "agave")
 # vqvae2's top codes (K=1) and bottom codes (K=2) are lossy points; ham's codes, decoded two ways
 DEFAULT_LOSSY_MODELS = ("vqvae2", "ham")
 

@@ -83,3 +83,22 @@ def test_agave_files_round_trip_and_its_exact_decoder_follows_the_float_one():
     frac = exact["exact"]["pixels"]["features_frac"]
     got = family.features(bins).double() * 2.0**-frac
     assert float((got - f_float.double()).abs().max()) < 0.05 * float(f_float.abs().max()) + 4 * 2.0**-frac
+
+
+def test_importance_weights_are_those_of_the_true_model():
+    """AGAVE's log_weights use lambda = 1 and no auxiliary term: minus their mean is close to the
+    closed-form negative ELBO (reconstruction + KL), and the importance-sampled estimate is below."""
+    from hiercodec.train.agave import AGAVETask
+    from hiercodec.train.config import RunConfig, TrainSettings
+
+    net = AGAVEConfig(binary=0, aux_levels=32, **TINY)
+    task = AGAVETask(RunConfig("t", "agave", "", net.to_dict(), TrainSettings()))
+    torch.manual_seed(0)
+    model = task.build().eval()
+    x = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (1, 28, 28, 3), dtype=np.uint8))
+    with torch.no_grad():
+        log_w = task.log_weights(model, x, 128, torch.Generator().manual_seed(0))
+        rec, _, kl = agave_terms(net, model, x)
+    elbo = float(-log_w.mean())
+    assert float(-(torch.logsumexp(log_w, 0) - math.log(128))) <= elbo
+    assert abs(elbo - float(rec + kl)) < 0.02 * elbo

@@ -92,7 +92,7 @@ def export_run(run: Path, name: str, *, zoo: bool = False, weights: str = "ema",
     if eval_on == "train":
         evaluation = next(data.batches(patch, eval_count, np.random.default_rng(99), flip=False))
     else:
-        evaluation = eval_crops(eval_on, 1, 64)
+        evaluation = eval_crops(eval_on, 1, config.train.eval_patch)  # a side the network takes
     fb, (eb, cb) = task.float_bits(state, evaluation), exact_bits(family, evaluation)
     report = {"float_bpd": fb / evaluation.size, "exact_bpd": eb / evaluation.size,
               "loss_percent": 100 * (eb / fb - 1), "evaluated_on": eval_on}

@@ -20,7 +20,7 @@ from hiercodec.families.pixelvae import PixelVAEFamily
 from hiercodec.families.registry import register
 
 
-@register("agave", network=AGAVEConfig, configs=("agave-photos",), task="hiercodec.train.agave:AGAVETask",
+@register("agave", network=AGAVEConfig, configs=("agave", "agave-small", "agave-codec"), task="hiercodec.train.agave:AGAVETask",
           exporter="hiercodec.export.pixelvae:export_agave")
 class AGAVEFamily(PixelVAEFamily):
     network = AGAVEConfig
