@@ -200,6 +200,15 @@ def test_training_lowers_the_negative_elbo_and_evaluation_is_repeatable():
         assert float(task.bits(model, batch).mean()) < 0.8 * before
 
 
+def test_a_pixelcnn_of_its_input_layer_alone_codes():
+    """layers = 0 (Figure 4a's shallowest point): the input layer and the head, no gated layer;
+    the exact network's whole-tile and step-by-step passes still agree (the file decodes)."""
+    config = PixelVAEConfig(binary=1, upsample=0, latents=8, layers=0, channels=8, head=16, latent_bits=10)
+    model, _ = make_model(config, digits(8))
+    image = np.concatenate(list(digits(3, seed=11)), axis=1)
+    np.testing.assert_array_equal(round_trip(model, image)[2], image)
+
+
 def test_a_model_without_latents_is_a_plain_pixelcnn():
     """latents = 0: the same codec with no latent (Figure 4a's PixelCNN baseline): no initial bits,
     no KL, the file is the PixelCNN's bits; it trains with the same task."""

@@ -107,7 +107,8 @@ class ExactPixelCNN:
         vp = self.v_in.conv(causal_pad(x, "v_in"), clamp=False).add_(bias[0][0]).clamp_(ACT_MIN, ACT_MAX)
         hp = (self.h_in.conv(causal_pad(x, "h_in"), clamp=False) + self.link_in.conv(vp, clamp=False)
               + bias[0][1]).clamp_(ACT_MIN, ACT_MAX)
-        v, h = self.gate_v[0](vp), self._h0(self.gate_h[0](hp))
+        # the input layer's vertical stack feeds the first gated layer only (none: no v gate)
+        v, h = self.gate_v[0](vp) if self.layers else None, self._h0(self.gate_h[0](hp))
         for i in range(self.layers):
             cv, ch = bias[i + 1]
             vp = self.v[i].conv(causal_pad(v, "v"), clamp=False).add_(cv).clamp_(ACT_MIN, ACT_MAX)
@@ -176,7 +177,8 @@ class Decoder:
         bias = n.biases(None if self.features is None else self.features[:, :, i : i + 1].to(DTYPE))
         vp = n.v_in.conv(self.xcl[:, :3].permute(0, 3, 1, 2), clamp=False).add_(bias[0][0]).clamp_(ACT_MIN, ACT_MAX)
         self.link[0] = (n.link_in.conv(vp, clamp=False) + bias[0][1])[:, :, 0].permute(2, 0, 1).contiguous()
-        self.vcache[0][:, :, 1, 1:-1] = n.gate_v[0](vp)[:, :, 0]
+        if n.layers:
+            self.vcache[0][:, :, 1, 1:-1] = n.gate_v[0](vp)[:, :, 0]
         for l in range(n.layers):
             cv, ch = bias[l + 1]
             vp = n.v[l].conv(self.vcache[l], clamp=False).add_(cv).clamp_(ACT_MIN, ACT_MAX)
