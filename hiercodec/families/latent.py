@@ -57,6 +57,15 @@ def schedule_groups(schedule: Schedule) -> list[Group]:
     return [(np.asarray(symbols, dtype=np.int32), table) for symbols, table in schedule]
 
 
+def direct_stats(paid: float, elbo: BitsBackStats) -> BitsBackStats:
+    """The costs of a sample coded directly: it paid `paid` bits; what that is beyond its negative
+    ELBO estimate `elbo` counts as initial bits (none when the latents would not have helped)."""
+    if paid < elbo.elbo_bits:  # it paid no more than its bound
+        return BitsBackStats(likelihood_bits=paid, samples=1, injections=1)
+    elbo.initial_bits = paid - elbo.elbo_bits
+    return elbo
+
+
 class BitsBackLevel(Level):
     """A level coded by bits-back over independent samples (see the module docstring).
 
@@ -161,10 +170,7 @@ class BitsBackLevel(Level):
             elbo.prior_bits = float((qp * (np.log2(q) - np.log2(prior))).sum())  # KL(q || p)
         else:
             elbo.prior_bits = sum(bits(s, f) for s, f in prior(mode)) - bits(mode, q)
-        if paid < elbo.elbo_bits:  # the latents did not help this sample: it paid no more than its bound
-            return BitsBackStats(likelihood_bits=paid, samples=1, injections=1)
-        elbo.initial_bits = paid - elbo.elbo_bits
-        return elbo
+        return direct_stats(paid, elbo)
 
     def decode(self, above: Above, coder: StackCoder, progress: Progress | None = None) -> np.ndarray:
         out = np.empty(self.shape, dtype=self.dtype)

@@ -34,7 +34,7 @@ from hiercodec.exact.gaussian import ExactGaussian
 from hiercodec.exact.pixelcnn import ExactPixelCNN
 from hiercodec.exact.quant import ACT_MAX, ACT_MIN, DTYPE
 from hiercodec.families.base import Schedule, decoder
-from hiercodec.families.latent import MODE_TABLE, Above, TiledBitsBackLevel, schedule_groups
+from hiercodec.families.latent import MODE_TABLE, Above, TiledBitsBackLevel, direct_stats, schedule_groups
 from hiercodec.tiling import TileLayout
 
 
@@ -64,7 +64,7 @@ class GaussianMap:
 
     @staticmethod
     def inputs(values: np.ndarray) -> torch.Tensor:
-        """Latent values (B, C) at 2^-Z_FRAC -> the prior network's inputs (clamped to 12 bits)."""
+        """Latent values ((B, C) or maps) at 2^-Z_FRAC -> network inputs (clamped to 12 bits)."""
         return torch.from_numpy(np.clip(values, ACT_MIN, ACT_MAX).astype(np.float64))
 
     def _prior(self, params: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -116,8 +116,7 @@ class GaussianMap:
     def whole(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The prior's parameters of every position from known values (B, C, h, w), in one pass of
         the network (what `walk` computes step by step: the same integers)."""
-        x = torch.from_numpy(np.clip(values, ACT_MIN, ACT_MAX).astype(np.float64))
-        out = self.net.forward(x.to(DTYPE), None if self.features is None else self.features.to(DTYPE))
+        out = self.net.forward(self.inputs(values).to(DTYPE), None if self.features is None else self.features.to(DTYPE))
         p = out.numpy().astype(np.int64)
         return p[:, : self.c], p[:, self.c :]
 
@@ -199,10 +198,7 @@ class MapsSample:
         values, prior, posterior = self._mode(q)
         elbo = BitsBackStats(sum(bits(s, t) for s, t in schedule_groups(self.likelihood(values, x))), prior,
                              posterior, samples=1, injections=1)
-        if paid < elbo.elbo_bits:  # the latents did not help this sample: it paid no more than its bound
-            return BitsBackStats(likelihood_bits=paid, samples=1, injections=1)
-        elbo.initial_bits = paid - elbo.elbo_bits
-        return elbo
+        return direct_stats(paid, elbo)
 
     def push(self, coder: StackCoder, x: np.ndarray) -> tuple[BitsBackStats, bool]:
         """Code x; returns its costs (hiercodec.coding.bitsback.BitsBackStats) and whether it was

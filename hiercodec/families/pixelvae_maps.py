@@ -31,7 +31,7 @@ DOWN, UP = (1, 2), (1, 2)  # build_hierarchy's resampling: after the first two b
 
 def _clamped(values: np.ndarray) -> torch.Tensor:
     """Latent maps (B, C, h, w) at 2^-Z_FRAC -> network inputs."""
-    return torch.from_numpy(np.clip(values, ACT_MIN, ACT_MAX).astype(np.float64)).to(DTYPE)
+    return GaussianMap.inputs(values).to(DTYPE)
 
 
 class HierarchyNets:
