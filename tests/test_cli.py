@@ -443,3 +443,11 @@ def test_info_marks_a_bits_back_level(tmp_path):
     rows = [line.split() for line in r.stdout.splitlines() if line.startswith("  0 ") or line.startswith("  1 ")]
     labels = {row[1]: "(bits-back)" in row for row in rows}
     assert len(labels) == 2 and sum(labels.values()) == 1, r.stdout
+
+
+def test_export_band_refuses_a_family_without_bits_back(tmp_path, monkeypatch):
+    """`export --band` is a bits-back family's coding choice: a pixelcnn run gets one clear line."""
+    monkeypatch.setenv("HIERCODEC_MODELS", str(tmp_path))
+    relay = Path(__file__).resolve().parents[1] / "relay" / "run"
+    r = run("export", relay, "--name", "x-band", "--band")
+    assert r.exit_code == 1 and "--band is for bits-back families" in r.output and "Traceback" not in r.output

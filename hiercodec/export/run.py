@@ -8,7 +8,7 @@ of the float model and of the exact model on evaluation crops: the cost of quant
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,7 @@ from hiercodec.coding.bitsback import seed_bytes
 from hiercodec.coding.groups import push_in_order
 from hiercodec.coding.tables import TOTAL
 from hiercodec.families.base import LevelStats, ScheduledLevel
+from hiercodec.families.registry import registration
 from hiercodec.geometry import Geometry
 from hiercodec.train.checkpoint import load_weights
 from hiercodec.train.config import RunConfig
@@ -79,6 +80,8 @@ def export_run(run: Path, name: str, *, zoo: bool = False, weights: str = "ema",
     _check_new_id(name, folder, force)
     meta, state = load_weights(run, weights)
     config = RunConfig.from_dict(meta["config"])
+    if band is not None and "band" not in {f.name for f in fields(registration(config.family).network)}:
+        raise HiercodecError(f"--band is for bits-back families (pixelvae, agave); {run} is a {config.family} run")
     coding = {key: int(value) for key, value in (("tile", tile), ("band", band)) if value is not None}
     if coding:
         config = replace(config, network={**config.network, **coding})
