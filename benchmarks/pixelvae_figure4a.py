@@ -9,6 +9,9 @@ Runs live in --out and resume where they stopped, so the sweep can span sessions
 
     python benchmarks/pixelvae_figure4a.py --out runs/figure4a --steps 5000 --layers 0 1 2 4
     python benchmarks/pixelvae_figure4a.py --out runs/figure4a --report docs/results/figure4a.json
+
+Two processes can share a sweep by taking different points (`--points pixelvae:4 pixelcnn:2`);
+a last call over all of them (nothing left to train) measures every point and writes the report.
 """
 
 from __future__ import annotations
@@ -27,17 +30,20 @@ def run_name(kind: str, layers: int) -> str:
     return f"{kind}-L{layers}"
 
 
-def train_point(out: Path, kind: str, layers: int, steps: int, minutes: float | None) -> Path:
+def train_point(out: Path, kind: str, layers: int, steps: int, minutes: float | None,
+                kl_warmup: int | None = None, amp_cpu: bool = False) -> Path:
     from hiercodec.train.config import load_config
     from hiercodec.train.loop import train
 
     config = load_config("pixelvae-codec")
     network = {**config.network, "layers": layers}
+    if kl_warmup is not None:
+        network["kl_warmup"] = kl_warmup
     if kind == "pixelcnn":
         network = {**network, "latents": 0, "kl_warmup": 0}
     from dataclasses import replace
 
-    config = replace(config.with_train(steps=steps, eval_every=max(500, steps // 4)), network=network,
+    config = replace(config.with_train(steps=steps, eval_every=max(500, steps // 4), amp_cpu=amp_cpu), network=network,
                      name=f"figure4a-{kind}-L{layers}")
     folder = out / run_name(kind, layers)
     train(folder, config, resume=folder.exists(), minutes=minutes, progress=False)
@@ -66,6 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, required=True, help="folder of the runs (resumed)")
     p.add_argument("--layers", type=int, nargs="+", default=[0, 1, 2, 4])
+    p.add_argument("--points", nargs="+", metavar="KIND:LAYERS",
+                   help="only these points (pixelvae:2 pixelcnn:4 ...), in this order, instead of --layers")
+    p.add_argument("--kl-warmup", type=int, help="steps of KL warm-up (default: the recipe's)")
+    p.add_argument("--amp-cpu", action="store_true", help="train in bfloat16 autocast on the CPU (faster here)")
     p.add_argument("--steps", type=int, default=5000)
     p.add_argument("--minutes", type=float, default=None, help="stop each run's training after this many minutes")
     p.add_argument("--count", type=int, default=500, help="held-out digits coded per point")
@@ -75,13 +85,16 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(1)
+    points = ([(kind, int(layers)) for kind, layers in (point.split(":") for point in args.points)] if args.points
+              else [(kind, layers) for layers in args.layers for kind in ("pixelvae", "pixelcnn")])
     rows = {}
-    for layers in args.layers:
-        for kind in ("pixelvae", "pixelcnn"):
-            folder = train_point(args.out, kind, layers, args.steps, args.minutes)
-            rows[run_name(kind, layers)] = {"kind": kind, "layers": layers,
-                                           **measure(folder, args.out / "models", args.count)}
-            print(json.dumps(rows[run_name(kind, layers)]))
+    for kind, layers in points:
+        if kind not in ("pixelvae", "pixelcnn"):
+            p.error(f"a point's kind is pixelvae or pixelcnn, not {kind!r}")
+        folder = train_point(args.out, kind, layers, args.steps, args.minutes, args.kl_warmup, args.amp_cpu)
+        rows[run_name(kind, layers)] = {"kind": kind, "layers": layers,
+                                       **measure(folder, args.out / "models", args.count)}
+        print(json.dumps(rows[run_name(kind, layers)]), flush=True)
     if args.report:
         args.report.write_text(json.dumps(rows, indent=1) + "\n")
     return 0
