@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Figure 4a of Gulrajani et al. 2016 with real bits: file size per binarized-MNIST test digit
-against the number of PixelCNN layers, PixelVAE (without upsampling) next to a plain PixelCNN of
-the same depth (the same codec with latents = 0), and (Figure 4b) PixelVAE's KL term.
+against the number of PixelCNN layers, PixelVAE (with and without upsampling) next to a plain
+PixelCNN of the same depth (the same codec with latents = 0), and (Figure 4b) PixelVAE's KL term.
 
 Each point is a run of a recipe with `layers` set, trained for --steps, exported and used to code
 --count held-out digits as one set file. Kinds: `pixelvae-up` (PixelVAE as in sec. 3: the PixelCNN
@@ -13,7 +13,7 @@ Runs live in --out and resume where they stopped, so the sweep can span sessions
     python benchmarks/pixelvae_figure4a.py --out runs/figure4a --steps 5000 --layers 0 1 2 4
     python benchmarks/pixelvae_figure4a.py --out runs/figure4a --report docs/results/figure4a.json
 
-Two processes can share a sweep by taking different points (`--points pixelvae:4 pixelcnn:2`);
+Two processes can share a sweep by taking different points (`--points pixelvae-up:4 pixelcnn:2`);
 a last call over all of them (nothing left to train) measures every point and writes the report.
 """
 
@@ -24,10 +24,12 @@ import json
 import math
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
+from pixelvae_mnist import held_out
 
+from hiercodec.fileio import atomic_write
 
 KINDS = ("pixelvae-up", "pixelvae", "pixelcnn")
 RECIPES = {"pixelvae-up": "pixelvae-upsample", "pixelvae": "pixelvae-codec", "pixelcnn": "pixelvae-codec"}
@@ -50,8 +52,6 @@ def train_point(out: Path, kind: str, layers: int, steps: int, minutes: float | 
         network["kl_warmup"] = kl_warmup
     if kind == "pixelcnn":
         network = {**network, "latents": 0, "kl_warmup": 0}
-    from dataclasses import replace
-
     config = replace(config.with_train(steps=steps, eval_every=max(500, steps // 4), amp_cpu=amp_cpu), network=network,
                      name=f"figure4a-{kind}-L{layers}")
     folder = out / run_name(kind, layers)
@@ -68,20 +68,18 @@ def measure(folder: Path, models: Path, count: int) -> dict:
         if (row.get("step"), row.get("digits")) == (step, count):
             return row
     row = {"step": step, **_measure(folder, models, count)}
-    kept.write_text(json.dumps(row) + "\n")
+    atomic_write(kept, (json.dumps(row) + "\n").encode(), force=True)
     return row
 
 
 def _measure(folder: Path, models: Path, count: int) -> dict:
     from hiercodec import api
     from hiercodec.export.run import export_run
-    from hiercodec.train.datasets import open_dataset
 
     os.environ["HIERCODEC_MODELS"] = str(models)
     name = f"figure4a-{folder.name.lower()}"
     export_run(folder, name, force=True)
-    digits = np.stack(open_dataset("binarized-mnist-test").images)
-    digits = digits[:: max(1, len(digits) // count)][:count]
+    digits = held_out("binarized-mnist-test", count)
     data, report = api.encode_set_with_report(digits, name)
     (level,) = report.levels
     n, nats = len(digits), math.log(2)
@@ -120,6 +118,14 @@ def plot(rows: dict, path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+def parse_point(p: argparse.ArgumentParser, point: str) -> tuple[str, int]:
+    """KIND:LAYERS -> (kind, layers), checked before any training starts."""
+    kind, _, layers = point.partition(":")
+    if kind not in KINDS or not layers.isdigit():
+        p.error(f"a point is KIND:LAYERS with KIND one of {', '.join(KINDS)} and LAYERS >= 0, not {point!r}")
+    return kind, int(layers)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, required=True, help="folder of the runs (resumed)")
@@ -138,18 +144,16 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(1)
-    points = ([(kind, int(layers)) for kind, layers in (point.split(":") for point in args.points)] if args.points
-              else [(kind, layers) for layers in args.layers for kind in KINDS])
+    points = [parse_point(p, point) for point in args.points] if args.points \
+        else [(kind, layers) for layers in args.layers for kind in KINDS]
     rows = {}
     for kind, layers in points:
-        if kind not in KINDS:
-            p.error(f"a point's kind is one of {', '.join(KINDS)}, not {kind!r}")
         folder = train_point(args.out, kind, layers, args.steps, args.minutes, args.kl_warmup, args.amp_cpu)
         rows[run_name(kind, layers)] = {"kind": kind, "layers": layers,
                                        **measure(folder, args.out / "models", args.count)}
         print(json.dumps(rows[run_name(kind, layers)]), flush=True)
     if args.report:
-        args.report.write_text(json.dumps(rows, indent=1) + "\n")
+        atomic_write(args.report, (json.dumps(rows, indent=1) + "\n").encode(), force=True)
     if args.plot:
         plot(rows, args.plot)
     return 0

@@ -45,10 +45,19 @@ def importance_sampled_nats(task, model, digits: np.ndarray, k: int, seed: int =
     return float(np.mean(elbo)), float(np.mean(iw))
 
 
+def held_out(data: str, count: int = 0) -> np.ndarray:
+    """The held-out images of `data` (N, 28, 28, 1) uint8; with `count`, that many spread over the
+    set (it is sorted by class), so that every class is in."""
+    from hiercodec.train.datasets import open_dataset
+
+    images = np.stack(open_dataset(data).images)
+    return images[:: max(1, len(images) // count)][:count] if count else images
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", required=True, help="an installed pixelvae model (binary, or 8-bit for Fashion-MNIST)")
-    p.add_argument("--data", default="binarized-mnist-test",
+    p.add_argument("--data", default="binarized-mnist-test", choices=("binarized-mnist-test", "fashion-mnist-test"),
                    help="held-out images: binarized-mnist-test (default) or fashion-mnist-test")
     p.add_argument("--run", type=Path, help="its training run (or run/best): float negative ELBO and the IS estimate")
     p.add_argument("--count", type=int, default=0, help="held-out images to code, spread over the set (0: all of it)")
@@ -59,12 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     from hiercodec import api
-    from hiercodec.train.datasets import open_dataset
 
     torch.set_num_threads(1)
-    digits = np.stack(open_dataset(args.data).images)
-    if args.count:  # spread over the set (it is sorted by digit)
-        digits = digits[:: max(1, len(digits) // args.count)][: args.count]
+    digits = held_out(args.data, args.count)
     n = len(digits)
     model = api.load_model(args.model)
     start = time.perf_counter()

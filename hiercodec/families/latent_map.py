@@ -116,7 +116,7 @@ class GaussianMap:
     def whole(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The prior's parameters of every position from known values (B, C, h, w), in one pass of
         the network (what `walk` computes step by step: the same integers)."""
-        out = self.net.forward(self.inputs(values).to(DTYPE), None if self.features is None else self.features.to(DTYPE))
+        out = self.net.forward(self.inputs(values), None if self.features is None else self.features.to(DTYPE))
         p = out.numpy().astype(np.int64)
         return p[:, : self.c], p[:, self.c :]
 

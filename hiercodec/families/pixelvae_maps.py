@@ -22,16 +22,11 @@ from hiercodec.exact.embedding import ExactEmbedding
 from hiercodec.exact.gaussian import ExactGaussian
 from hiercodec.exact.layers import qconv, subset
 from hiercodec.exact.pixelcnn import ExactPixelCNN
-from hiercodec.exact.quant import ACT_MAX, ACT_MIN, DTYPE
+from hiercodec.exact.quant import ACT_MAX, ACT_MIN
 from hiercodec.families.latent_map import GaussianMap, MapsSample
 from hiercodec.families.pixelvae_config import PixelVAEConfig
 
 DOWN, UP = (1, 2), (1, 2)  # build_hierarchy's resampling: after the first two blocks
-
-
-def _clamped(values: np.ndarray) -> torch.Tensor:
-    """Latent maps (B, C, h, w) at 2^-Z_FRAC -> network inputs."""
-    return GaussianMap.inputs(values).to(DTYPE)
 
 
 class HierarchyNets:
@@ -69,12 +64,12 @@ class HierarchyNets:
         side = self.net.map_tile
         if k == 0:
             return GaussianMap(self.prior2, self.gauss, self.net.c2, side // 16, side // 16, batch=batch)
-        features = self.dec2.forward(_clamped(values[0])).to(torch.int16)
+        features = self.dec2.forward(GaussianMap.inputs(values[0])).to(torch.int16)
         return GaussianMap(self.prior1, self.gauss, self.net.c1, side // 4, side // 4, features, batch=batch)
 
     def features(self, z1: np.ndarray) -> torch.Tensor:
         """The pixels' PixelCNN's features (B, E, T, T) of z1's values (B, C1, T/4, T/4)."""
-        return self.dec1.forward(_clamped(z1)).to(torch.int16)
+        return self.dec1.forward(GaussianMap.inputs(z1)).to(torch.int16)
 
     def sample(self, batch: int, posterior, likelihood) -> MapsSample:
         """The bits-back sample of `batch` tiles (one, or a row of them): `posterior(x)` gives their
