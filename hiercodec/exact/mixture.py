@@ -63,7 +63,7 @@ class ExactMixture:
     """Tables of one channel at a time for a batch of positions; see the module docstring."""
 
     def __init__(self, k: int, luts: dict[str, torch.Tensor]):
-        self.k = k
+        self.k, self.luts = k, luts
         self.exp = luts["exp"].to(DTYPE)
         # M 2^Q, exact in float32 (an 11-bit mantissa times a power of two)
         self.inv_a = torch.from_numpy(np.ldexp(luts["inv_m"].numpy().astype(np.float64), luts["inv_q"].numpy())).to(torch.float32)

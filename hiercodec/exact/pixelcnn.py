@@ -39,7 +39,7 @@ class ExactPixelCNN:
     def __init__(self, tensors: dict[str, torch.Tensor], channels: int, layers: int, h_frac: int,
                  in_channels: int = 3, in_max: float = 128, heads: int | None = None,
                  key_channels: int | None = None):
-        self.channels, self.layers, self.in_channels = channels, layers, in_channels
+        self.channels, self.layers, self.in_channels, self.in_max = channels, layers, in_channels, in_max
         self.attn = self._attention(tensors, layers, heads, key_channels)
 
         def conv(name: str, kernel: tuple[int, int], in_max: float = -ACT_MIN) -> QConv:

@@ -54,7 +54,7 @@ class Tempered:
         if self.milli == 1000:
             return self.head.begin(params)
         p = params.clone()
-        if isinstance(self.head, ExactCategorical):
+        if isinstance(getattr(self.head, "reference", self.head), ExactCategorical):
             return self.head.begin(scaled_logits(p, self.milli))
         k = self.head.k
         p[:, :k] = scaled_logits(p[:, :k], self.milli)

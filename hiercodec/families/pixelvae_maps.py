@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from hiercodec import engine
 from hiercodec.exact.embedding import ExactEmbedding
 from hiercodec.exact.gaussian import ExactGaussian
 from hiercodec.exact.layers import qconv, subset
@@ -41,8 +42,8 @@ class HierarchyNets:
             return ExactEmbedding(subset(tensors, f"{name}."), net.blocks, down, up, in_max=top)
 
         def prior(name: str, c: int) -> ExactPixelCNN:
-            return ExactPixelCNN(subset(tensors, f"{name}."), net.prior_channels, net.prior_layers,
-                                 exact[name]["h_frac"], in_channels=c, in_max=z_max)
+            return engine.network(ExactPixelCNN(subset(tensors, f"{name}."), net.prior_channels, net.prior_layers,
+                                                exact[name]["h_frac"], in_channels=c, in_max=z_max))
 
         self.enc1, self.enc2 = embedding("enc1", DOWN, top=in_max), embedding("enc2", DOWN)
         self.q1, self.q2 = qconv(tensors, "q1", (1, 1)), qconv(tensors, "q2", (1, 1))

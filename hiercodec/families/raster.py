@@ -30,6 +30,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from hiercodec import engine
 from hiercodec.coding.groups import Group
 from hiercodec.coding.tables import bits, restrict
 from hiercodec.exact.categorical import ExactCategorical
@@ -188,7 +189,7 @@ def exact_network(spec: LevelSpec, tensors: dict[str, torch.Tensor], exact: dict
     net = ExactPixelCNN(t, channels, layers, fracs["h_frac"], spec.input.channels if in_channels is None else in_channels,
                         spec.input.max if in_max is None else in_max, **attention)
     head = ExactMixture.stored(spec.size, t) if spec.head == MIXTURE else ExactCategorical(t["lut.exp"])
-    return net, head
+    return engine.network(net), engine.head(head)
 
 
 class _WholeTile:

@@ -1,0 +1,221 @@
+"""numba kernels of the exact gated PixelCNN (hiercodec.exact.pixelcnn): the same integer sums as
+the torch reference, in int64 arithmetic on int16 operands, compiled to machine code.
+
+One description of the network serves both directions: `row_pass` (the vertical stack of one row
+and its links into the horizontal stack) and `step` (the horizontal stack and the head at one
+position, from cached rows). The decoder calls them row by row and position by position with
+Python (the coder) in between; the encoder calls the same two functions over whole tiles in one
+compiled loop (`encode_tiles`). Tiles are independent, so both loop over them with `prange`
+(threads across tiles); the integers cannot depend on the thread count.
+
+Layouts (channels last and rows flat, so that a kernel's inputs at one position are contiguous
+runs of a C-contiguous array, which the compiler vectorizes):
+  xc     (T, 4, (W + 6) Cin)   image inputs, rows i-3 .. i, 3 columns of zero padding each side
+  vc     (L, T, 2, (W + 2) C)  gated vertical outputs feeding gated layer l, rows i-1 and i
+  link   (L + 1, T, W, 2C)     unclamped link terms (and conditioning biases) of row i
+  hrow   (L + 1, T, (W + 1) C) horizontal outputs of row i, column j at j + 1 (column 0 is padding)
+  feat   (T, H, W, E)          conditioning features (int16), or (T, 1, 1, 0) for none
+A layer's weights are (O, kh kw Cin) int16, columns in (dy, dx, cin) order.
+Requantization y = floor(acc 2^-shift) is an arithmetic shift (left for a negative shift), as the
+reference's multiplication by a power of two and floor.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+ACT_MIN, ACT_MAX = -2048, 2047
+LUT = 4096  # entries of one activation table (ACT_MIN ... ACT_MAX)
+GATE_FRAC = 11
+
+
+@nb.njit(inline="always")
+def _rq(acc, shift):
+    return acc >> shift if shift >= 0 else acc << -shift
+
+
+@nb.njit(inline="always")
+def _clamp(x, lo, hi):
+    return lo if x < lo else (hi if x > hi else x)
+
+
+@nb.njit(inline="always", boundscheck=False)
+def _dot(w, o, wo, x, xo, n):
+    """sum_k w[o, wo + k] x[xo + k], k < n. The sum is kept in int32 (the truncation at each term
+    lets the compiler use the int16 pair products of AVX-512): exact, since every layer's
+    accumulator bound is below 2^31 (checked when the network is compiled)."""
+    wr, xr = w[o, wo : wo + n], x[xo : xo + n]  # views from offset 0: the form the compiler vectorizes
+    acc = np.int32(0)
+    for k in range(n):
+        acc = np.int32(acc + np.int32(wr[k]) * np.int32(xr[k]))
+    return np.int64(acc)
+
+
+@nb.njit(boundscheck=False, cache=True)
+def _layer(w, b, s, x, out):
+    """out[o] = floor((w[o] . x + b[o]) 2^-s[o]): w (O, K), x (K,)."""
+    for o in range(w.shape[0]):
+        out[o] = _rq(_dot(w, o, 0, x, 0, w.shape[1]) + b[o], s[o])
+
+
+@nb.njit(boundscheck=False, cache=True)
+def _gate(lut, pre, out):
+    """tanh(a) sigmoid(b) by table: a, b the two halves of pre (2C,), lut (2, LUT)."""
+    c = out.shape[0]
+    for k in range(c):
+        t = np.int64(lut[0, pre[k] - ACT_MIN])
+        g = np.int64(lut[1, pre[c + k] - ACT_MIN])
+        out[k] = _clamp((t * g + (1 << (GATE_FRAC - 1))) >> GATE_FRAC, ACT_MIN, ACT_MAX)
+
+
+@nb.njit(boundscheck=False, cache=True)
+def _cond(net, feat, t, i, j, l, out):
+    """Conditioning biases (4C,) of layer l at (i, j) of tile t (unclamped), or zeros."""
+    if feat.shape[3] == 0:
+        out[:] = 0
+    else:
+        e = feat.shape[3]
+        w, f = net.cond_w[l], feat[t, i, j]
+        for o in range(w.shape[0]):
+            acc = np.int32(0)
+            for k in range(e):
+                acc = np.int32(acc + np.int32(w[o, k]) * np.int32(f[k]))
+            out[o] = _rq(np.int64(acc) + net.cond_b[l, o], net.cond_s[l, o])
+
+
+@nb.njit(boundscheck=False, cache=True)
+def row_pass(net, xc, vc, link, hrow, feat, t, i):
+    """Vertical stack of row i of tile t (reads image rows < i only) and its links; rolls the caches."""
+    c = net.channels
+    c2 = 2 * c
+    layers = net.v_w.shape[0]
+    width = link.shape[2]
+    cin = net.in_channels
+    if i > 0:
+        for r in range(3):
+            xc[t, r] = xc[t, r + 1]
+        for l in range(layers):
+            vc[l, t, 0] = vc[l, t, 1]
+    xc[t, 3] = 0
+    vp = np.empty(c2, np.int64)
+    lk = np.empty(c2, np.int64)
+    cb = np.empty(2 * c2, np.int64)
+    g = np.empty(c, np.int64)
+    n_in = 7 * cin
+    x0, x1, x2 = xc[t, 0], xc[t, 1], xc[t, 2]  # views made once: each costs reference counting
+    vin_w, vin_b, vin_s = net.vin_w, net.vin_b, net.vin_s
+    for j in range(width):  # the input layer: rows i-3 .. i-1, columns j-3 .. j+3
+        _cond(net, feat, t, i, j, 0, cb)
+        for o in range(c2):
+            acc = (_dot(vin_w, o, 0, x0, j * cin, n_in) + _dot(vin_w, o, n_in, x1, j * cin, n_in)
+                   + _dot(vin_w, o, 2 * n_in, x2, j * cin, n_in) + vin_b[o])
+            vp[o] = _clamp(_rq(acc, vin_s[o]) + cb[o], ACT_MIN, ACT_MAX)
+        _layer(net.lin_w, net.lin_b, net.lin_s, vp, lk)
+        for o in range(c2):
+            link[0, t, j, o] = lk[o] + cb[c2 + o]
+        if layers:
+            _gate(net.gate_v[0], vp, g)
+            for k in range(c):
+                vc[0, t, 1, (j + 1) * c + k] = g[k]
+    n_v = 3 * c
+    for l in range(layers):
+        w, b, s, v0, v1 = net.v_w[l], net.v_b[l], net.v_s[l], vc[l, t, 0], vc[l, t, 1]
+        lw, lb, ls = net.link_w[l], net.link_b[l], net.link_s[l]
+        for j in range(width):  # rows i-1 .. i of v_l, columns j-1 .. j+1
+            _cond(net, feat, t, i, j, l + 1, cb)
+            for o in range(c2):
+                acc = _dot(w, o, 0, v0, j * c, n_v) + _dot(w, o, n_v, v1, j * c, n_v) + b[o]
+                vp[o] = _clamp(_rq(acc, s[o]) + cb[o], ACT_MIN, ACT_MAX)
+            _layer(lw, lb, ls, vp, lk)
+            for o in range(c2):
+                link[l + 1, t, j, o] = lk[o] + cb[c2 + o]
+            if l + 1 < layers:
+                _gate(net.gate_v[l + 1], vp, g)
+                for k in range(c):
+                    vc[l + 1, t, 1, (j + 1) * c + k] = g[k]
+    hrow[:, t] = 0
+
+
+@nb.njit(boundscheck=False, cache=True)
+def step(net, xc, link, hrow, t, j, params):
+    """Horizontal stack and head at column j of the current row of tile t -> params (P,)."""
+    c = net.channels
+    c2 = 2 * c
+    layers = net.h_w.shape[0]
+    cin = net.in_channels
+    hp = np.empty(c2, np.int64)
+    g = np.empty(c, np.int64)
+    r = np.empty(c, np.int64)
+    h = np.empty(c, np.int64)
+    xrow, hin_w = xc[t, 3], net.hin_w
+    for o in range(c2):  # the input layer: row i, columns j-3 .. j-1
+        acc = _dot(hin_w, o, 0, xrow, j * cin, 3 * cin) + net.hin_b[o]
+        hp[o] = _clamp(_rq(acc, net.hin_s[o]) + link[0, t, j, o], ACT_MIN, ACT_MAX)
+    _gate(net.gate_h[0], hp, g)
+    for k in range(c):
+        h[k] = _rq(g[k] + net.h0_offset, net.h0_shift)
+        hrow[0, t, (j + 1) * c + k] = h[k]
+    for l in range(layers):
+        w, b, s, hl = net.h_w[l], net.h_b[l], net.h_s[l], hrow[l, t]
+        for o in range(c2):  # columns j-1 .. j of h_l
+            acc = _dot(w, o, 0, hl, j * c, c2) + b[o]
+            hp[o] = _clamp(_rq(acc, s[o]) + link[l + 1, t, j, o], ACT_MIN, ACT_MAX)
+        _gate(net.gate_h[l + 1], hp, g)
+        _layer(net.res_w[l], net.res_b[l], net.res_s[l], g, r)
+        for k in range(c):
+            h[k] = _clamp(r[k] + h[k], ACT_MIN, ACT_MAX)
+            hrow[l + 1, t, (j + 1) * c + k] = h[k]
+    o1 = np.empty(net.out1_w.shape[0], np.int64)
+    _layer(net.out1_w, net.out1_b, net.out1_s, h, o1)
+    for k in range(o1.shape[0]):
+        o1[k] = net.elu[_clamp(o1[k], net.out1_lo[k], net.out1_hi[k]) - ACT_MIN]
+    _layer(net.out2_w, net.out2_b, net.out2_s, o1, params)
+    for k in range(params.shape[0]):
+        params[k] = _clamp(params[k], net.out2_lo[k], net.out2_hi[k])
+
+
+@nb.njit(parallel=True, boundscheck=False, cache=True)
+def decode_row(net, xc, vc, link, hrow, feat, i):
+    for t in nb.prange(xc.shape[0]):
+        row_pass(net, xc, vc, link, hrow, feat, t, i)
+
+
+@nb.njit(parallel=True, boundscheck=False, cache=True)
+def decode_step(net, xc, link, hrow, j, params):
+    for t in nb.prange(xc.shape[0]):
+        step(net, xc, link, hrow, t, j, params[t])
+
+
+@nb.njit(boundscheck=False, cache=True)
+def set_inputs(xc, j, inputs):
+    """inputs (T, Cin): the network inputs of column j of the current row of every tile."""
+    cin = inputs.shape[1]
+    for t in range(xc.shape[0]):
+        for k in range(cin):
+            xc[t, 3, (j + 3) * cin + k] = inputs[t, k]
+
+
+@nb.njit(parallel=True, boundscheck=False, cache=True)
+def encode_tiles(net, x, feat, out):
+    """Whole tiles: x (T, H, W, Cin) int16 inputs -> out (T, H, W, P) params, each tile by the
+    decoder's own row passes and steps (one tile per task: its caches are private)."""
+    n, height, width, cin = x.shape
+    layers = net.v_w.shape[0]
+    c = net.channels
+    for t in nb.prange(n):
+        xc = np.zeros((1, 4, (width + 6) * cin), np.int16)
+        vc = np.zeros((layers, 1, 2, (width + 2) * c), np.int16)
+        link = np.zeros((layers + 1, 1, width, 2 * c), np.int64)
+        hrow = np.zeros((layers + 1, 1, (width + 1) * c), np.int16)
+        params = np.empty(out.shape[3], np.int64)
+        f = feat[t : t + 1]
+        for i in range(height):
+            row_pass(net, xc, vc, link, hrow, f, 0, i)
+            for j in range(width):
+                for k in range(cin):
+                    xc[0, 3, (j + 3) * cin + k] = x[t, i, j, k]
+            for j in range(width):
+                step(net, xc, link, hrow, 0, j, params)
+                for k in range(params.shape[0]):
+                    out[t, i, j, k] = params[k]

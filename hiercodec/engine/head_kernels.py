@@ -1,0 +1,150 @@
+"""numba kernels of the exact heads: the discretized logistic mixture (hiercodec.exact.mixture) and
+the softmax (hiercodec.exact.categorical), integer parameters -> integer frequency tables.
+
+The reference computes the logistic's table index in float32, floor((16 e - mu16) M 2^Q), exact
+there because every operand and result is an integer below 2^24 times a power of two; here it is
+the same integer by int64 arithmetic: ((16 e - mu16) M) shifted by Q. Everything else is int64 as
+in the reference (its float64 products of integers below 2^53 are exact).
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+PI_SPAN = 4094  # pi - max pi + PI_SPAN indexes the exp table
+MU_MIN, MU_MAX = -1024, 5120
+LS_MIN = -64
+T_RANGE = 4096
+CDF_ONE = 1 << 16
+WEIGHT_TOTAL = 1 << 16
+TABLE_TOTAL = 1 << 24
+SYMBOLS = 256
+
+
+@nb.njit(inline="always")
+def _fill(row, total):
+    """Add total - sum(row) to the row's first largest entry (coding.tables.fill_to_total); 1 if
+    the row sums to more than total (the reference raises: so does the caller), else 0."""
+    s = np.int64(0)
+    best = 0
+    for v in range(row.shape[0]):
+        s += row[v]
+        if row[v] > row[best]:
+            best = v
+    if s > total:
+        return 1
+    row[best] += total - s
+    return 0
+
+
+@nb.njit(boundscheck=False, cache=True)
+def _normalise_weights(w):
+    """Weights (K,) int64, not all zero -> floor(w 2^16 / sum), the remainder to the first largest."""
+    s = np.int64(0)
+    for k in range(w.shape[0]):
+        s += w[k]
+    for k in range(w.shape[0]):
+        w[k] = w[k] * WEIGHT_TOTAL // s
+    return _fill(w, WEIGHT_TOTAL)
+
+
+@nb.njit(parallel=True, boundscheck=False, cache=True)
+def mixture_begin(params, k, exp, w, mu, ls, coeff):
+    """params (P, 10K) -> normalised weights w (P, K), and mu, ls, coeff (P, 3, K) (3 channels)."""
+    bad = 0
+    for p in nb.prange(params.shape[0]):
+        top = params[p, 0]
+        for m in range(1, k):
+            top = max(top, params[p, m])
+        for m in range(k):
+            w[p, m] = exp[params[p, m] - top + PI_SPAN]
+        bad += _normalise_weights(w[p])
+        for c in range(3):
+            for m in range(k):
+                mu[p, c, m] = params[p, k + c * k + m]
+                ls[p, c, m] = params[p, 4 * k + c * k + m]
+                coeff[p, c, m] = params[p, 7 * k + c * k + m]
+    return bad
+
+
+@nb.njit(inline="always")
+def _cdf_at(e16, mu, inv_m, inv_q, cdf):
+    t = (e16 - mu) * inv_m
+    t = t >> -inv_q if inv_q <= 0 else t << inv_q
+    t = -T_RANGE if t < -T_RANGE else (T_RANGE if t > T_RANGE else t)
+    return cdf[t + T_RANGE]
+
+
+@nb.njit(parallel=True, boundscheck=False, cache=True)
+def mixture_table(w, mu, ls, coeff, c, prev, inv_m, inv_q, cdf, cur, out):
+    """Frequencies out (P, 256) of channel c given prev (P, c) decoded values; the means used
+    go to cur (P, K) for `mixture_update`."""
+    k = w.shape[1]
+    bad = 0
+    for p in nb.prange(w.shape[0]):
+        for m in range(k):
+            mean = mu[p, c, m]
+            if c == 1:
+                mean += (coeff[p, 0, m] * (prev[p, 0] - 128) + 32) >> 6
+            elif c == 2:
+                mean += (coeff[p, 1, m] * (prev[p, 0] - 128) + coeff[p, 2, m] * (prev[p, 1] - 128) + 32) >> 6
+            cur[p, m] = MU_MIN if mean < MU_MIN else (MU_MAX if mean > MU_MAX else mean)
+        row = out[p]
+        below = np.int64(0)  # the mixture CDF at the previous edge, in units of 2^-32
+        for v in range(SYMBOLS - 1):
+            e16 = 16 * (v + 1) - 8
+            acc = np.int64(0)
+            for m in range(k):
+                li = ls[p, c, m] - LS_MIN
+                acc += w[p, m] * _cdf_at(e16, cur[p, m], inv_m[li], inv_q[li], cdf)
+            row[v] = ((acc - below) * (CDF_ONE - 1) >> 24) + 1
+            below = acc
+        row[SYMBOLS - 1] = (((WEIGHT_TOTAL << 16) - below) * (CDF_ONE - 1) >> 24) + 1
+        bad += _fill(row, TABLE_TOTAL)
+    return bad
+
+
+@nb.njit(parallel=True, boundscheck=False, cache=True)
+def mixture_update(w, ls, c, cur, symbols, inv_m, inv_q, cdf):
+    """Condition the weights w (P, K) on the symbols (P,) of channel c (its bin's mass per component)."""
+    k = w.shape[1]
+    bad = 0
+    for p in nb.prange(w.shape[0]):
+        s = symbols[p]
+        new = np.empty(k, np.int64)
+        total = np.int64(0)
+        for m in range(k):
+            li = ls[p, c, m] - LS_MIN
+            lo = 0 if s == 0 else _cdf_at(16 * s - 8, cur[p, m], inv_m[li], inv_q[li], cdf)
+            hi = CDF_ONE if s == SYMBOLS - 1 else _cdf_at(16 * s + 8, cur[p, m], inv_m[li], inv_q[li], cdf)
+            new[m] = w[p, m] * (hi - lo)
+            total += new[m]
+        if total != 0:  # cannot be zero for a symbol the table coded, but be total
+            for m in range(k):
+                w[p, m] = new[m]
+        bad += _normalise_weights(w[p])
+    return bad
+
+
+@nb.njit(parallel=True, boundscheck=False, cache=True)
+def categorical_table(logits, exp, out):
+    """normalize(EXP[l - max l + 4094]) per row (coding.tables.normalize): logits (P, K) -> (P, K)."""
+    k = logits.shape[1]
+    for p in nb.prange(logits.shape[0]):
+        top = logits[p, 0]
+        for m in range(1, k):
+            top = max(top, logits[p, m])
+        s = np.int64(0)
+        best = 0
+        for m in range(k):
+            out[p, m] = exp[logits[p, m] - top + PI_SPAN]
+            s += out[p, m]
+            if out[p, m] > out[p, best]:
+                best = m
+        for m in range(k):  # every entry of exp is >= 1, so s > 0
+            out[p, m] = out[p, m] * (TABLE_TOTAL - k) // s + 1
+        t = np.int64(0)
+        for m in range(k):
+            t += out[p, m]
+        out[p, best] += TABLE_TOTAL - t
