@@ -1,0 +1,196 @@
+"""The compiled engine (hiercodec.engine) against the torch reference (hiercodec.exact): two
+independent implementations of the format must give the same integers, table for table, and the
+same file bytes; a file written by either decodes with the other.
+
+Per layer kind: the gated network's whole-tile pass and incremental steps (with and without
+conditioning, 0 to 3 gated layers, 1 to 4 input planes), the mixture head (random and extreme
+parameters), the softmax head. Then every family's tiny model through the codec, at 1 and 2
+threads and several lockstep batch sizes, and every golden file.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hiercodec import engine
+from hiercodec.codec import decode_image, encode_image
+from hiercodec.engine.gated import CompiledPixelCNN
+from hiercodec.engine.heads import CompiledCategorical, CompiledMixture
+from hiercodec.exact.categorical import ExactCategorical
+from hiercodec.exact.mixture import ExactMixture, build_luts
+from hiercodec.exact.pixelcnn import ExactPixelCNN
+from hiercodec.exact.quant import DTYPE
+from hiercodec.export.hierarchy import export_hierarchy
+from hiercodec.families import raster
+from hiercodec.families.pixelcnn_config import PixelCNNConfig
+from tests.conftest import TINY_MODELS
+from tests.test_contract import image_of, loader_for
+from tests.test_exact import decoder_params, mixture_tables, random_mixture, sample_mixture
+from tests.test_golden import GOLDEN, make_golden
+
+numba = pytest.importorskip("numba")
+
+
+def reference_net(net) -> ExactPixelCNN:
+    return getattr(net, "reference", net)
+
+
+def random_network(seed: int, channels: int, layers: int, in_channels: int = 3, cond: int = 0) -> ExactPixelCNN:
+    """An exact gated PixelCNN from a random float initialisation, quantized by the exporter
+    (calibrated on random patches); `cond` > 0 adds conditioning layers on that many feature
+    planes, with random integer weights of the exported kind."""
+    torch.manual_seed(seed)
+    config = PixelCNNConfig(channels=channels, layers=layers, head=2 * channels, mixtures=2, tile=8)
+    rng = np.random.default_rng(seed)
+    tensors, exported = export_hierarchy(config.build().state_dict(), config, rng.integers(0, 256, (6, 8, 8, 3), np.uint8))
+    t = {k: torch.from_numpy(np.asarray(v)) for k, v in tensors.items()}
+    if cond:
+        for l in range(layers + 1):
+            t[f"cond.{l}.w"] = torch.from_numpy(rng.integers(-511, 512, (4 * channels, cond)).astype(np.int16))
+            t[f"cond.{l}.b"] = torch.from_numpy(rng.integers(-1 << 20, 1 << 20, 4 * channels))
+            t[f"cond.{l}.shift"] = torch.from_numpy(rng.integers(6, 12, 4 * channels).astype(np.int32))
+    if in_channels != 3:  # other input planes: the input layers' weights re-drawn at their shapes
+        for name, (kh, kw) in (("v_in", (3, 7)), ("h_in", (1, 3))):
+            t[f"{name}.w"] = torch.from_numpy(rng.integers(-511, 512, (2 * channels, in_channels * kh * kw)).astype(np.int16))
+    return ExactPixelCNN(t, channels, layers, exported["exact"]["h_frac"], in_channels=in_channels, in_max=128)
+
+
+@settings(max_examples=12, deadline=None)
+@given(seed=st.integers(0, 2**16), channels=st.sampled_from([4, 8, 16]), layers=st.integers(0, 3),
+       in_channels=st.sampled_from([1, 3, 4]), cond=st.sampled_from([0, 5]), h=st.integers(1, 6), w=st.integers(1, 7),
+       batch=st.integers(1, 3))
+def test_network_equals_reference(seed, channels, layers, in_channels, cond, h, w, batch):
+    """Whole tiles (the encoder) and incremental steps (the decoder): the reference's integers."""
+    net = random_network(seed, channels, layers, in_channels, cond)
+    compiled = CompiledPixelCNN(net)
+    rng = np.random.default_rng(seed)
+    x = torch.from_numpy(rng.integers(-128, 129, (batch, in_channels, h, w)).astype(np.float64))
+    f = torch.from_numpy(rng.integers(-2048, 2048, (batch, cond, h, w)).astype(np.int16)) if cond else None
+    expected = net.forward(x, None if f is None else f.to(DTYPE))
+    assert torch.equal(compiled.forward(x, f), expected)
+    assert torch.equal(decoder_params(_Features(compiled, f), x), expected)
+
+
+class _Features:
+    """decoder_params' view of a network whose decoder takes conditioning features."""
+
+    def __init__(self, net, features):
+        self.net, self.features = net, features
+
+    def decoder(self, batch, width):
+        return self.net.decoder(batch, width, self.features)
+
+
+def test_default_network_equals_reference(default_model):
+    net = reference_net(default_model.family.net)
+    x = torch.from_numpy(np.random.default_rng(3).integers(-128, 128, (2, 3, 9, 11)).astype(np.float64))
+    compiled = CompiledPixelCNN(net)
+    expected = net.forward(x)
+    assert torch.equal(compiled.forward(x), expected)
+    assert torch.equal(decoder_params(compiled, x), expected)
+
+
+def test_inputs_beyond_their_bound_are_refused(tiny_model):
+    compiled = CompiledPixelCNN(reference_net(tiny_model.family.net))
+    with pytest.raises(ValueError, match="beyond their bound"):
+        compiled.forward(torch.full((1, 3, 2, 2), 129.0, dtype=DTYPE))
+
+
+def test_networks_the_engine_does_not_cover_run_on_the_reference(tiny_vqvae2):
+    """Attention layers (the top priors of vqvae2 and ham) are not compiled yet: the reference runs."""
+    top, _ = tiny_vqvae2.family.exact["top"]
+    assert top.reference.attn and not CompiledPixelCNN.covers(top.reference) and top.compiled is None
+    with pytest.raises(ValueError, match="does not cover"):
+        CompiledPixelCNN(top.reference)
+
+
+@pytest.mark.parametrize("extreme", [False, True])
+@pytest.mark.parametrize("k", [1, 3, 5])
+def test_mixture_tables_equal_reference(k, extreme):
+    rng = np.random.default_rng(k + 10 * extreme)
+    luts = {name: torch.from_numpy(v) for name, v in build_luts().items()}
+    reference = ExactMixture(k, luts)
+    compiled = CompiledMixture(reference, luts)
+    params, _, parts = random_mixture(rng, 300, k, extreme)
+    symbols = torch.from_numpy(sample_mixture(rng, parts))
+    if extreme:
+        symbols[::3] = torch.from_numpy(rng.choice([0, 255], (len(symbols[::3]), 3)))
+    p = torch.from_numpy(params).to(DTYPE)
+    for a, b in zip(mixture_tables(compiled, p, symbols), mixture_tables(reference, p, symbols), strict=True):
+        assert a.dtype == b.dtype == np.int64
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("k", [2, 16, 512])
+def test_categorical_tables_equal_reference(k):
+    rng = np.random.default_rng(k)
+    exp = torch.from_numpy(build_luts()["exp"])
+    reference = ExactCategorical(exp)
+    logits = rng.integers(-2047, 2048, (200, k))
+    logits[:50] = rng.choice([-2047, 2047], (50, k))  # extremes: many zero weights, ties
+    p = torch.from_numpy(logits).to(DTYPE)
+    compiled = CompiledCategorical(reference)
+    np.testing.assert_array_equal(compiled.table(compiled.begin(p)), reference.table(reference.begin(p)))
+
+
+# -- every family through the codec -------------------------------------------------------------
+
+
+@pytest.fixture(params=sorted(TINY_MODELS))
+def family_model(request):
+    return request.param, request.getfixturevalue(TINY_MODELS[request.param])
+
+
+@pytest.mark.parametrize("threads,max_tiles", [(1, 256), (2, 256), (2, 1), (1, 4)])
+def test_files_identical_and_cross_decode(family_model, threads, max_tiles, monkeypatch):
+    """The same bytes from the engine and the reference, whatever the thread count and lockstep
+    batch size; each decodes the other's file."""
+    family, model = family_model
+    monkeypatch.setattr(raster, "MAX_TILES", max_tiles)
+    image = image_of(11, 21, 30, 3)
+    before = numba.get_num_threads()
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    try:
+        with engine.using("torch"):
+            reference, _ = encode_image(model, image)
+        with engine.using("numba"):
+            compiled, _ = encode_image(model, image)
+            decoded, _ = decode_image(reference, loader=loader_for(model))
+        if model.family.exact_encoder:
+            assert compiled == reference, f"{family}: the engine's file differs from the reference's"
+        np.testing.assert_array_equal(decoded, image)
+        with engine.using("torch"):
+            back, _ = decode_image(compiled, loader=loader_for(model))
+        np.testing.assert_array_equal(back, image)
+    finally:
+        numba.set_num_threads(before)
+
+
+@pytest.mark.parametrize("path", GOLDEN, ids=lambda p: p.stem)
+def test_golden_files_decode_alike_on_both(path):
+    """Every golden file (written by the reference) decodes on the engine to its PNG (test_golden)
+    and on the reference to the same pixels."""
+    data = path.read_bytes()
+    with engine.using("numba"):
+        a, _ = decode_image(data)
+    with engine.using("torch"):
+        b, _ = decode_image(data)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(a if a.ndim == 3 else a[..., None], make_golden.read_png(path.with_suffix(".png")))
+
+
+def test_engine_selection_and_status(monkeypatch):
+    with engine.using("torch"):
+        assert not engine.active() and "reference" in engine.status()
+    with engine.using("numba"):
+        assert engine.active() and "compiled" in engine.status()
+    with pytest.raises(ValueError, match="engine must be one of"):
+        with engine.using("fortran"):
+            pass
+    monkeypatch.setattr(engine, "_why_not", "numba could not be imported (ImportError: test); using the torch reference")
+    with engine.using("numba"):
+        assert not engine.active() and "could not be imported" in engine.status()
