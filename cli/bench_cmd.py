@@ -65,16 +65,29 @@ def _check_outputs(out: Path | None, plot: Path | None, force: bool, formats: di
 
 
 @contextmanager
-def _torch_threads(n: int):
-    """Set torch's thread count for the run and put it back (the command may run in-process)."""
+def _threads(n: int | None):
+    """Run on n threads (None: every core) as the codec commands do: across tiles in the engine,
+    for the large products of the torch reference; its small steps on one torch thread. Put back
+    after (the command may run in-process)."""
     import torch
 
+    from hiercodec import engine
+
     before = torch.get_num_threads()
-    torch.set_num_threads(n)
+    torch.set_num_threads(1)
     try:
-        yield
+        with engine.threads(n):
+            yield
     finally:
         torch.set_num_threads(before)
+
+
+def _threads_text(n: int | None) -> str:
+    from hiercodec import engine
+
+    with engine.threads(n):
+        count = engine.thread_count()
+    return f"{count} thread{'s' if count > 1 else ''} ({engine.status().split(' (')[0]} engine)"
 
 
 @contextmanager
@@ -143,11 +156,11 @@ def _lossy_models(names: tuple[str, ...]) -> list:
 @click.option("--plot", type=click.Path(path_type=Path), metavar="FILE.png",
               help="Draw bits/dim per image and codec, and bits/dim vs decode time; with --lossy, "
                    "PSNR and MS-SSIM vs bits per pixel (needs matplotlib).")
-@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
-              help="torch threads for the models (timings depend on it; sizes do not).")
+@click.option("--threads", "-j", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Threads for the models [default: every core] (timings depend on it; sizes do not).")
 @click.option("--force", "-f", is_flag=True, help="Overwrite --out and --plot files that exist.")
 def bench(targets: tuple[Path, ...], lossy: bool, models: tuple[str, ...], peers: str | None, out: Path | None,
-          plot: Path | None, threads: int, force: bool) -> None:
+          plot: Path | None, threads: int | None, force: bool) -> None:
     """Code the same images with hiercodec models and the peer codecs, check every round trip,
     and print a markdown table: per image and pooled over all images ("all": total bits / total
     samples, summed seconds), each codec's bits/dim of the real bytes (header included), a
@@ -212,11 +225,11 @@ def bench(targets: tuple[Path, ...], lossy: bool, models: tuple[str, ...], peers
     peer_names = _peer_list(peers)
     loaded = [load(name) for name in (models or DEFAULT_MODELS)]  # a missing model fails first
     images = load_targets(targets)
-    with _torch_threads(threads), _step_bar(len(images) * (len(loaded) + len(peer_names))) as step:
+    with _threads(threads), _step_bar(len(images) * (len(loaded) + len(peer_names))) as step:
         result = run_bench(images, loaded, peer_names, on_step=step)
     click.echo(markdown(result))
     click.echo(f"\nbpd: 8 x file bytes / samples (header included); bound bpd: the exact model's "
-               f"-log2 p; seconds: wall time, {threads} torch thread{'s' if threads > 1 else ''}.")
+               f"-log2 p; seconds: wall time, {_threads_text(threads)}.")
     for image, codec, why in result.skipped:
         click.echo(f"{image}: {codec} left out ({why})", err=True)
     _write_outputs(result, out, plot, force, write_output, draw)
@@ -230,7 +243,7 @@ def _write_outputs(result, out: Path | None, plot: Path | None, force: bool, wri
 
 
 def _bench_lossy(targets: tuple[Path, ...], models: tuple[str, ...], peers: str | None, out: Path | None,
-                 plot: Path | None, threads: int, force: bool) -> None:
+                 plot: Path | None, threads: int | None, force: bool) -> None:
     """`bench --lossy`: every check first, then the run with a progress bar, then the outputs."""
     from hiercodec.bench.lossy import (LOSSY_FORMATS, lossy_steps, markdown, plot_lossy, run_lossy_bench,
                                        write_lossy_output)
@@ -242,8 +255,8 @@ def _bench_lossy(targets: tuple[Path, ...], models: tuple[str, ...], peers: str 
     loaded = _lossy_models(models)
     images = load_targets(targets)
     total = lossy_steps([a.shape for a in images.values()], loaded, peer_names)  # images are (H, W, C)
-    with _torch_threads(threads), _step_bar(total) as step:
+    with _threads(threads), _step_bar(total) as step:
         result = run_lossy_bench(images, loaded, peer_names, on_step=step)
     click.echo(markdown(result))
-    click.echo(f"Seconds with {threads} torch thread{'s' if threads > 1 else ''}.")
+    click.echo(f"Seconds with {_threads_text(threads)}.")
     _write_outputs(result, out, plot, force, write_lossy_output, plot_lossy)

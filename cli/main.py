@@ -64,6 +64,18 @@ def _single_thread() -> None:
     torch.set_num_threads(1)
 
 
+def _set_threads(ctx: click.Context, param: click.Parameter, value: int | None) -> None:
+    from hiercodec import engine
+
+    engine.set_threads(value)
+
+
+# Threads across tiles (hiercodec.engine); exact arithmetic: files and images never depend on it.
+threads_option = click.option("--threads", "-j", type=click.IntRange(min=1), default=None, metavar="N",
+                              expose_value=False, callback=_set_threads, is_eager=True,
+                              help="Threads to use [default: every core]. Files and images do not depend on it.")
+
+
 def _same_file(a: Path, b: Path) -> bool:
     try:
         return b.exists() and os.path.samefile(a, b)
@@ -136,6 +148,7 @@ def cli() -> None:
               help="With sampling: below 1 sharper, above 1 more varied, in steps of 0.001 "
                    "[default: the family's, else 1].")
 @click.option("--force", "-f", is_flag=True, help="Overwrite OUT if it exists.")
+@threads_option
 def compress(src: Path, out: Path, model: str, lossy: bool, levels: int | None, reconstruct: str | None,
              seed: int, temperature: float | None, force: bool) -> None:
     """Compress the image IN into the .hc file OUT: losslessly, or with --lossy / --levels K
@@ -233,6 +246,7 @@ def _compress_set(src: Path, out: Path, model: str, force: bool) -> None:
               help="Below 1 sharper, above 1 more varied, in steps of 0.001 (implies sampling) "
                    "[default: the file's, else 1].")
 @click.option("--force", "-f", is_flag=True, help="Overwrite OUT if it exists.")
+@threads_option
 def decompress(src: Path, out: Path, levels: int | None, full_size: bool, max_pixels: int | None,
                reconstruct: str | None, sample: bool, seed: int | None, temperature: float | None,
                force: bool) -> None:
@@ -402,6 +416,7 @@ def _table(head: tuple[str, ...], rows: list[tuple[str, ...]], align: str = "") 
 @click.option("--lossy", is_flag=True, help="Verify lossy files (the model's code levels, as compress --lossy).")
 @click.option("--levels", "-l", type=click.IntRange(min=1), default=None, metavar="K",
               help="Verify files of the model's first K levels (as compress --levels K).")
+@threads_option
 def verify(target: Path, model: str, lossy: bool, levels: int | None) -> None:
     """Compress and decompress images in memory and show, per level and in total, the exact
     model's bound in bits (the prior's negative log-likelihood of the level) next to the bits

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from hiercodec import container
+from hiercodec import container, engine
 from hiercodec.errors import HiercodecError, ImageError
 from hiercodec.images import color_name, load_image, to_public
 from hiercodec.report import LevelReport, Report
@@ -105,14 +105,14 @@ def _checked_image(image) -> np.ndarray:
 
 def encode_with_report(image, model: "str | Model" = "default", *, progress: bool = False,
                        levels: int | None = None, sample: bool | None = None, seed: int = 0,
-                       temperature: float | None = None) -> "tuple[bytes, Report]":
+                       temperature: float | None = None, threads: int | None = None) -> "tuple[bytes, Report]":
     """`encode`, also returning the codec's Report (bound and bytes per level)."""
     from hiercodec.codec import encode_image
 
     array = _checked_image(image)
     m = _model(model)
     draws = _encode_sampling(m, levels, sample, seed, temperature)
-    with _progress(progress and levels is None, array.size, "encode") as update:
+    with engine.threads(threads), _progress(progress and levels is None, array.size, "encode") as update:
         return encode_image(m, array, update, levels=levels, sample=draws)
 
 
@@ -131,20 +131,22 @@ def _encode_sampling(m: "Model", levels: int | None, sample: bool | None, seed: 
 
 
 def encode(image, model: str = "default", *, progress: bool = False, levels: int | None = None,
-           sample: bool | None = None, seed: int = 0, temperature: float | None = None) -> bytes:
+           sample: bool | None = None, seed: int = 0, temperature: float | None = None,
+           threads: int | None = None) -> bytes:
     """Compress an image to the bytes of a .hc file: losslessly, or with `levels` = K keeping
     only the model's first K levels (a lossy file; `decode` reconstructs the image from them).
 
     image: a file path, a PIL image, or a uint8 array (H, W) gray or (H, W, C) with C = 1 gray,
     2 gray+alpha, 3 RGB, 4 RGBA. model: a model id or alias of the zoo (`list_models()`).
     progress: show a progress bar on stderr for work that takes more than a second.
+    threads: threads to use (None: every core); the file is the same whatever the count.
 
     sample (lossy files): store in the file that it decodes by drawing its missing levels from the
     model with `seed` at `temperature` (format version 3; the same image on every machine). None:
     the family's way (`ham` samples at 0.99, the paper's temperature; the others reconstruct).
     """
     return encode_with_report(image, model, progress=progress, levels=levels, sample=sample, seed=seed,
-                              temperature=temperature)[0]
+                              temperature=temperature, threads=threads)[0]
 
 
 def _checked_set(images) -> np.ndarray:
@@ -172,33 +174,34 @@ def _checked_set(images) -> np.ndarray:
 
 
 def encode_set_with_report(images, model: "str | Model" = "default", *,
-                           progress: bool = False) -> "tuple[bytes, Report]":
+                           progress: bool = False, threads: int | None = None) -> "tuple[bytes, Report]":
     """`encode_set`, also returning the codec's Report (of all the images together)."""
     from hiercodec.codec import encode_image
 
     stack = _checked_set(images)
     n, h, w, c = stack.shape
-    with _progress(progress, stack.size, "encode") as update:
+    with engine.threads(threads), _progress(progress, stack.size, "encode") as update:
         return encode_image(_model(model), stack.reshape(n * h, w, c), update, count=n)
 
 
-def encode_set(images, model: "str | Model" = "default", *, progress: bool = False) -> bytes:
+def encode_set(images, model: "str | Model" = "default", *, progress: bool = False,
+               threads: int | None = None) -> bytes:
     """Compress a set of images of one size (e.g. MNIST digits) losslessly into one .hc file
     (format version 4). The model codes them as one image, the images stacked top to bottom: a
     bits-back model (pixelvae) chains them on one stream, so its initial bits are paid once for
     the set instead of once per image. `decode_set` gives them back."""
-    return encode_set_with_report(images, model, progress=progress)[0]
+    return encode_set_with_report(images, model, progress=progress, threads=threads)[0]
 
 
 def decode_set(data: bytes, *, progress: bool = False,
-               max_pixels: int | None = container.DECODE_MAX_PIXELS) -> np.ndarray:
+               max_pixels: int | None = container.DECODE_MAX_PIXELS, threads: int | None = None) -> np.ndarray:
     """The images of a set file (`encode_set`): uint8 (N, H, W) gray or (N, H, W, C). A file of
     one image gives a set of one."""
     from hiercodec.codec import decode_limit
 
     data = _as_bytes(data)
     h = container.read_header(data, max_pixels=decode_limit(max_pixels))
-    image = decode_with_report(data, progress=progress, max_pixels=max_pixels)[0]
+    image = decode_with_report(data, progress=progress, max_pixels=max_pixels, threads=threads)[0]
     images = image.reshape(h.count, h.height, h.width, image.shape[2])
     return images[..., 0] if images.shape[3] == 1 else images
 
@@ -241,7 +244,7 @@ def sampling(seed: int = 0, temperature: float = 1.0):
 def decode_with_report(data: bytes, *, progress: bool = False, levels: int | None = None,
                        full_size: bool = False, max_pixels: int | None = container.DECODE_MAX_PIXELS,
                        sample: bool | None = None, seed: int | None = None,
-                       temperature: float | None = None) -> "tuple[np.ndarray, Report]":
+                       temperature: float | None = None, threads: int | None = None) -> "tuple[np.ndarray, Report]":
     """`decode`, also returning the codec's Report; the image is (H, W, C) with C = 1 for gray."""
     from hiercodec.codec import decode_container, decode_limit
 
@@ -249,7 +252,8 @@ def decode_with_report(data: bytes, *, progress: bool = False, levels: int | Non
     box = container.read(data, max_pixels=decode_limit(max_pixels))  # the header, parsed once, sizes the bar
     h = box.header
     draws = _decode_sampling(h, sample, seed, temperature)
-    with _progress(progress and (levels is None or bool(draws)), h.pixels * h.channels, "decode") as update:
+    with engine.threads(threads), \
+            _progress(progress and (levels is None or bool(draws)), h.pixels * h.channels, "decode") as update:
         return decode_container(box, len(data), progress=update, levels=levels, full_size=full_size, sample=draws)
 
 
@@ -268,7 +272,7 @@ def _decode_sampling(header: container.Header, sample: bool | None, seed: int | 
 
 def decode(data: bytes, *, progress: bool = False, levels: int | None = None, full_size: bool = False,
            max_pixels: int | None = container.DECODE_MAX_PIXELS, sample: bool | None = None, seed: int | None = None,
-           temperature: float | None = None) -> np.ndarray:
+           temperature: float | None = None, threads: int | None = None) -> np.ndarray:
     """Decompress the bytes of a .hc file to a uint8 image: (H, W) for gray, else (H, W, C).
 
     levels: decode only the first `levels` levels (progressive decoding; a file cut with `cut`
@@ -289,10 +293,12 @@ def decode(data: bytes, *, progress: bool = False, levels: int | None = None, fu
     file samples with the seed and temperature stored in it; giving `seed` or `temperature`
     alone samples with them); False: the family's reconstruction (`ham`: the feed-forward
     auxiliary decoder's mean).
+
+    threads: threads to use (None: every core); the image is the same whatever the count.
     """
     return to_public(decode_with_report(data, progress=progress, levels=levels, full_size=full_size,
                                         max_pixels=max_pixels, sample=sample, seed=seed,
-                                        temperature=temperature)[0])
+                                        temperature=temperature, threads=threads)[0])
 
 
 def cut(data: bytes, levels: int) -> bytes:
@@ -318,7 +324,8 @@ class VerifyResult(Report):
     psnr: float | None = None  # of a lossy file's decoded image against the original (dB)
 
 
-def verify(image, model: str = "default", *, progress: bool = False, levels: int | None = None) -> VerifyResult:
+def verify(image, model: str = "default", *, progress: bool = False, levels: int | None = None,
+           threads: int | None = None) -> VerifyResult:
     """Compress `image`, decompress the result and compare: the exact model's bound next to the
     bits written, level by level, and whether the round trip gives the same pixels. Bits-back
     levels also report their initial bits (`LevelReport.initial_bits`, `initial_bits` in total),
@@ -327,8 +334,13 @@ def verify(image, model: str = "default", *, progress: bool = False, levels: int
     levels: code only the first K levels (a lossy file): the round trip then checks that every
     level decodes to the values coded (their CRCs) and reports the reconstruction's PSNR.
     A failing round trip is reported (roundtrip_ok False, error set), not raised; an image that
-    cannot be read or a model that is not installed raises as in `encode`.
+    cannot be read or a model that is not installed raises as in `encode`. threads: as in `encode`.
     """
+    with engine.threads(threads):
+        return _verify(image, model, progress, levels)
+
+
+def _verify(image, model: str, progress: bool, levels: int | None) -> VerifyResult:
     from hiercodec.codec import decode_container, encode_image
     from hiercodec.bench.quality import psnr
 

@@ -116,6 +116,7 @@ def test_out_json_rows_agree_with_bytes_and_table(images, tmp_path):
     doc = json.loads(out.read_text())
     meta = doc["meta"]
     assert meta["torch_threads"] == 1 and meta["models"].keys() == {TINY_ID}
+    assert meta["threads"] >= 1 and meta["engine"]
     assert list(meta["peers"]) == PEERS and "platform" in meta and "imagecodecs" in meta
     assert [i["name"] for i in doc["images"]] == list(SHAPES)
     assert list(doc["codecs"]) == CODECS

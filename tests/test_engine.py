@@ -194,3 +194,40 @@ def test_engine_selection_and_status(monkeypatch):
     monkeypatch.setattr(engine, "_why_not", "numba could not be imported (ImportError: test); using the torch reference")
     with engine.using("numba"):
         assert not engine.active() and "could not be imported" in engine.status()
+
+
+# -- threads in the CLI and the API -------------------------------------------------------------
+
+
+def test_threads_option_changes_no_byte(tmp_path, tiny_model, monkeypatch):
+    """compress / decompress / verify take --threads N; the file is the same for 1 and 2 threads,
+    and the API's threads= gives it too. 0 threads is refused with a one-line error."""
+    from click.testing import CliRunner
+
+    from hiercodec import api
+    from hiercodec.cli.main import cli
+    from tests.conftest import TINY_ID
+
+    monkeypatch.setattr(api, "_model", lambda name: tiny_model)
+    image = image_of(4, 19, 23, 3)
+    png = tmp_path / "in.png"
+    from PIL import Image
+
+    Image.fromarray(image).save(png)
+    files = []
+    for n in (1, 2):
+        out = tmp_path / f"{n}.hc"
+        result = CliRunner().invoke(cli, ["compress", "--threads", str(n), "-m", TINY_ID, str(png), str(out)])
+        assert result.exit_code == 0, result.output
+        files.append(out.read_bytes())
+    assert files[0] == files[1] == api.encode(image, TINY_ID, threads=2)
+    with engine.threads(1):
+        np.testing.assert_array_equal(decode_image(files[0], loader=loader_for(tiny_model))[0], image)
+    small = tmp_path / "small.png"
+    Image.fromarray(image[:9, :12]).save(small)  # verify loads from the zoo: the default model
+    result = CliRunner().invoke(cli, ["verify", "-j", "2", str(small)])
+    assert result.exit_code == 0 and "round trip" in result.output.lower(), result.output
+    bad = CliRunner().invoke(cli, ["compress", "--threads", "0", str(png), str(tmp_path / "x.hc")])
+    assert bad.exit_code == 2 and "--threads" in bad.output
+    with pytest.raises(ValueError, match="at least 1"):
+        api.encode(image, TINY_ID, threads=0)

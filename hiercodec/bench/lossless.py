@@ -257,6 +257,8 @@ def _meta(models: Sequence["Model"], peers: Sequence[str], settings: Mapping[str
     the lossless peers' own; the lossy benchmark passes its peers')."""
     import torch
 
+    from hiercodec import engine
+
     settings = settings or {p: PEERS[p].settings for p in peers}
     return {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -266,6 +268,8 @@ def _meta(models: Sequence["Model"], peers: Sequence[str], settings: Mapping[str
         "hiercodec": __version__,
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
+        "threads": engine.thread_count(),
+        "engine": engine.status(),
         "imagecodecs": _version("imagecodecs"),
         "pyoxipng": _version("pyoxipng"),
         "models": {m.id: m.hash.hex() for m in models},

@@ -68,16 +68,51 @@ def using(kind: str) -> Iterator[None]:
         _kind = before
 
 
+_threads: int | None = None  # None: every core
+
+
+def thread_count() -> int:
+    """Threads the codec may use: across tiles in the engine, for large products in the reference."""
+    return _threads or os.cpu_count() or 1
+
+
+@contextmanager
+def threads(n: int | None) -> Iterator[None]:
+    """Run a block on n threads (None: every core). The integers, hence the files, do not depend
+    on it: only the speed does."""
+    global _threads
+    if n is not None and n < 1:
+        raise ValueError(f"threads must be at least 1, got {n}")
+    before = _threads
+    _threads = n
+    numba_before = _numba_threads(thread_count())
+    try:
+        yield
+    finally:
+        _threads = before
+        if numba_before is not None:
+            _numba_threads(numba_before)
+
+
 def set_threads(n: int | None) -> None:
-    """Threads across tiles for the compiled engine (None: every core); also torch's."""
-    import torch
+    """Set the thread count for the rest of the process (None: every core)."""
+    global _threads
+    if n is not None and n < 1:
+        raise ValueError(f"threads must be at least 1, got {n}")
+    _threads = n
+    _numba_threads(thread_count())
 
-    n = max(1, int(n or os.cpu_count() or 1))
-    if active():
-        import numba
 
-        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
-    torch.set_num_threads(n)
+def _numba_threads(n: int) -> int | None:
+    """Set numba's thread count (at most the pool it started with); the count before, or None
+    without numba."""
+    if not _load():
+        return None
+    import numba
+
+    before = numba.get_num_threads()
+    numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
+    return before
 
 
 class _Network:

@@ -10,7 +10,7 @@ import torch
 
 from hiercodec.engine import gated_kernels as K
 from hiercodec.exact.layers import QConv
-from hiercodec.exact.quant import ACT_MIN, DTYPE, accumulator_bound
+from hiercodec.exact.quant import ACT_MIN, DTYPE, GATE_FRAC, accumulator_bound
 
 INT32_LIMIT = 1 << 31
 
@@ -27,9 +27,10 @@ def _ints(t: torch.Tensor | float, dtype=np.int64) -> np.ndarray:
 
 
 def _weights(conv: QConv, cin: int) -> np.ndarray:
-    """(O, kh kw cin) int16, columns in (dy, dx, cin) order, from unfold order (cin, dy, dx)."""
+    """(O, kw kh cin) int16, columns in (dx, dy, cin) order (the kernels' layouts), from unfold
+    order (cin, dy, dx)."""
     kh, kw = conv.kernel
-    w = conv.weight.reshape(conv.weight.shape[0], cin, kh, kw).permute(0, 2, 3, 1)
+    w = conv.weight.reshape(conv.weight.shape[0], cin, kh, kw).permute(0, 3, 2, 1)
     return np.ascontiguousarray(_ints(w, np.int16).reshape(w.shape[0], -1))
 
 
@@ -117,8 +118,8 @@ class CompiledPixelCNN:
     def covers(net) -> bool:
         """No attention layers (not compiled yet), and every accumulator below 2^31: the kernels
         sum in int32 (the bound that export proves, recomputed here for each layer)."""
-        if net.attn:
-            return False
+        if net.attn or not -3 <= round(-np.log2(net.h0_scale)) <= GATE_FRAC:
+            return False  # the first horizontal output must fit int16 (h_frac <= 14)
         convs = [(net.v_in, net.in_max), (net.h_in, net.in_max), (net.link_in, -ACT_MIN), (net.out1, -ACT_MIN),
                  (net.out2, -ACT_MIN)]
         convs += [(c, -ACT_MIN) for c in net.v + net.h + net.link + net.res + (net.cond or [])]
@@ -141,8 +142,8 @@ class CompiledDecoder:
         n = net.net
         layers, c, cin = len(n.v_w), n.channels, n.in_channels
         self.net, self.feat = net, features_last(features, batch)
-        self.xc = np.zeros((batch, 4, (width + 6) * cin), np.int16)
-        self.vc = np.zeros((layers, batch, 2, (width + 2) * c), np.int16)
+        self.xc = np.zeros((batch, 2, 3 * (width + 6) * cin), np.int16)
+        self.vc = np.zeros((layers, batch, 2 * (width + 2) * c), np.int16)
         self.link = np.zeros((layers + 1, batch, width, 2 * c), np.int64)
         self.hrow = np.zeros((layers + 1, batch, (width + 1) * c), np.int16)
         self.params = np.empty((batch, net.out), np.int64)

@@ -8,14 +8,18 @@ Python (the coder) in between; the encoder calls the same two functions over who
 compiled loop (`encode_tiles`). Tiles are independent, so both loop over them with `prange`
 (threads across tiles); the integers cannot depend on the thread count.
 
-Layouts (channels last and rows flat, so that a kernel's inputs at one position are contiguous
-runs of a C-contiguous array, which the compiler vectorizes):
-  xc     (T, 4, (W + 6) Cin)   image inputs, rows i-3 .. i, 3 columns of zero padding each side
-  vc     (L, T, 2, (W + 2) C)  gated vertical outputs feeding gated layer l, rows i-1 and i
+Layouts (channels last, rows interleaved within each column, all flat: a kernel's inputs at one
+position are one contiguous run of a C-contiguous array, one dot product that the compiler
+vectorizes):
+  xc     (T, 2, 3 (W + 6) Cin) [0]: image rows i-3 .. i-1, index (3 col + row) Cin + cin;
+                               [1]: row i (first (W + 6) Cin entries); 3 columns of zero padding
+                               each side
+  vc     (L, T, 2 (W + 2) C)   gated vertical outputs feeding gated layer l, rows i-1 and i, index
+                               (2 col + row) C + c
   link   (L + 1, T, W, 2C)     unclamped link terms (and conditioning biases) of row i
   hrow   (L + 1, T, (W + 1) C) horizontal outputs of row i, column j at j + 1 (column 0 is padding)
   feat   (T, H, W, E)          conditioning features (int16), or (T, 1, 1, 0) for none
-A layer's weights are (O, kh kw Cin) int16, columns in (dy, dx, cin) order.
+A layer's weights are (O, kh kw Cin) int16, columns in (dx, dy, cin) order.
 Requantization y = floor(acc 2^-shift) is an arithmetic shift (left for a negative shift), as the
 reference's multiplication by a power of two and floor.
 """
@@ -71,10 +75,9 @@ def _gate(lut, pre, out):
 
 @nb.njit(boundscheck=False, cache=True)
 def _cond(net, feat, t, i, j, l, out):
-    """Conditioning biases (4C,) of layer l at (i, j) of tile t (unclamped), or zeros."""
-    if feat.shape[3] == 0:
-        out[:] = 0
-    else:
+    """Conditioning biases (4C,) of layer l at (i, j) of tile t (unclamped); untouched (zeros)
+    without features."""
+    if feat.shape[3] != 0:
         e = feat.shape[3]
         w, f = net.cond_w[l], feat[t, i, j]
         for o in range(w.shape[0]):
@@ -92,24 +95,30 @@ def row_pass(net, xc, vc, link, hrow, feat, t, i):
     layers = net.v_w.shape[0]
     width = link.shape[2]
     cin = net.in_channels
-    if i > 0:
-        for r in range(3):
-            xc[t, r] = xc[t, r + 1]
+    xa, xr = xc[t, 0], xc[t, 1]
+    if i > 0:  # roll the rows: each column's rows i-3 .. i-1 <- i-2 .. i, and v rows i-1 <- i
+        for p in range(width + 6):
+            for r in range(2):
+                for k in range(cin):
+                    xa[(3 * p + r) * cin + k] = xa[(3 * p + r + 1) * cin + k]
+            for k in range(cin):
+                xa[(3 * p + 2) * cin + k] = xr[p * cin + k]
         for l in range(layers):
-            vc[l, t, 0] = vc[l, t, 1]
-    xc[t, 3] = 0
-    vp = np.empty(c2, np.int64)
+            v = vc[l, t]
+            for p in range(width + 2):
+                for k in range(c):
+                    v[2 * p * c + k] = v[(2 * p + 1) * c + k]
+    xr[:] = 0
+    vp = np.empty(c2, np.int16)  # activations that feed a product are int16: int16 pair products
     lk = np.empty(c2, np.int64)
-    cb = np.empty(2 * c2, np.int64)
-    g = np.empty(c, np.int64)
-    n_in = 7 * cin
-    x0, x1, x2 = xc[t, 0], xc[t, 1], xc[t, 2]  # views made once: each costs reference counting
+    cb = np.zeros(2 * c2, np.int64)
+    g = np.empty(c, np.int16)
+    n_in = 21 * cin
     vin_w, vin_b, vin_s = net.vin_w, net.vin_b, net.vin_s
     for j in range(width):  # the input layer: rows i-3 .. i-1, columns j-3 .. j+3
         _cond(net, feat, t, i, j, 0, cb)
         for o in range(c2):
-            acc = (_dot(vin_w, o, 0, x0, j * cin, n_in) + _dot(vin_w, o, n_in, x1, j * cin, n_in)
-                   + _dot(vin_w, o, 2 * n_in, x2, j * cin, n_in) + vin_b[o])
+            acc = _dot(vin_w, o, 0, xa, 3 * j * cin, n_in) + vin_b[o]
             vp[o] = _clamp(_rq(acc, vin_s[o]) + cb[o], ACT_MIN, ACT_MAX)
         _layer(net.lin_w, net.lin_b, net.lin_s, vp, lk)
         for o in range(c2):
@@ -117,15 +126,15 @@ def row_pass(net, xc, vc, link, hrow, feat, t, i):
         if layers:
             _gate(net.gate_v[0], vp, g)
             for k in range(c):
-                vc[0, t, 1, (j + 1) * c + k] = g[k]
-    n_v = 3 * c
+                vc[0, t, (2 * j + 3) * c + k] = g[k]
+    n_v = 6 * c
     for l in range(layers):
-        w, b, s, v0, v1 = net.v_w[l], net.v_b[l], net.v_s[l], vc[l, t, 0], vc[l, t, 1]
+        w, b, s, v = net.v_w[l], net.v_b[l], net.v_s[l], vc[l, t]
         lw, lb, ls = net.link_w[l], net.link_b[l], net.link_s[l]
         for j in range(width):  # rows i-1 .. i of v_l, columns j-1 .. j+1
             _cond(net, feat, t, i, j, l + 1, cb)
             for o in range(c2):
-                acc = _dot(w, o, 0, v0, j * c, n_v) + _dot(w, o, n_v, v1, j * c, n_v) + b[o]
+                acc = _dot(w, o, 0, v, 2 * j * c, n_v) + b[o]
                 vp[o] = _clamp(_rq(acc, s[o]) + cb[o], ACT_MIN, ACT_MAX)
             _layer(lw, lb, ls, vp, lk)
             for o in range(c2):
@@ -133,7 +142,7 @@ def row_pass(net, xc, vc, link, hrow, feat, t, i):
             if l + 1 < layers:
                 _gate(net.gate_v[l + 1], vp, g)
                 for k in range(c):
-                    vc[l + 1, t, 1, (j + 1) * c + k] = g[k]
+                    vc[l + 1, t, (2 * j + 3) * c + k] = g[k]
     hrow[:, t] = 0
 
 
@@ -145,10 +154,10 @@ def step(net, xc, link, hrow, t, j, params):
     layers = net.h_w.shape[0]
     cin = net.in_channels
     hp = np.empty(c2, np.int64)
-    g = np.empty(c, np.int64)
+    g = np.empty(c, np.int16)  # activations that feed a product are int16: int16 pair products
     r = np.empty(c, np.int64)
-    h = np.empty(c, np.int64)
-    xrow, hin_w = xc[t, 3], net.hin_w
+    h = np.empty(c, np.int16)
+    xrow, hin_w = xc[t, 1], net.hin_w
     for o in range(c2):  # the input layer: row i, columns j-3 .. j-1
         acc = _dot(hin_w, o, 0, xrow, j * cin, 3 * cin) + net.hin_b[o]
         hp[o] = _clamp(_rq(acc, net.hin_s[o]) + link[0, t, j, o], ACT_MIN, ACT_MAX)
@@ -167,10 +176,11 @@ def step(net, xc, link, hrow, t, j, params):
             h[k] = _clamp(r[k] + h[k], ACT_MIN, ACT_MAX)
             hrow[l + 1, t, (j + 1) * c + k] = h[k]
     o1 = np.empty(net.out1_w.shape[0], np.int64)
+    e = np.empty(net.out1_w.shape[0], np.int16)
     _layer(net.out1_w, net.out1_b, net.out1_s, h, o1)
     for k in range(o1.shape[0]):
-        o1[k] = net.elu[_clamp(o1[k], net.out1_lo[k], net.out1_hi[k]) - ACT_MIN]
-    _layer(net.out2_w, net.out2_b, net.out2_s, o1, params)
+        e[k] = net.elu[_clamp(o1[k], net.out1_lo[k], net.out1_hi[k]) - ACT_MIN]
+    _layer(net.out2_w, net.out2_b, net.out2_s, e, params)
     for k in range(params.shape[0]):
         params[k] = _clamp(params[k], net.out2_lo[k], net.out2_hi[k])
 
@@ -193,7 +203,7 @@ def set_inputs(xc, j, inputs):
     cin = inputs.shape[1]
     for t in range(xc.shape[0]):
         for k in range(cin):
-            xc[t, 3, (j + 3) * cin + k] = inputs[t, k]
+            xc[t, 1, (j + 3) * cin + k] = inputs[t, k]
 
 
 @nb.njit(parallel=True, boundscheck=False, cache=True)
@@ -204,8 +214,8 @@ def encode_tiles(net, x, feat, out):
     layers = net.v_w.shape[0]
     c = net.channels
     for t in nb.prange(n):
-        xc = np.zeros((1, 4, (width + 6) * cin), np.int16)
-        vc = np.zeros((layers, 1, 2, (width + 2) * c), np.int16)
+        xc = np.zeros((1, 2, 3 * (width + 6) * cin), np.int16)
+        vc = np.zeros((layers, 1, 2 * (width + 2) * c), np.int16)
         link = np.zeros((layers + 1, 1, width, 2 * c), np.int64)
         hrow = np.zeros((layers + 1, 1, (width + 1) * c), np.int16)
         params = np.empty(out.shape[3], np.int64)
@@ -214,7 +224,7 @@ def encode_tiles(net, x, feat, out):
             row_pass(net, xc, vc, link, hrow, f, 0, i)
             for j in range(width):
                 for k in range(cin):
-                    xc[0, 3, (j + 3) * cin + k] = x[t, i, j, k]
+                    xc[0, 1, (j + 3) * cin + k] = x[t, i, j, k]
             for j in range(width):
                 step(net, xc, link, hrow, 0, j, params)
                 for k in range(params.shape[0]):

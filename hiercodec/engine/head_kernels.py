@@ -5,6 +5,10 @@ The reference computes the logistic's table index in float32, floor((16 e - mu16
 there because every operand and result is an integer below 2^24 times a power of two; here it is
 the same integer by int64 arithmetic: ((16 e - mu16) M) shifted by Q. Everything else is int64 as
 in the reference (its float64 products of integers below 2^53 are exact).
+
+One thread: the decoder's calls hold one position of each tile (tens of positions), where waking
+sleeping threads (OMP_WAIT_POLICY is PASSIVE, hiercodec/__init__.py: about 40 us a call here)
+costs more than the work.
 """
 
 from __future__ import annotations
@@ -49,11 +53,11 @@ def _normalise_weights(w):
     return _fill(w, WEIGHT_TOTAL)
 
 
-@nb.njit(parallel=True, boundscheck=False, cache=True)
+@nb.njit(boundscheck=False, cache=True, nogil=True)
 def mixture_begin(params, k, exp, w, mu, ls, coeff):
     """params (P, 10K) -> normalised weights w (P, K), and mu, ls, coeff (P, 3, K) (3 channels)."""
     bad = 0
-    for p in nb.prange(params.shape[0]):
+    for p in range(params.shape[0]):
         top = params[p, 0]
         for m in range(1, k):
             top = max(top, params[p, m])
@@ -76,41 +80,58 @@ def _cdf_at(e16, mu, inv_m, inv_q, cdf):
     return cdf[t + T_RANGE]
 
 
-@nb.njit(parallel=True, boundscheck=False, cache=True)
+@nb.njit(boundscheck=False, cache=True)
+def _component_cdf(acc, wm, mean, inv_m, inv_q, cdf):
+    """acc[v] += wm CDF(edge v) for the 255 inner edges 16 (v + 1) - 8 of one component; one loop
+    per sign of the exponent, so that the compiler vectorizes each (the table lookups are gathers)."""
+    if inv_q <= 0:
+        r = -inv_q
+        for v in range(SYMBOLS - 1):
+            t = ((16 * v + 8 - mean) * inv_m) >> r
+            t = -T_RANGE if t < -T_RANGE else (T_RANGE if t > T_RANGE else t)
+            acc[v] += wm * np.int64(cdf[t + T_RANGE])
+    else:
+        for v in range(SYMBOLS - 1):
+            t = ((16 * v + 8 - mean) * inv_m) << inv_q
+            t = -T_RANGE if t < -T_RANGE else (T_RANGE if t > T_RANGE else t)
+            acc[v] += wm * np.int64(cdf[t + T_RANGE])
+
+
+@nb.njit(boundscheck=False, cache=True, nogil=True)
 def mixture_table(w, mu, ls, coeff, c, prev, inv_m, inv_q, cdf, cur, out):
     """Frequencies out (P, 256) of channel c given prev (P, c) decoded values; the means used
-    go to cur (P, K) for `mixture_update`."""
+    go to cur (P, K) for `mixture_update`. cdf is int32 (its entries are at most 2^16): half the
+    cache of int64 for the lookups."""
     k = w.shape[1]
     bad = 0
-    for p in nb.prange(w.shape[0]):
+    for p in range(w.shape[0]):
+        acc = np.zeros(SYMBOLS - 1, np.int64)  # the mixture CDF at each inner edge, in units of 2^-32
         for m in range(k):
             mean = mu[p, c, m]
             if c == 1:
                 mean += (coeff[p, 0, m] * (prev[p, 0] - 128) + 32) >> 6
             elif c == 2:
                 mean += (coeff[p, 1, m] * (prev[p, 0] - 128) + coeff[p, 2, m] * (prev[p, 1] - 128) + 32) >> 6
-            cur[p, m] = MU_MIN if mean < MU_MIN else (MU_MAX if mean > MU_MAX else mean)
+            mean = MU_MIN if mean < MU_MIN else (MU_MAX if mean > MU_MAX else mean)
+            cur[p, m] = mean
+            li = ls[p, c, m] - LS_MIN
+            _component_cdf(acc, w[p, m], mean, inv_m[li], inv_q[li], cdf)
         row = out[p]
-        below = np.int64(0)  # the mixture CDF at the previous edge, in units of 2^-32
+        below = np.int64(0)
         for v in range(SYMBOLS - 1):
-            e16 = 16 * (v + 1) - 8
-            acc = np.int64(0)
-            for m in range(k):
-                li = ls[p, c, m] - LS_MIN
-                acc += w[p, m] * _cdf_at(e16, cur[p, m], inv_m[li], inv_q[li], cdf)
-            row[v] = ((acc - below) * (CDF_ONE - 1) >> 24) + 1
-            below = acc
+            row[v] = ((acc[v] - below) * (CDF_ONE - 1) >> 24) + 1
+            below = acc[v]
         row[SYMBOLS - 1] = (((WEIGHT_TOTAL << 16) - below) * (CDF_ONE - 1) >> 24) + 1
         bad += _fill(row, TABLE_TOTAL)
     return bad
 
 
-@nb.njit(parallel=True, boundscheck=False, cache=True)
+@nb.njit(boundscheck=False, cache=True, nogil=True)
 def mixture_update(w, ls, c, cur, symbols, inv_m, inv_q, cdf):
     """Condition the weights w (P, K) on the symbols (P,) of channel c (its bin's mass per component)."""
     k = w.shape[1]
     bad = 0
-    for p in nb.prange(w.shape[0]):
+    for p in range(w.shape[0]):
         s = symbols[p]
         new = np.empty(k, np.int64)
         total = np.int64(0)
@@ -127,11 +148,11 @@ def mixture_update(w, ls, c, cur, symbols, inv_m, inv_q, cdf):
     return bad
 
 
-@nb.njit(parallel=True, boundscheck=False, cache=True)
+@nb.njit(boundscheck=False, cache=True, nogil=True)
 def categorical_table(logits, exp, out):
     """normalize(EXP[l - max l + 4094]) per row (coding.tables.normalize): logits (P, K) -> (P, K)."""
     k = logits.shape[1]
-    for p in nb.prange(logits.shape[0]):
+    for p in range(logits.shape[0]):
         top = logits[p, 0]
         for m in range(1, k):
             top = max(top, logits[p, m])
@@ -148,3 +169,4 @@ def categorical_table(logits, exp, out):
         for m in range(k):
             t += out[p, m]
         out[p, best] += TABLE_TOTAL - t
+

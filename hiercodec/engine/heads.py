@@ -33,7 +33,7 @@ class CompiledMixture:
 
     def __init__(self, reference: ExactMixture, luts: dict[str, torch.Tensor]):
         self.reference, self.k = reference, reference.k
-        self.exp, self.cdf = _ints(luts["exp"]), _ints(luts["sigmoid_cdf"])
+        self.exp, self.cdf = _ints(luts["exp"]), _ints(luts["sigmoid_cdf"]).astype(np.int32)
         self.inv_m, self.inv_q = _ints(luts["inv_m"]), _ints(luts["inv_q"])
 
     def begin(self, params: torch.Tensor) -> dict:

@@ -16,11 +16,11 @@ layer's keys and values of every earlier position of the tiles.
 
 from __future__ import annotations
 
-import os
 from dataclasses import replace
 
 import torch
 
+from hiercodec import engine
 from hiercodec.exact.attention import AttentionCache, ExactAttention, attention_layers
 from hiercodec.exact.layers import Gate, QConv, lookup, qconv, subset
 from hiercodec.exact.quant import ACT_MAX, ACT_MIN, DTYPE, GATE_FRAC, threads
@@ -149,7 +149,7 @@ class Decoder:
         self.net, self.b, self.features, self.width = net, batch, features, width
         self.i = 0
         self.attn: dict[int, AttentionCache] = {l: a.cache(batch, 4 * width) for l, a in net.attn.items()}
-        self.row_threads = row_threads or os.cpu_count() or 1
+        self.row_threads = row_threads or engine.thread_count()
         c = net.channels
         self.h_in = channels_last(net.h_in)
         self.h = [channels_last(conv) for conv in net.h]

@@ -22,7 +22,6 @@ coding.tables.restrict).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
@@ -201,7 +200,7 @@ class _WholeTile:
     def __init__(self, level: RasterLevel, tiles: np.ndarray, b: slice, ctx: Context | None):
         self.level, self.values, self.b, self.ctx = level, tiles, b, ctx
         out = []
-        with threads(os.cpu_count() or 1):
+        with threads(engine.thread_count()):
             for s in range(0, len(tiles), TILE_BATCH):
                 e = min(len(tiles), s + TILE_BATCH)
                 f = ctx.features(slice(b.start + s, b.start + e)) if ctx and ctx.features else None
@@ -232,7 +231,7 @@ class _Incremental:
 
     def __init__(self, level: RasterLevel, out: np.ndarray, b: slice, ctx: Context | None):
         self.level, self.values, self.b, self.ctx = level, out, b, ctx
-        with threads(os.cpu_count() or 1):
+        with threads(engine.thread_count()):
             features = ctx.features(b) if ctx and ctx.features else None
         self.dec = level.net.decoder(out.shape[0], out.shape[3], features)
 
