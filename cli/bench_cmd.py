@@ -15,7 +15,7 @@ import click
 
 from hiercodec.errors import HiercodecError
 
-_PEER_NAMES = "png, jpegxl, webp, jpeg2000, jpegls, avif"
+_PEER_NAMES = "png, jpegxl, jpegxl-e7, webp, jpeg2000, jpegls, avif"
 _LOSSY_PEER_NAMES = "jpeg, webp, jpegxl"
 
 
@@ -167,9 +167,10 @@ def bench(targets: tuple[Path, ...], lossy: bool, models: tuple[str, ...], peers
     model's exact bound next to it, and encode and decode seconds (wall time).
 
     \b
-    Peers, each in its lossless mode at its strongest setting:
+    Peers, each in its lossless mode at its strongest setting (and JPEG XL at its default):
       png       Pillow PNG recoded by oxipng (level 6)
       jpegxl    JPEG XL lossless, effort 9          (imagecodecs)
+      jpegxl-e7 JPEG XL lossless, effort 7 (default)(imagecodecs)
       webp      WebP lossless, level 100, method 6  (imagecodecs)
       jpeg2000  JPEG 2000 reversible 5/3 wavelet    (imagecodecs)
       jpegls    JPEG-LS, NEAR=0                     (imagecodecs)

@@ -152,6 +152,10 @@ def _jpegxl_decode(data: bytes, shape: tuple[int, ...]) -> np.ndarray:
     return _restore_layout(_imagecodecs().jpegxl_decode(data), shape)
 
 
+def _jpegxl_default_encode(image: np.ndarray) -> bytes:
+    return _imagecodecs().jpegxl_encode(image, lossless=True, effort=7)  # libjxl's (and cjxl's) default effort
+
+
 def _webp_encode(image: np.ndarray) -> bytes:
     if image.ndim == 2:  # WebP has no gray format
         image = np.repeat(image[..., None], 3, axis=2)
@@ -196,6 +200,8 @@ PEERS: dict[str, Peer] = {
                 _png_encode, _png_decode),
     "jpegxl": Peer("jpegxl", "imagecodecs.jpegxl_encode(lossless=True, effort=9)", "JPEGXL",
                    _jpegxl_encode, _jpegxl_decode),
+    "jpegxl-e7": Peer("jpegxl-e7", "imagecodecs.jpegxl_encode(lossless=True, effort=7)", "JPEGXL",
+                      _jpegxl_default_encode, _jpegxl_decode),
     "webp": Peer("webp", "imagecodecs.webp_encode(lossless=True, level=100, method=6)", "WEBP",
                  _webp_encode, _webp_decode),
     "jpeg2000": Peer("jpeg2000", "imagecodecs.jpeg2k_encode(reversible=True, codecformat='j2k')", "JPEG2K",
