@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import namedtuple
 
+import numba
 import numpy as np
 import torch
 
@@ -152,7 +153,8 @@ class CompiledDecoder:
         K.decode_row(self.net.net, self.xc, self.vc, self.link, self.hrow, self.feat, i)
 
     def step(self, j: int) -> torch.Tensor:
-        K.decode_step(self.net.net, self.xc, self.link, self.hrow, j, self.params)
+        blocks = min(len(self.xc), numba.get_num_threads())
+        K.decode_step(self.net.net, self.xc, self.link, self.hrow, j, self.params, blocks)
         return torch.from_numpy(self.params.astype(np.float64))
 
     def set_pixel(self, j: int, inputs: torch.Tensor) -> None:

@@ -2,8 +2,8 @@
 the torch reference, in int64 arithmetic on int16 operands, compiled to machine code.
 
 One description of the network serves both directions: `row_pass` (the vertical stack of one row
-and its links into the horizontal stack) and `step` (the horizontal stack and the head at one
-position, from cached rows). The decoder calls them row by row and position by position with
+and its links into the horizontal stack) and `step_block` (the horizontal stack and the head at
+one position of a block of tiles, from cached rows). The decoder calls them row by row and position by position with
 Python (the coder) in between; the encoder calls the same two functions over whole tiles in one
 compiled loop (`encode_tiles`). Tiles are independent, so both loop over them with `prange`
 (threads across tiles); the integers cannot depend on the thread count.
@@ -147,42 +147,56 @@ def row_pass(net, xc, vc, link, hrow, feat, t, i):
 
 
 @nb.njit(boundscheck=False, cache=True)
-def step(net, xc, link, hrow, t, j, params):
-    """Horizontal stack and head at column j of the current row of tile t -> params (P,)."""
+def step_block(net, xc, link, hrow, t0, t1, j, params):
+    """Horizontal stack and head at column j of the current row of tiles t0 .. t1-1 -> params
+    (T, P). Layer by layer: each layer's weights are read once for all the tiles (they stay in
+    the L1 cache)."""
     c = net.channels
     c2 = 2 * c
     layers = net.h_w.shape[0]
     cin = net.in_channels
+    n = t1 - t0
     hp = np.empty(c2, np.int64)
-    g = np.empty(c, np.int16)  # activations that feed a product are int16: int16 pair products
+    g = np.empty(c, np.int16)
     r = np.empty(c, np.int64)
-    h = np.empty(c, np.int16)
-    xrow, hin_w = xc[t, 1], net.hin_w
-    for o in range(c2):  # the input layer: row i, columns j-3 .. j-1
-        acc = _dot(hin_w, o, 0, xrow, j * cin, 3 * cin) + net.hin_b[o]
-        hp[o] = _clamp(_rq(acc, net.hin_s[o]) + link[0, t, j, o], ACT_MIN, ACT_MAX)
-    _gate(net.gate_h[0], hp, g)
-    for k in range(c):
-        h[k] = _rq(g[k] + net.h0_offset, net.h0_shift)
-        hrow[0, t, (j + 1) * c + k] = h[k]
-    for l in range(layers):
-        w, b, s, hl = net.h_w[l], net.h_b[l], net.h_s[l], hrow[l, t]
-        for o in range(c2):  # columns j-1 .. j of h_l
-            acc = _dot(w, o, 0, hl, j * c, c2) + b[o]
-            hp[o] = _clamp(_rq(acc, s[o]) + link[l + 1, t, j, o], ACT_MIN, ACT_MAX)
-        _gate(net.gate_h[l + 1], hp, g)
-        _layer(net.res_w[l], net.res_b[l], net.res_s[l], g, r)
+    h = np.empty((n, c), np.int16)
+    hin_w = net.hin_w
+    for u in range(n):  # the input layer: row i, columns j-3 .. j-1
+        t = t0 + u
+        xrow = xc[t, 1]
+        for o in range(c2):
+            acc = _dot(hin_w, o, 0, xrow, j * cin, 3 * cin) + net.hin_b[o]
+            hp[o] = _clamp(_rq(acc, net.hin_s[o]) + link[0, t, j, o], ACT_MIN, ACT_MAX)
+        _gate(net.gate_h[0], hp, g)
         for k in range(c):
-            h[k] = _clamp(r[k] + h[k], ACT_MIN, ACT_MAX)
-            hrow[l + 1, t, (j + 1) * c + k] = h[k]
+            h[u, k] = _rq(g[k] + net.h0_offset, net.h0_shift)
+            hrow[0, t, (j + 1) * c + k] = h[u, k]
+    for l in range(layers):
+        w, b, s = net.h_w[l], net.h_b[l], net.h_s[l]
+        rw, rb, rs, lut = net.res_w[l], net.res_b[l], net.res_s[l], net.gate_h[l + 1]
+        for u in range(n):
+            t = t0 + u
+            hl = hrow[l, t]
+            for o in range(c2):  # columns j-1 .. j of h_l
+                acc = _dot(w, o, 0, hl, j * c, c2) + b[o]
+                hp[o] = _clamp(_rq(acc, s[o]) + link[l + 1, t, j, o], ACT_MIN, ACT_MAX)
+            _gate(lut, hp, g)
+            _layer(rw, rb, rs, g, r)
+            for k in range(c):
+                h[u, k] = _clamp(r[k] + h[u, k], ACT_MIN, ACT_MAX)
+                hrow[l + 1, t, (j + 1) * c + k] = h[u, k]
     o1 = np.empty(net.out1_w.shape[0], np.int64)
     e = np.empty(net.out1_w.shape[0], np.int16)
-    _layer(net.out1_w, net.out1_b, net.out1_s, h, o1)
-    for k in range(o1.shape[0]):
-        e[k] = net.elu[_clamp(o1[k], net.out1_lo[k], net.out1_hi[k]) - ACT_MIN]
-    _layer(net.out2_w, net.out2_b, net.out2_s, e, params)
-    for k in range(params.shape[0]):
-        params[k] = _clamp(params[k], net.out2_lo[k], net.out2_hi[k])
+    for u in range(n):
+        _layer(net.out1_w, net.out1_b, net.out1_s, h[u], o1)
+        for k in range(o1.shape[0]):
+            e[k] = net.elu[_clamp(o1[k], net.out1_lo[k], net.out1_hi[k]) - ACT_MIN]
+        p = params[t0 + u]
+        _layer(net.out2_w, net.out2_b, net.out2_s, e, p)
+        for k in range(p.shape[0]):
+            p[k] = _clamp(p[k], net.out2_lo[k], net.out2_hi[k])
+
+
 
 
 @nb.njit(parallel=True, boundscheck=False, cache=True)
@@ -192,9 +206,11 @@ def decode_row(net, xc, vc, link, hrow, feat, i):
 
 
 @nb.njit(parallel=True, boundscheck=False, cache=True)
-def decode_step(net, xc, link, hrow, j, params):
-    for t in nb.prange(xc.shape[0]):
-        step(net, xc, link, hrow, t, j, params[t])
+def decode_step(net, xc, link, hrow, j, params, blocks):
+    """`blocks` blocks of tiles in parallel (one per thread: `step_block`)."""
+    n = xc.shape[0]
+    for q in nb.prange(blocks):
+        step_block(net, xc, link, hrow, q * n // blocks, (q + 1) * n // blocks, j, params)
 
 
 @nb.njit(boundscheck=False, cache=True)
@@ -218,7 +234,7 @@ def encode_tiles(net, x, feat, out):
         vc = np.zeros((layers, 1, 2 * (width + 2) * c), np.int16)
         link = np.zeros((layers + 1, 1, width, 2 * c), np.int64)
         hrow = np.zeros((layers + 1, 1, (width + 1) * c), np.int16)
-        params = np.empty(out.shape[3], np.int64)
+        params = np.empty((1, out.shape[3]), np.int64)
         f = feat[t : t + 1]
         for i in range(height):
             row_pass(net, xc, vc, link, hrow, f, 0, i)
@@ -226,6 +242,6 @@ def encode_tiles(net, x, feat, out):
                 for k in range(cin):
                     xc[0, 1, (j + 3) * cin + k] = x[t, i, j, k]
             for j in range(width):
-                step(net, xc, link, hrow, 0, j, params)
-                for k in range(params.shape[0]):
-                    out[t, i, j, k] = params[k]
+                step_block(net, xc, link, hrow, 0, 1, j, params)
+                for k in range(params.shape[1]):
+                    out[t, i, j, k] = params[0, k]
