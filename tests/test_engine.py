@@ -231,3 +231,44 @@ def test_threads_option_changes_no_byte(tmp_path, tiny_model, monkeypatch):
     assert bad.exit_code == 2 and "--threads" in bad.output
     with pytest.raises(ValueError, match="at least 1"):
         api.encode(image, TINY_ID, threads=0)
+
+
+def test_without_numba_the_reference_runs_with_a_warning(monkeypatch, tiny_model):
+    """A machine where numba does not import decodes every file with the reference, after one
+    clear warning."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_numba(name, *args, **kwargs):
+        if name == "numba" or name.startswith("numba."):
+            raise ImportError("no numba here")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(engine, "_why_not", None)
+    monkeypatch.setattr(builtins, "__import__", no_numba)
+    with engine.using("numba"), pytest.warns(RuntimeWarning, match="compiled engine is unavailable"):
+        assert not engine.active()
+    monkeypatch.setattr(builtins, "__import__", real_import)
+    with engine.using("numba"):
+        assert "could not be imported" in engine.status()
+        image = image_of(2, 9, 10, 3)
+        data, _ = encode_image(tiny_model, image)
+        np.testing.assert_array_equal(decode_image(data, loader=loader_for(tiny_model))[0], image)
+
+
+def test_latent_priors_take_the_whole_activation_range():
+    """The hierarchical PixelVAE's latent priors read latents clamped to [ACT_MIN, ACT_MAX]:
+    -2048 is a valid input (a photo's latents reach it), and the engine equals the reference there."""
+    from hiercodec.zoo import load
+
+    prior = load("pixelvae-photos").family.maps.prior1
+    x = torch.full((1, prior.in_channels, 3, 4), -2048.0, dtype=DTYPE)
+    x[0, :, 1] = 2047.0
+    net = prior.reference
+    f = None
+    if net.cond:
+        f = torch.from_numpy(np.random.default_rng(1).integers(-2048, 2048, (1, net.cond[0].weight.shape[1], 3, 4))
+                             .astype(np.int16))
+    compiled = CompiledPixelCNN(net)
+    assert torch.equal(compiled.forward(x, f), net.forward(x, None if f is None else f.to(DTYPE)))

@@ -16,6 +16,7 @@ on a machine pays for compilation.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cached_property
@@ -35,6 +36,8 @@ def _load() -> bool:
         import numba  # noqa: F401
     except Exception as err:  # an absent or broken numba: the reference still decodes every file
         _why_not = f"numba could not be imported ({type(err).__name__}: {err}); using the torch reference"
+        warnings.warn(f"hiercodec: the compiled engine is unavailable: {_why_not} (the same files, "
+                      "decoded more slowly)", RuntimeWarning, stacklevel=3)
         return False
     return True
 

@@ -21,7 +21,10 @@ Net = namedtuple("Net", "channels in_channels h0_shift h0_offset vin_w vin_b vin
 
 
 def _ints(t: torch.Tensor | float, dtype=np.int64) -> np.ndarray:
-    a = np.asarray(t.numpy() if isinstance(t, torch.Tensor) else t, dtype=np.float64)
+    """Integers as `dtype`; floats (the reference carries integers in float64) must be integral."""
+    a = np.asarray(t.numpy() if isinstance(t, torch.Tensor) else t)
+    if np.issubdtype(a.dtype, np.integer):
+        return a.astype(dtype, copy=False)
     if not np.array_equal(a, np.rint(a)):
         raise ValueError("a layer of the exact network holds a non-integer")
     return a.astype(dtype)

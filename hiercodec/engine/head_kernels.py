@@ -80,21 +80,41 @@ def _cdf_at(e16, mu, inv_m, inv_q, cdf):
     return cdf[t + T_RANGE]
 
 
+@nb.njit(inline="always")
+def _index(v, mean, inv_m, inv_q):
+    """The sigmoid table index (before clamping) of inner edge v, 16 (v + 1) - 8 in 1/16 level."""
+    t = (16 * v + 8 - mean) * inv_m
+    return t >> -inv_q if inv_q <= 0 else t << inv_q
+
+
+@nb.njit(inline="always")
+def _first_reaching(level, mean, inv_m, inv_q):
+    """The first inner edge v (0 .. 255) whose index is at least `level` (255: none); the index
+    grows with v, so a bisection finds it."""
+    lo, hi = 0, SYMBOLS - 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if _index(mid, mean, inv_m, inv_q) >= level:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
 @nb.njit(boundscheck=False, cache=True)
-def _component_cdf(acc, wm, mean, inv_m, inv_q, cdf):
-    """acc[v] += wm CDF(edge v) for the 255 inner edges 16 (v + 1) - 8 of one component; one loop
-    per sign of the exponent, so that the compiler vectorizes each (the table lookups are gathers)."""
-    if inv_q <= 0:
-        r = -inv_q
-        for v in range(SYMBOLS - 1):
-            t = ((16 * v + 8 - mean) * inv_m) >> r
-            t = -T_RANGE if t < -T_RANGE else (T_RANGE if t > T_RANGE else t)
-            acc[v] += wm * np.int64(cdf[t + T_RANGE])
-    else:
-        for v in range(SYMBOLS - 1):
-            t = ((16 * v + 8 - mean) * inv_m) << inv_q
-            t = -T_RANGE if t < -T_RANGE else (T_RANGE if t > T_RANGE else t)
-            acc[v] += wm * np.int64(cdf[t + T_RANGE])
+def _component_cdf(acc, top, wm, mean, inv_m, inv_q, cdf):
+    """acc[v] += wm CDF(edge v) for the 255 inner edges of one component. Below the table's range
+    the CDF is cdf[0] = 0 and adds nothing; from the edge where the index reaches the top of the
+    range it is 2^16, added through `top` (a difference array the caller sums); only the edges in
+    between read the table."""
+    first = _first_reaching(-T_RANGE + 1, mean, inv_m, inv_q)
+    last = _first_reaching(T_RANGE, mean, inv_m, inv_q)
+    if _index(last, mean, inv_m, inv_q) >= T_RANGE:
+        top[last] += wm * CDF_ONE
+    else:  # no edge reaches the top: the last one reads the table too
+        last = SYMBOLS - 1
+    for v in range(first, last):
+        acc[v] += wm * np.int64(cdf[_index(v, mean, inv_m, inv_q) + T_RANGE])
 
 
 @nb.njit(boundscheck=False, cache=True, nogil=True)
@@ -106,6 +126,7 @@ def mixture_table(w, mu, ls, coeff, c, prev, inv_m, inv_q, cdf, cur, out):
     bad = 0
     for p in range(w.shape[0]):
         acc = np.zeros(SYMBOLS - 1, np.int64)  # the mixture CDF at each inner edge, in units of 2^-32
+        top = np.zeros(SYMBOLS - 1, np.int64)  # saturated components, from their first saturated edge
         for m in range(k):
             mean = mu[p, c, m]
             if c == 1:
@@ -115,12 +136,15 @@ def mixture_table(w, mu, ls, coeff, c, prev, inv_m, inv_q, cdf, cur, out):
             mean = MU_MIN if mean < MU_MIN else (MU_MAX if mean > MU_MAX else mean)
             cur[p, m] = mean
             li = ls[p, c, m] - LS_MIN
-            _component_cdf(acc, w[p, m], mean, inv_m[li], inv_q[li], cdf)
+            _component_cdf(acc, top, w[p, m], mean, inv_m[li], inv_q[li], cdf)
         row = out[p]
         below = np.int64(0)
+        saturated = np.int64(0)
         for v in range(SYMBOLS - 1):
-            row[v] = ((acc[v] - below) * (CDF_ONE - 1) >> 24) + 1
-            below = acc[v]
+            saturated += top[v]
+            here = acc[v] + saturated
+            row[v] = ((here - below) * (CDF_ONE - 1) >> 24) + 1
+            below = here
         row[SYMBOLS - 1] = (((WEIGHT_TOTAL << 16) - below) * (CDF_ONE - 1) >> 24) + 1
         bad += _fill(row, TABLE_TOTAL)
     return bad

@@ -23,7 +23,7 @@ from hiercodec.exact.embedding import ExactEmbedding
 from hiercodec.exact.gaussian import ExactGaussian
 from hiercodec.exact.layers import qconv, subset
 from hiercodec.exact.pixelcnn import ExactPixelCNN
-from hiercodec.exact.quant import ACT_MAX, ACT_MIN
+from hiercodec.exact.quant import ACT_MIN
 from hiercodec.families.latent_map import GaussianMap, MapsSample
 from hiercodec.families.pixelvae_config import PixelVAEConfig
 
@@ -36,7 +36,7 @@ class HierarchyNets:
     def __init__(self, net: PixelVAEConfig, tensors: dict[str, torch.Tensor], exact: dict, gauss: ExactGaussian,
                  in_max: float):
         self.net, self.gauss = net, gauss
-        z_max = float(ACT_MAX)
+        z_max = float(-ACT_MIN)  # latent inputs lie in [ACT_MIN, ACT_MAX] (GaussianMap.inputs): |z| <= 2^11
 
         def embedding(name: str, down=(), up=(), top: float = -ACT_MIN) -> ExactEmbedding:
             return ExactEmbedding(subset(tensors, f"{name}."), net.blocks, down, up, in_max=top)
