@@ -48,7 +48,7 @@ IMAGES = {
 
 
 def test_peers_listed():
-    assert set(peers.PEERS) == {"png", "jpegxl", "webp", "jpeg2000", "jpegls", "avif"}
+    assert set(peers.PEERS) == {"png", "jpegxl", "jpegxl-e7", "webp", "jpeg2000", "jpegls", "avif"}
     assert set(AVAILABLE) <= set(peers.PEERS)
     if not AVAILABLE:
         pytest.skip("neither imagecodecs nor pyoxipng is installed")

@@ -6,9 +6,9 @@ there because every operand and result is an integer below 2^24 times a power of
 the same integer by int64 arithmetic: ((16 e - mu16) M) shifted by Q. Everything else is int64 as
 in the reference (its float64 products of integers below 2^53 are exact).
 
-One thread: the decoder's calls hold one position of each tile (tens of positions), where waking
-sleeping threads (OMP_WAIT_POLICY is PASSIVE, hiercodec/__init__.py: about 40 us a call here)
-costs more than the work.
+One thread, but for the encoder's tables (`mixture_table_threads`): the decoder's calls hold one
+position of each tile (tens of positions), where waking sleeping threads (OMP_WAIT_POLICY is
+PASSIVE, hiercodec/__init__.py: about 40 us a call here) costs more than the work.
 """
 
 from __future__ import annotations
@@ -118,13 +118,13 @@ def _component_cdf(acc, top, wm, mean, inv_m, inv_q, cdf):
 
 
 @nb.njit(boundscheck=False, cache=True, nogil=True)
-def mixture_table(w, mu, ls, coeff, c, prev, inv_m, inv_q, cdf, cur, out):
-    """Frequencies out (P, 256) of channel c given prev (P, c) decoded values; the means used
-    go to cur (P, K) for `mixture_update`. cdf is int32 (its entries are at most 2^16): half the
-    cache of int64 for the lookups."""
+def mixture_table(w, mu, ls, coeff, c, prev, inv_m, inv_q, cdf, cur, out, p0, p1):
+    """Frequencies out (P, 256) of channel c at positions p0 .. p1-1 given prev (P, c) decoded
+    values; the means used go to cur (P, K) for `mixture_update`. cdf is int32 (its entries are
+    at most 2^16): half the cache of int64 for the lookups."""
     k = w.shape[1]
     bad = 0
-    for p in range(w.shape[0]):
+    for p in range(p0, p1):
         acc = np.zeros(SYMBOLS - 1, np.int64)  # the mixture CDF at each inner edge, in units of 2^-32
         top = np.zeros(SYMBOLS - 1, np.int64)  # saturated components, from their first saturated edge
         for m in range(k):
@@ -147,6 +147,18 @@ def mixture_table(w, mu, ls, coeff, c, prev, inv_m, inv_q, cdf, cur, out):
             below = here
         row[SYMBOLS - 1] = (((WEIGHT_TOTAL << 16) - below) * (CDF_ONE - 1) >> 24) + 1
         bad += _fill(row, TABLE_TOTAL)
+    return bad
+
+
+@nb.njit(parallel=True, boundscheck=False, cache=True)
+def mixture_table_threads(w, mu, ls, coeff, c, prev, inv_m, inv_q, cdf, cur, out, blocks):
+    """`mixture_table` of all positions, in `blocks` blocks on the threads (the encoder's blocks
+    of thousands of positions)."""
+    n = w.shape[0]
+    bad = 0
+    for q in nb.prange(blocks):
+        bad += mixture_table(w, mu, ls, coeff, c, prev, inv_m, inv_q, cdf, cur, out, q * n // blocks,
+                             (q + 1) * n // blocks)
     return bad
 
 

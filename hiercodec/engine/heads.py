@@ -4,12 +4,16 @@ same integer tables, computed by hiercodec.engine.head_kernels."""
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import torch
 
 from hiercodec.engine import head_kernels as K
 from hiercodec.exact.categorical import ExactCategorical
 from hiercodec.exact.mixture import ExactMixture
+
+
+THREADS_FROM = 2048  # positions from which a call's tables are computed on every thread
 
 
 def _ints(t: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -49,8 +53,13 @@ class CompiledMixture:
         n = len(state["w"])
         prev = np.zeros((n, 2), np.int64) if c == 0 else _ints(prev)
         out = np.empty((n, K.SYMBOLS), np.int64)
-        _checked(K.mixture_table(state["w"], state["mu"], state["ls"], state["coeff"], c, prev, self.inv_m,
-                                 self.inv_q, self.cdf, state["cur"], out))
+        args = (state["w"], state["mu"], state["ls"], state["coeff"], c, prev, self.inv_m, self.inv_q, self.cdf,
+                state["cur"], out)
+        blocks = numba.get_num_threads()
+        if n >= THREADS_FROM and blocks > 1:
+            _checked(K.mixture_table_threads(*args, blocks))
+        else:
+            _checked(K.mixture_table(*args, 0, n))
         state["c"] = c
         return out
 
