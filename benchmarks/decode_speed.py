@@ -13,14 +13,14 @@ from __future__ import annotations
 import hiercodec  # noqa: F401  (first: the OpenMP wait policy must be set before torch loads)
 
 import json
-import time
 
 import click
 import numpy as np
 import torch
 
 from hiercodec import engine
-from hiercodec.codec import decode_image, encode_image
+from hiercodec.bench.lossless import timed_round_trip
+from hiercodec.codec import encode_image
 from hiercodec.export.hierarchy import export_hierarchy
 from hiercodec.families.pixelcnn import PixelCNNFamily
 from hiercodec.families.pixelcnn_config import PixelCNNConfig
@@ -50,13 +50,7 @@ def main(sizes: tuple[str, ...], mixtures: int, image: str, threads: int | None)
         model = exported(PixelCNNConfig(channels=channels, layers=layers, head=2 * channels, mixtures=mixtures),
                          pixels)
         encode_image(model, pixels[:16, :16])  # warm-up: loads (or compiles) the engine's kernels
-        t = time.perf_counter()
-        data, _ = encode_image(model, pixels)
-        enc = time.perf_counter() - t
-        t = time.perf_counter()
-        back, _ = decode_image(data, loader=lambda _id: model)
-        dec = time.perf_counter() - t
-        assert np.array_equal(back, pixels)
+        _, _, enc, dec = timed_round_trip(model, pixels, image)
         click.echo(json.dumps({"size": size, "mixtures": mixtures, "image": image, "shape": list(pixels.shape),
                                "encode_s": round(enc, 2), "decode_s": round(dec, 2),
                                "threads": engine.thread_count(), "engine": engine.status()}))

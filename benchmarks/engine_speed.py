@@ -19,7 +19,6 @@ import os
 import resource
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import click
@@ -46,21 +45,15 @@ def photo(size: int) -> np.ndarray:
 def measure(model: str, size: int, kind: str, threads: int) -> dict:
     """One model at one size on one engine, in this process: seconds, bytes, peak memory."""
     from hiercodec import engine
-    from hiercodec.codec import decode_image, encode_image
+    from hiercodec.bench.lossless import timed_round_trip
+    from hiercodec.codec import encode_image
     from hiercodec.zoo import load
 
     m = load(model)
     image = photo(size)
     with engine.using(kind), engine.threads(threads):
         encode_image(m, image[:16, :16])  # warm-up: loads (or compiles) the kernels
-        t = time.perf_counter()
-        data, report = encode_image(m, image)
-        enc = time.perf_counter() - t
-        t = time.perf_counter()
-        back, _ = decode_image(data, loader=lambda _id: m)
-        dec = time.perf_counter() - t
-    if not np.array_equal(back, image):
-        raise SystemExit(f"{model} at {size}: the decoded image differs")
+        data, report, enc, dec = timed_round_trip(m, image, f"{PHOTO} at {size}")
     return {"model": m.id, "family": m.family.name, "size": size, "engine": kind, "threads": threads,
             "encode_s": round(enc, 3), "decode_s": round(dec, 3), "bytes": len(data),
             "bpd": round(report.bits_per_dim, 4), "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}

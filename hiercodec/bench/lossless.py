@@ -36,6 +36,7 @@ from hiercodec.bench.peers import PEERS, run_peer
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
+    from hiercodec.report import Report
     from hiercodec.zoo import Model
 
 __all__ = ["Row", "Overall", "BenchResult", "image_paths", "load_targets", "read_images",
@@ -178,14 +179,21 @@ def _timed(fn, *args):
     return value, time.perf_counter() - start
 
 
-def _model_row(model: "Model", name: str, image: np.ndarray) -> Row:
+def timed_round_trip(model: "Model", image: np.ndarray, name: str = "the image") -> tuple[bytes, "Report", float, float]:
+    """Encode `image` with `model`, decode it, check the pixels (HiercodecError otherwise): the
+    file, its report, and the encode and decode wall seconds."""
     from hiercodec.codec import decode_image, encode_image
 
     (data, report), encode_s = _timed(encode_image, model, image)
     # Decode with the very model that encoded (as verify does): decode_image still checks its hash.
     (decoded, _), decode_s = _timed(decode_image, data, lambda _id: model)
     if decoded.shape != image.shape or not np.array_equal(decoded, image):
-        raise HiercodecError(f"model {model.id!r} did not decode image {name!r} to the same pixels")
+        raise HiercodecError(f"model {model.id!r} did not decode {name!r} to the same pixels")
+    return data, report, encode_s, decode_s
+
+
+def _model_row(model: "Model", name: str, image: np.ndarray) -> Row:
+    data, report, encode_s, decode_s = timed_round_trip(model, image, name)
     levels = tuple((lv.name, lv.bound_bits, lv.paper_bound_bits) for lv in report.levels)
     return Row(name, tuple(image.shape), model.id, MODEL, len(data), 8 * len(data) / image.size,
                report.bound_bits_per_dim, encode_s, decode_s, report.paper_bound_bits / image.size, levels)
