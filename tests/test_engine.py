@@ -273,3 +273,19 @@ def test_latent_priors_take_the_whole_activation_range():
                              .astype(np.int16))
     compiled = CompiledPixelCNN(net)
     assert torch.equal(compiled.forward(x, f), net.forward(x, None if f is None else f.to(DTYPE)))
+
+
+def test_restrict_equals_reference():
+    """Consistency-constrained tables (grayscale, pyramid): the compiled restriction gives
+    coding.tables.restrict's integers, empty and one-symbol intervals included."""
+    from hiercodec.coding.tables import normalize, restrict as reference
+    from hiercodec.engine.heads import restrict
+
+    rng = np.random.default_rng(7)
+    for k in (16, 256):
+        table = normalize(rng.integers(0, 1 << 20, (400, k)))
+        table[:40] = normalize(np.ones((40, k), np.int64))  # ties: the first largest takes the rest
+        lo = rng.integers(0, k, 400)
+        hi = np.where(rng.random(400) < 0.1, lo - 1, np.minimum(k - 1, lo + rng.integers(0, k, 400)))  # some empty
+        hi[:20] = lo[:20]  # one symbol
+        np.testing.assert_array_equal(restrict(table, lo, hi), reference(table, lo, hi))

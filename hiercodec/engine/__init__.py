@@ -183,3 +183,13 @@ def network(reference):
 def head(reference):
     """The exact head `reference`, run by the engine when it is active."""
     return _Head(reference)
+
+
+def restrict(freqs, lo, hi, reference):
+    """A head's table restricted to lo .. hi per row (consistency-constrained coding): compiled
+    when the engine is active, else `reference` (coding.tables.restrict, the same integers)."""
+    if not active():
+        return reference(freqs, lo, hi)
+    from hiercodec.engine.heads import restrict as compiled
+
+    return compiled(freqs, lo, hi)

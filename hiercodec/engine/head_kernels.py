@@ -206,3 +206,29 @@ def categorical_table(logits, exp, out):
             t += out[p, m]
         out[p, best] += TABLE_TOTAL - t
 
+
+
+@nb.njit(boundscheck=False, cache=True, nogil=True)
+def restrict(freqs, lo, hi, out):
+    """coding.tables.restrict: each row's entries outside lo[p] .. hi[p] set to 0, then normalize
+    (an all-zero row is uniform; f (2^24 - K) // sum + 1, the remainder to the first largest)."""
+    n, k = freqs.shape
+    for p in range(n):
+        s = np.int64(0)
+        best = 0
+        for v in range(k):
+            x = freqs[p, v] if lo[p] <= v <= hi[p] else 0
+            out[p, v] = x
+            s += x
+            if x > out[p, best]:
+                best = v
+        if s == 0:
+            for v in range(k):
+                out[p, v] = 1
+            s = k
+            best = 0
+        t = np.int64(0)
+        for v in range(k):
+            out[p, v] = out[p, v] * (TABLE_TOTAL - k) // s + 1
+            t += out[p, v]
+        out[p, best] += TABLE_TOTAL - t

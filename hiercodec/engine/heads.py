@@ -85,3 +85,11 @@ class CompiledCategorical:
 
     def update(self, state: np.ndarray, symbols: torch.Tensor) -> None:
         """One channel: nothing to condition."""
+
+
+def restrict(freqs: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """coding.tables.restrict of a head's table (entries in [1, 2^24]), compiled."""
+    out = np.empty(freqs.shape, np.int64)
+    K.restrict(np.ascontiguousarray(freqs, np.int64), np.ascontiguousarray(lo, np.int64),
+               np.ascontiguousarray(hi, np.int64), out)
+    return out

@@ -159,7 +159,8 @@ class RasterLevel(ScheduledLevel):
                     box = ctx.bounds(b, out, i, j0, j1, c) if ctx and ctx.bounds else None
                     if box is not None:
                         wide = tab
-                        tab = restrict(tab.reshape(n * t, -1), box[0].reshape(-1), box[1].reshape(-1)).reshape(wide.shape)
+                        tab = engine.restrict(tab.reshape(n * t, -1), box[0].reshape(-1), box[1].reshape(-1),
+                                              restrict).reshape(wide.shape)
                         if source.known and stats is not None:
                             s = out[:, c, i, j0:j1].T.astype(np.int32)
                             stats.saved_bits += bits(s[v], wide[v]) - bits(s[v], tab[v])
