@@ -289,3 +289,26 @@ def test_restrict_equals_reference():
         hi = np.where(rng.random(400) < 0.1, lo - 1, np.minimum(k - 1, lo + rng.integers(0, k, 400)))  # some empty
         hi[:20] = lo[:20]  # one symbol
         np.testing.assert_array_equal(restrict(table, lo, hi), reference(table, lo, hi))
+
+
+@pytest.mark.parametrize("kernel,cin,clamp", [((1, 1), 12, True), ((3, 3), 5, False), ((2, 3), 8, True),
+                                              ((3, 7), 3, True), ((2, 2), 4, False)])
+def test_conv_equals_reference(kernel, cin, clamp):
+    """QConv.conv (embeddings, conditioning stacks, VQ decoders): compiled = reference, per-channel
+    clamps included; inputs beyond the layer's bound go to the reference."""
+    from hiercodec.engine.conv import compiled
+    from hiercodec.exact.layers import QConv
+
+    rng = np.random.default_rng(cin)
+    o, (kh, kw) = 7, kernel
+    w = rng.integers(-511, 512, (o, cin * kh * kw))
+    conv = QConv.from_ints(w, rng.integers(-1 << 16, 1 << 16, o), rng.integers(-2, 12, o), kernel,
+                           lo=rng.integers(-2048, -100, o), hi=rng.integers(100, 2048, o))
+    x = torch.from_numpy(rng.integers(-2048, 2049, (3, cin, 9, 11)).astype(np.float64))
+    with engine.using("torch"):
+        expected = conv.conv(x, clamp)
+    got = compiled(conv, x, clamp)
+    assert got is not None and torch.equal(got, expected)
+    with engine.using("numba"):
+        assert torch.equal(conv.conv(x, clamp), expected)
+    assert compiled(conv, x * 2, clamp) is None  # |x| up to 4096: beyond the checked 2048

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from hiercodec import engine
 from hiercodec.exact.quant import ACT_MAX, ACT_MIN, DTYPE, EXACT_LIMIT, GATE_FRAC, accumulator_bound
 
 
@@ -33,6 +34,7 @@ class QConv:
     kernel: tuple[int, int]
     lo: torch.Tensor | float = ACT_MIN
     hi: torch.Tensor | float = ACT_MAX
+    in_max: float = -ACT_MIN  # the largest |input| its accumulator bound was checked for
 
     @classmethod
     def from_ints(cls, w_int: np.ndarray, bias_int: np.ndarray, shift: np.ndarray,
@@ -43,7 +45,7 @@ class QConv:
         lo = ACT_MIN if lo is None else _t(lo).reshape(-1)
         hi = ACT_MAX if hi is None else _t(hi).reshape(-1)
         scale = np.ldexp(1.0, -np.asarray(shift, dtype=np.int64))  # exact powers of two, unlike exp2
-        return cls(_t(w_int).reshape(w_int.shape[0], -1), _t(bias_int), _t(scale), kernel, lo, hi)
+        return cls(_t(w_int).reshape(w_int.shape[0], -1), _t(bias_int), _t(scale), kernel, lo, hi, in_max)
 
     def acc_conv(self, x: torch.Tensor) -> torch.Tensor:
         """Accumulators of a valid convolution of padded x (B, Cin, H, W) -> (B, Cout, H', W')."""
@@ -54,6 +56,12 @@ class QConv:
         return acc.reshape(b, -1, h - kh + 1, w - kw + 1)
 
     def conv(self, x: torch.Tensor, clamp: bool = True) -> torch.Tensor:
+        if engine.active():  # the compiled twin, when it covers the layer and its inputs
+            from hiercodec.engine.conv import compiled
+
+            out = compiled(self, x, clamp)
+            if out is not None:
+                return out
         acc = self.acc_conv(x).mul_(self.scale[:, None, None]).floor_()
         return _clamp(acc, self.lo, self.hi, (1, -1, 1, 1)) if clamp else acc
 

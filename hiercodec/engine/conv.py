@@ -1,0 +1,49 @@
+"""The compiled twin of QConv.conv (hiercodec.exact.layers): the whole-tile convolutions of the
+embeddings, conditioning stacks, VQ decoders and encoders. A layer runs here when its accumulator
+bound, for inputs up to its `in_max`, is below 2^31 (the kernel sums in int32) and its inputs fit
+int16; otherwise the reference runs it (`compiled` returns None)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from hiercodec.engine import conv_kernels as K
+from hiercodec.engine.gated import INT32_LIMIT, _clamps, _ints, _shift
+from hiercodec.exact.quant import DTYPE, accumulator_bound
+
+INT16_MAX = (1 << 15) - 1
+
+
+class _Layer:
+    """A QConv's integers in the kernel's layout."""
+
+    def __init__(self, conv):
+        kh, kw = conv.kernel
+        o = conv.weight.shape[0]
+        w = _ints(conv.weight)
+        self.ok = conv.in_max <= INT16_MAX and accumulator_bound(w, _ints(conv.bias), conv.in_max) < INT32_LIMIT
+        cin = w.shape[1] // (kh * kw)
+        self.w = np.ascontiguousarray(w.reshape(o, cin, kh, kw).transpose(0, 2, 3, 1).reshape(o, -1).astype(np.int16))
+        self.b, self.s = _ints(conv.bias), _shift(conv)
+        self.lo, self.hi = _clamps(conv, o)
+        self.kernel, self.in_max = (kh, kw), conv.in_max
+
+
+def compiled(conv, x: torch.Tensor, clamp: bool) -> torch.Tensor | None:
+    """conv.conv(x, clamp) on the engine: (B, Cin, H, W) float64 integers -> (B, O, H', W') float64,
+    or None if the layer or its inputs are outside what the kernel covers."""
+    layer = conv.__dict__.get("_compiled")
+    if layer is None:
+        layer = conv.__dict__["_compiled"] = _Layer(conv)
+    if not layer.ok:
+        return None
+    a = x.numpy()
+    if a.size and np.abs(a).max() > layer.in_max:
+        return None  # the reference checks nothing here either: let it compute what it computes
+    xs = np.ascontiguousarray(a.transpose(0, 2, 3, 1)).astype(np.int16)
+    kh, kw = layer.kernel
+    b, h, w, _ = xs.shape
+    out = np.empty((b, h - kh + 1, w - kw + 1, len(layer.b)), np.int64)
+    K.conv(xs, layer.w, layer.b, layer.s, layer.lo, layer.hi, clamp, kh, kw, out)
+    return torch.from_numpy(out).permute(0, 3, 1, 2).to(DTYPE)
