@@ -27,10 +27,10 @@ from hiercodec.exact.quant import DTYPE
 from hiercodec.export.hierarchy import export_hierarchy
 from hiercodec.families import raster
 from hiercodec.families.pixelcnn_config import PixelCNNConfig
-from tests.conftest import TINY_MODELS
-from tests.test_contract import image_of, loader_for
-from tests.test_exact import decoder_params, mixture_tables, random_mixture, sample_mixture
-from tests.test_golden import GOLDEN, make_golden
+from conftest import TINY_MODELS
+from test_contract import image_of, loader_for
+from test_exact import decoder_params, mixture_tables, random_mixture, sample_mixture
+from test_golden import GOLDEN, make_golden
 
 numba = pytest.importorskip("numba")
 
@@ -207,7 +207,7 @@ def test_threads_option_changes_no_byte(tmp_path, tiny_model, monkeypatch):
 
     from hiercodec import api
     from hiercodec.cli.main import cli
-    from tests.conftest import TINY_ID
+    from conftest import TINY_ID
 
     monkeypatch.setattr(api, "_model", lambda name: tiny_model)
     image = image_of(4, 19, 23, 3)
