@@ -1,4 +1,4 @@
-"""The cache folder for fetched data: $HIERCODEC_CACHE or ~/.cache/hiercodec."""
+"""The cache folder for fetched data and compiled kernels: $HIERCODEC_CACHE or ~/.cache/hiercodec."""
 
 from __future__ import annotations
 

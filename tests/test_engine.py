@@ -312,3 +312,18 @@ def test_conv_equals_reference(kernel, cin, clamp):
     with engine.using("numba"):
         assert torch.equal(conv.conv(x, clamp), expected)
     assert compiled(conv, x * 2, clamp) is None  # |x| up to 4096: beyond the checked 2048
+
+
+def test_kernels_are_cached_in_hiercodecs_cache_folder(tmp_path):
+    """Compiled kernels go to $HIERCODEC_CACHE/numba, not beside the installed sources (files
+    written there outlive `pip uninstall` and shadow a later installation)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"} | {"HIERCODEC_CACHE": str(tmp_path)}
+    code = ("import numpy as np; from hiercodec.engine import head_kernels as K; o = np.empty((1, 3), np.int64); "
+            "K.categorical_table(np.zeros((1, 3), np.int64), np.ones(4095, np.int64), o); print(o.sum())")
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == str(1 << 24), done.stderr
+    assert list((tmp_path / "numba").rglob("head_kernels.categorical_table*.nbi"))

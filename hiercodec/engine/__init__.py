@@ -9,17 +9,27 @@ and the reference otherwise:
 - A network the engine does not cover yet (attention layers) runs on the reference.
 - `set_threads(n)`: threads across tiles (the integers do not depend on it).
 
-The kernels compile on first use and are cached on disk (numba's cache), so only the first run
-on a machine pays for compilation.
+The kernels compile on first use and are cached on disk (numba's cache, in hiercodec's cache
+folder: $HIERCODEC_CACHE/numba or ~/.cache/hiercodec/numba), so only the first run on a machine
+pays for compilation.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cached_property
+
+from hiercodec.cache import cache_dir
+
+# Compiled kernels are cached in hiercodec's cache folder, not beside the installed sources: files
+# written there after installation outlive `pip uninstall` and the folder left behind shadows a
+# later installation (seen here). NUMBA_CACHE_DIR, when set, wins; so does a numba imported earlier.
+if "numba" not in sys.modules:
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(cache_dir() / "numba"))
 
 ENV = "HIERCODEC_ENGINE"
 KINDS = ("numba", "torch")
