@@ -147,6 +147,7 @@ class RasterLevel(ScheduledLevel):
         t, cc = out.shape[:2]
         valid = self.layout.valid(b)
         for i in rows:
+            full = valid[:, i].all(axis=0)  # per column: every tile of the batch covers it
             source.row(i)
             for j0, j1 in source.blocks():
                 n = j1 - j0
@@ -167,9 +168,10 @@ class RasterLevel(ScheduledLevel):
                     if source.known:
                         tables.append(tab)
                     else:  # one column: pop this channel now, the next one's table depends on it
-                        symbols = yield None, tab[0, v[0]]
-                        vals[torch.from_numpy(v[0]), c] = torch.from_numpy(symbols.astype(np.float64))
-                        out[:, c, i, j0] = vals[:, c].numpy().astype(self.dtype)
+                        every = full[j0]  # every tile covers this column: no copies of the table
+                        symbols = yield None, (tab[0] if every else tab[0, v[0]])
+                        out[v[0], c, i, j0] = symbols
+                        vals[:, c] = torch.from_numpy(out[:, c, i, j0])
                     if c + 1 < cc:
                         self.head.update(state, vals[:, c])
                 if source.known:
