@@ -464,8 +464,11 @@ def read_png(path: Path) -> np.ndarray:
 _DECODE = """
 import hashlib, json, sys
 import numpy as np, torch
+from hiercodec import engine
 from hiercodec.codec import decode_image
-out = {"capability": torch.backends.cpu.get_cpu_capability(), "files": {}}
+import numba
+out = {"capability": torch.backends.cpu.get_cpu_capability(), "numba_cpu": numba.config.CPU_NAME,
+       "engine": engine.active(), "files": {}}
 for path in sys.argv[1:]:
     image, _ = decode_image(open(path, "rb").read())
     image = image if image.ndim == 3 else image[..., None]
@@ -476,8 +479,9 @@ print(json.dumps(out))
 
 def test_golden_files_decode_alike_on_another_instruction_set():
     """The cheapest stand-in for another CPU: a subprocess whose torch kernels are forced to no SIMD
-    (ATEN_CPU_CAPABILITY=default) and whose MKL is held to SSE4.2 decodes golden files to exactly
-    the pixels of their PNGs, which this process's best kernels decode to (tests/test_golden.py).
+    (ATEN_CPU_CAPABILITY=default), whose MKL is held to SSE4.2 and whose compiled engine is built
+    for a generic x86-64 (NUMBA_CPU_NAME=generic: no AVX) decodes golden files to exactly the
+    pixels of their PNGs, which this process's best kernels decode to (tests/test_golden.py).
     Decoding every golden file takes minutes with the shipped models, so the smallest lossless and
     the smallest lossy file of every model that has golden files: every family, every shipped model
     with golden files, every colour mode."""
@@ -493,12 +497,13 @@ def test_golden_files_decode_alike_on_another_instruction_set():
     assert {models[Path(p)][1] for p in paths} >= set(FAMILIES)
     assert {container.read_header(Path(p).read_bytes()).channels for p in paths} == {1, 2, 3, 4}
     env = dict(os.environ, ATEN_CPU_CAPABILITY="default", MKL_ENABLE_INSTRUCTIONS="SSE4_2",
-               OMP_WAIT_POLICY="PASSIVE")
+               OMP_WAIT_POLICY="PASSIVE", NUMBA_CPU_NAME="generic")
     run = subprocess.run([sys.executable, "-c", _DECODE, *paths], env=env, capture_output=True, text=True,
                          timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     out = json.loads(run.stdout.strip().splitlines()[-1])
     assert out["capability"] == "DEFAULT", f"ATEN_CPU_CAPABILITY=default did not take: {out['capability']}"
+    assert out["numba_cpu"] == "generic" and out["engine"], "the subprocess's engine is not the generic build"
     assert sorted(out["files"]) == paths
     for path in paths:
         expected = read_png(Path(path).with_suffix(".png"))
