@@ -327,3 +327,15 @@ def test_kernels_are_cached_in_hiercodecs_cache_folder(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and done.stdout.strip() == str(1 << 24), done.stderr
     assert list((tmp_path / "numba").rglob("head_kernels.categorical_table*.nbi"))
+
+
+def test_an_unknown_engine_name_warns_and_uses_the_engine():
+    import os
+    import subprocess
+    import sys
+
+    code = "import warnings; warnings.simplefilter('always'); from hiercodec import engine; print(engine._kind)"
+    done = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, HIERCODEC_ENGINE="gpu"),
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "numba", done.stderr
+    assert "HIERCODEC_ENGINE='gpu' is not one of numba, torch" in done.stderr

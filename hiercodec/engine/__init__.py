@@ -33,7 +33,11 @@ if "numba" not in sys.modules:
 
 ENV = "HIERCODEC_ENGINE"
 KINDS = ("numba", "torch")
-_kind = os.environ.get(ENV, "numba").lower()
+_kind = os.environ.get(ENV, "numba").strip().lower()
+if _kind not in KINDS:
+    warnings.warn(f"hiercodec: {ENV}={_kind!r} is not one of {', '.join(KINDS)}: using numba", RuntimeWarning,
+                  stacklevel=2)
+    _kind = "numba"
 _why_not: str | None = None
 
 
