@@ -85,8 +85,7 @@ def _threads(n: int | None):
 def _threads_text(n: int | None) -> str:
     from hiercodec import engine
 
-    with engine.threads(n):
-        count = engine.thread_count()
+    count = n or engine.thread_count()
     return f"{count} thread{'s' if count > 1 else ''} ({engine.status().split(' (')[0]} engine)"
 
 

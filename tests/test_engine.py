@@ -209,24 +209,38 @@ def test_threads_option_changes_no_byte(tmp_path, tiny_model, monkeypatch):
     from hiercodec.cli.main import cli
     from conftest import TINY_ID
 
+    import hiercodec.codec
+
     monkeypatch.setattr(api, "_model", lambda name: tiny_model)
+    encode, seen = hiercodec.codec.encode_image, []
+
+    def counting(*args, **kwargs):  # the thread count the codec runs with
+        seen.append(engine.thread_count())
+        return encode(*args, **kwargs)
+
+    monkeypatch.setattr(hiercodec.codec, "encode_image", counting)
     image = image_of(4, 19, 23, 3)
     png = tmp_path / "in.png"
     from PIL import Image
 
     Image.fromarray(image).save(png)
     files = []
-    for n in (1, 2):
-        out = tmp_path / f"{n}.hc"
-        result = CliRunner().invoke(cli, ["compress", "--threads", str(n), "-m", TINY_ID, str(png), str(out)])
-        assert result.exit_code == 0, result.output
-        files.append(out.read_bytes())
+    try:
+        for n in (1, 2):
+            out = tmp_path / f"{n}.hc"
+            result = CliRunner().invoke(cli, ["compress", "--threads", str(n), "-m", TINY_ID, str(png), str(out)])
+            assert result.exit_code == 0, result.output
+            files.append(out.read_bytes())
+    finally:
+        engine.set_threads(None)  # the CLI sets the process's count: put it back for the other tests
+    assert seen == [1, 2]
     assert files[0] == files[1] == api.encode(image, TINY_ID, threads=2)
     with engine.threads(1):
         np.testing.assert_array_equal(decode_image(files[0], loader=loader_for(tiny_model))[0], image)
     small = tmp_path / "small.png"
     Image.fromarray(image[:9, :12]).save(small)  # verify loads from the zoo: the default model
     result = CliRunner().invoke(cli, ["verify", "-j", "2", str(small)])
+    engine.set_threads(None)
     assert result.exit_code == 0 and "round trip" in result.output.lower(), result.output
     bad = CliRunner().invoke(cli, ["compress", "--threads", "0", str(png), str(tmp_path / "x.hc")])
     assert bad.exit_code == 2 and "--threads" in bad.output

@@ -7,7 +7,7 @@ and the reference otherwise:
 - `HIERCODEC_ENGINE=torch` (or `using("torch")`) runs the reference; `numba` (the default when
   numba imports) the engine. If numba cannot load, the reference runs and `status()` says why.
 - A network the engine does not cover yet (attention layers) runs on the reference.
-- `set_threads(n)`: threads across tiles (the integers do not depend on it).
+- `set_threads(n)` / `threads(n)`: threads across tiles (the integers do not depend on it).
 
 The kernels compile on first use and are cached on disk (numba's cache, in hiercodec's cache
 folder: $HIERCODEC_CACHE/numba or ~/.cache/hiercodec/numba), so only the first run on a machine
@@ -62,7 +62,7 @@ def active() -> bool:
 
 
 def status() -> str:
-    """One line for --version and bench: which implementation computes the tables, and why."""
+    """One line for bench and its JSON: which implementation computes the tables, and why."""
     if _kind == "torch":
         return f"torch reference ({ENV}=torch)"
     if not _load():
@@ -95,20 +95,18 @@ def thread_count() -> int:
 
 @contextmanager
 def threads(n: int | None) -> Iterator[None]:
-    """Run a block on n threads (None: every core). The integers, hence the files, do not depend
-    on it: only the speed does."""
-    global _threads
-    if n is not None and n < 1:
-        raise ValueError(f"threads must be at least 1, got {n}")
+    """Run a block on n threads, then restore the count; None leaves the process's count (every
+    core unless `set_threads` said otherwise). The integers, hence the files, do not depend on it:
+    only the speed does."""
+    if n is None:
+        yield
+        return
     before = _threads
-    _threads = n
-    numba_before = _numba_threads(thread_count())
+    set_threads(n)
     try:
         yield
     finally:
-        _threads = before
-        if numba_before is not None:
-            _numba_threads(numba_before)
+        set_threads(before)
 
 
 def set_threads(n: int | None) -> None:
@@ -120,16 +118,12 @@ def set_threads(n: int | None) -> None:
     _numba_threads(thread_count())
 
 
-def _numba_threads(n: int) -> int | None:
-    """Set numba's thread count (at most the pool it started with); the count before, or None
-    without numba."""
-    if not _load():
-        return None
-    import numba
+def _numba_threads(n: int) -> None:
+    """Set numba's thread count (at most the pool it started with), if numba is there."""
+    if _load():
+        import numba
 
-    before = numba.get_num_threads()
-    numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
-    return before
+        numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
 
 
 class _Network:
