@@ -9,8 +9,8 @@ import numpy as np
 import torch
 
 from hiercodec.engine import conv_kernels as K
-from hiercodec.engine.gated import INT32_LIMIT, _clamps, _ints, _shift
-from hiercodec.exact.quant import DTYPE, accumulator_bound
+from hiercodec.engine.gated import _clamps, _ints, _shift, fits_int32, weights
+from hiercodec.exact.quant import DTYPE
 
 INT16_MAX = (1 << 15) - 1
 
@@ -19,15 +19,10 @@ class _Layer:
     """A QConv's integers in the kernel's layout."""
 
     def __init__(self, conv):
-        kh, kw = conv.kernel
-        o = conv.weight.shape[0]
-        w = _ints(conv.weight)
-        self.ok = conv.in_max <= INT16_MAX and accumulator_bound(w, _ints(conv.bias), conv.in_max) < INT32_LIMIT
-        cin = w.shape[1] // (kh * kw)
-        self.w = np.ascontiguousarray(w.reshape(o, cin, kh, kw).transpose(0, 2, 3, 1).reshape(o, -1).astype(np.int16))
-        self.b, self.s = _ints(conv.bias), _shift(conv)
-        self.lo, self.hi = _clamps(conv, o)
-        self.kernel, self.in_max = (kh, kw), conv.in_max
+        self.ok = conv.in_max <= INT16_MAX and fits_int32(conv)
+        self.w, self.b, self.s = weights(conv, columns_first=False), _ints(conv.bias), _shift(conv)
+        self.lo, self.hi = _clamps(conv, len(self.b))
+        self.kernel, self.in_max = conv.kernel, conv.in_max
 
 
 def compiled(conv, x: torch.Tensor, clamp: bool) -> torch.Tensor | None:

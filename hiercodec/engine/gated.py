@@ -30,12 +30,20 @@ def _ints(t: torch.Tensor | float, dtype=np.int64) -> np.ndarray:
     return a.astype(dtype)
 
 
-def _weights(conv: QConv, cin: int) -> np.ndarray:
-    """(O, kw kh cin) int16, columns in (dx, dy, cin) order (the kernels' layouts), from unfold
-    order (cin, dy, dx)."""
+def weights(conv: QConv, columns_first: bool = True) -> np.ndarray:
+    """(O, kh kw cin) int16 from unfold order (cin, dy, dx): columns in (dx, dy, cin) order (the
+    gated kernels' caches interleave the rows of a column), or (dy, dx, cin) (channels-last rows)."""
     kh, kw = conv.kernel
-    w = conv.weight.reshape(conv.weight.shape[0], cin, kh, kw).permute(0, 3, 2, 1)
-    return np.ascontiguousarray(_ints(w, np.int16).reshape(w.shape[0], -1))
+    o = conv.weight.shape[0]
+    w = conv.weight.reshape(o, -1, kh, kw).permute(0, 3, 2, 1) if columns_first else \
+        conv.weight.reshape(o, -1, kh, kw).permute(0, 2, 3, 1)
+    return np.ascontiguousarray(_ints(w, np.int16).reshape(o, -1))
+
+
+def fits_int32(conv: QConv) -> bool:
+    """Whether every partial sum of the layer, for inputs up to its in_max, stays below 2^31 (the
+    kernels sum in int32); the bound export proves below 2^53, recomputed here."""
+    return accumulator_bound(_ints(conv.weight), _ints(conv.bias), conv.in_max) < INT32_LIMIT
 
 
 def _shift(conv: QConv) -> np.ndarray:
@@ -51,11 +59,11 @@ def _clamps(conv: QConv, n: int) -> tuple[np.ndarray, np.ndarray]:
     return lo, hi
 
 
-def _stack(convs: list[QConv], cin: int, kind: str, shape: tuple) -> np.ndarray:
+def _stack(convs: list[QConv], kind: str, shape: tuple) -> np.ndarray:
     if not convs:
         return np.zeros(shape, np.int16 if kind == "w" else np.int64)
     if kind == "w":
-        return np.ascontiguousarray(np.stack([_weights(c, cin) for c in convs]))
+        return np.ascontiguousarray(np.stack([weights(c) for c in convs]))
     if kind == "b":
         return np.stack([_ints(c.bias) for c in convs])
     return np.stack([_shift(c) for c in convs])
@@ -67,27 +75,25 @@ def compile_network(net) -> Net:
     c2 = 2 * c
     shift = int(round(-np.log2(net.h0_scale)))  # GATE_FRAC - h_frac, from the reference's own scale
     lut = lambda gate: np.stack([_ints(gate.lut[: K.LUT]), _ints(gate.lut[K.LUT :])])  # noqa: E731
-    one = lambda conv, ci: (_weights(conv, ci), _ints(conv.bias), _shift(conv))  # noqa: E731
-    vin, hin, lin = one(net.v_in, cin), one(net.h_in, cin), one(net.link_in, c2)
-    out1, out2 = one(net.out1, c), one(net.out2, net.out1.weight.shape[0])
+    one = lambda conv: (weights(conv), _ints(conv.bias), _shift(conv))  # noqa: E731
+    vin, hin, lin, out1, out2 = (one(conv) for conv in (net.v_in, net.h_in, net.link_in, net.out1, net.out2))
     cond = net.cond or []
-    e = cond[0].weight.shape[1] if cond else 0
     return Net(
         channels=c, in_channels=cin, h0_shift=shift, h0_offset=(1 << (shift - 1)) if shift > 0 else 0,
         vin_w=vin[0], vin_b=vin[1], vin_s=vin[2], hin_w=hin[0], hin_b=hin[1], hin_s=hin[2],
         lin_w=lin[0], lin_b=lin[1], lin_s=lin[2],
-        v_w=_stack(net.v, c, "w", (0, c2, 6 * c)), v_b=_stack(net.v, c, "b", (0, c2)), v_s=_stack(net.v, c, "s", (0, c2)),
-        h_w=_stack(net.h, c, "w", (0, c2, 2 * c)), h_b=_stack(net.h, c, "b", (0, c2)), h_s=_stack(net.h, c, "s", (0, c2)),
-        link_w=_stack(net.link, c2, "w", (0, c2, c2)), link_b=_stack(net.link, c2, "b", (0, c2)),
-        link_s=_stack(net.link, c2, "s", (0, c2)),
-        res_w=_stack(net.res, c, "w", (0, c, c)), res_b=_stack(net.res, c, "b", (0, c)),
-        res_s=_stack(net.res, c, "s", (0, c)),
+        v_w=_stack(net.v, "w", (0, c2, 6 * c)), v_b=_stack(net.v, "b", (0, c2)), v_s=_stack(net.v, "s", (0, c2)),
+        h_w=_stack(net.h, "w", (0, c2, 2 * c)), h_b=_stack(net.h, "b", (0, c2)), h_s=_stack(net.h, "s", (0, c2)),
+        link_w=_stack(net.link, "w", (0, c2, c2)), link_b=_stack(net.link, "b", (0, c2)),
+        link_s=_stack(net.link, "s", (0, c2)),
+        res_w=_stack(net.res, "w", (0, c, c)), res_b=_stack(net.res, "b", (0, c)),
+        res_s=_stack(net.res, "s", (0, c)),
         out1_w=out1[0], out1_b=out1[1], out1_s=out1[2], out1_lo=_clamps(net.out1, len(out1[1]))[0],
         out1_hi=_clamps(net.out1, len(out1[1]))[1],
         out2_w=out2[0], out2_b=out2[1], out2_s=out2[2], out2_lo=_clamps(net.out2, len(out2[1]))[0],
         out2_hi=_clamps(net.out2, len(out2[1]))[1],
-        cond_w=_stack(cond, e, "w", (layers + 1, 0, 0)), cond_b=_stack(cond, e, "b", (layers + 1, 0)),
-        cond_s=_stack(cond, e, "s", (layers + 1, 0)),
+        cond_w=_stack(cond, "w", (layers + 1, 0, 0)), cond_b=_stack(cond, "b", (layers + 1, 0)),
+        cond_s=_stack(cond, "s", (layers + 1, 0)),
         gate_v=np.stack([lut(g) for g in net.gate_v]) if layers else np.zeros((0, 2, K.LUT), np.int64),
         gate_h=np.stack([lut(g) for g in net.gate_h]), elu=_ints(net.elu))
 
@@ -120,14 +126,11 @@ class CompiledPixelCNN:
 
     @staticmethod
     def covers(net) -> bool:
-        """No attention layers (not compiled yet), and every accumulator below 2^31: the kernels
-        sum in int32 (the bound that export proves, recomputed here for each layer)."""
+        """No attention layers (not compiled yet), and every layer's sums below 2^31 (`fits_int32`)."""
         if net.attn or not -3 <= round(-np.log2(net.h0_scale)) <= GATE_FRAC:
             return False  # the first horizontal output must fit int16 (h_frac <= 14)
-        convs = [(net.v_in, net.in_max), (net.h_in, net.in_max), (net.link_in, -ACT_MIN), (net.out1, -ACT_MIN),
-                 (net.out2, -ACT_MIN)]
-        convs += [(c, -ACT_MIN) for c in net.v + net.h + net.link + net.res + (net.cond or [])]
-        return all(accumulator_bound(_ints(c.weight), _ints(c.bias), m) < INT32_LIMIT for c, m in convs)
+        convs = [net.v_in, net.h_in, net.link_in, net.out1, net.out2] + net.v + net.h + net.link + net.res
+        return all(fits_int32(conv) for conv in convs + (net.cond or []))
 
     def forward(self, x: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
         xs = np.ascontiguousarray(_inputs(x, self.in_max).transpose(0, 2, 3, 1))
@@ -158,7 +161,7 @@ class CompiledDecoder:
     def step(self, j: int) -> torch.Tensor:
         blocks = min(len(self.xc), numba.get_num_threads())
         K.decode_step(self.net.net, self.xc, self.link, self.hrow, j, self.params, blocks)
-        return torch.from_numpy(self.params.astype(np.float64))
+        return torch.from_numpy(self.params.astype(np.float64))  # the reference's dtype
 
     def set_pixel(self, j: int, inputs: torch.Tensor) -> None:
         K.set_inputs(self.xc, j, _inputs(inputs, self.net.in_max))

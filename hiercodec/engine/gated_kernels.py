@@ -78,13 +78,7 @@ def _cond(net, feat, t, i, j, l, out):
     """Conditioning biases (4C,) of layer l at (i, j) of tile t (unclamped); untouched (zeros)
     without features."""
     if feat.shape[3] != 0:
-        e = feat.shape[3]
-        w, f = net.cond_w[l], feat[t, i, j]
-        for o in range(w.shape[0]):
-            acc = np.int32(0)
-            for k in range(e):
-                acc = np.int32(acc + np.int32(w[o, k]) * np.int32(f[k]))
-            out[o] = _rq(np.int64(acc) + net.cond_b[l, o], net.cond_s[l, o])
+        _layer(net.cond_w[l], net.cond_b[l], net.cond_s[l], feat[t, i, j], out)
 
 
 @nb.njit(boundscheck=False, cache=True)

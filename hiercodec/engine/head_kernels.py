@@ -42,6 +42,27 @@ def _fill(row, total):
     return 0
 
 
+@nb.njit(inline="always")
+def _normalize(row):
+    """coding.tables.normalize of one row of non-negative integers, in place: an all-zero row is
+    read as all ones; f (2^24 - K) // sum + 1, the remainder to the first largest input entry."""
+    k = row.shape[0]
+    s = np.int64(0)
+    best = 0
+    for v in range(k):
+        s += row[v]
+        if row[v] > row[best]:
+            best = v
+    if s == 0:
+        row[:] = 1
+        s = k
+    t = np.int64(0)
+    for v in range(k):
+        row[v] = row[v] * (TABLE_TOTAL - k) // s + 1
+        t += row[v]
+    row[best] += TABLE_TOTAL - t
+
+
 @nb.njit(boundscheck=False, cache=True)
 def _normalise_weights(w):
     """Weights (K,) int64, not all zero -> floor(w 2^16 / sum), the remainder to the first largest."""
@@ -73,18 +94,22 @@ def mixture_begin(params, k, exp, w, mu, ls, coeff):
 
 
 @nb.njit(inline="always")
-def _cdf_at(e16, mu, inv_m, inv_q, cdf):
-    t = (e16 - mu) * inv_m
-    t = t >> -inv_q if inv_q <= 0 else t << inv_q
-    t = -T_RANGE if t < -T_RANGE else (T_RANGE if t > T_RANGE else t)
-    return cdf[t + T_RANGE]
+def _index_at(e16, mean, inv_m, inv_q):
+    """The sigmoid table index (before clamping) of the edge e16 (in 1/16 level)."""
+    t = (e16 - mean) * inv_m
+    return t >> -inv_q if inv_q <= 0 else t << inv_q
 
 
 @nb.njit(inline="always")
 def _index(v, mean, inv_m, inv_q):
-    """The sigmoid table index (before clamping) of inner edge v, 16 (v + 1) - 8 in 1/16 level."""
-    t = (16 * v + 8 - mean) * inv_m
-    return t >> -inv_q if inv_q <= 0 else t << inv_q
+    """The index of inner edge v (0 .. 254), 16 (v + 1) - 8 in 1/16 level."""
+    return _index_at(16 * v + 8, mean, inv_m, inv_q)
+
+
+@nb.njit(inline="always")
+def _cdf_at(e16, mean, inv_m, inv_q, cdf):
+    t = _index_at(e16, mean, inv_m, inv_q)
+    return cdf[(-T_RANGE if t < -T_RANGE else (T_RANGE if t > T_RANGE else t)) + T_RANGE]
 
 
 @nb.njit(inline="always")
@@ -192,19 +217,9 @@ def categorical_table(logits, exp, out):
         top = logits[p, 0]
         for m in range(1, k):
             top = max(top, logits[p, m])
-        s = np.int64(0)
-        best = 0
         for m in range(k):
             out[p, m] = exp[logits[p, m] - top + PI_SPAN]
-            s += out[p, m]
-            if out[p, m] > out[p, best]:
-                best = m
-        for m in range(k):  # every entry of exp is >= 1, so s > 0
-            out[p, m] = out[p, m] * (TABLE_TOTAL - k) // s + 1
-        t = np.int64(0)
-        for m in range(k):
-            t += out[p, m]
-        out[p, best] += TABLE_TOTAL - t
+        _normalize(out[p])
 
 
 
@@ -214,21 +229,6 @@ def restrict(freqs, lo, hi, out):
     (an all-zero row is uniform; f (2^24 - K) // sum + 1, the remainder to the first largest)."""
     n, k = freqs.shape
     for p in range(n):
-        s = np.int64(0)
-        best = 0
         for v in range(k):
-            x = freqs[p, v] if lo[p] <= v <= hi[p] else 0
-            out[p, v] = x
-            s += x
-            if x > out[p, best]:
-                best = v
-        if s == 0:
-            for v in range(k):
-                out[p, v] = 1
-            s = k
-            best = 0
-        t = np.int64(0)
-        for v in range(k):
-            out[p, v] = out[p, v] * (TABLE_TOTAL - k) // s + 1
-            t += out[p, v]
-        out[p, best] += TABLE_TOTAL - t
+            out[p, v] = freqs[p, v] if lo[p] <= v <= hi[p] else 0
+        _normalize(out[p])

@@ -17,8 +17,10 @@ THREADS_FROM = 2048  # positions from which a call's tables are computed on ever
 
 
 def _ints(t: torch.Tensor | np.ndarray) -> np.ndarray:
+    """A contiguous int64 copy. No integrality check (unlike gated._ints, which reads a model's
+    layers once): these are the networks' own integer outputs and decoded symbols, once per group."""
     a = t.numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
-    return np.ascontiguousarray(a.astype(np.int64))
+    return np.ascontiguousarray(a, np.int64)
 
 
 def _checked(bad: int) -> None:
