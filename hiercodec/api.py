@@ -139,7 +139,8 @@ def encode(image, model: str = "default", *, progress: bool = False, levels: int
     image: a file path, a PIL image, or a uint8 array (H, W) gray or (H, W, C) with C = 1 gray,
     2 gray+alpha, 3 RGB, 4 RGBA. model: a model id or alias of the zoo (`list_models()`).
     progress: show a progress bar on stderr for work that takes more than a second.
-    threads: threads to use (None: every core); the file is the same whatever the count.
+    threads: threads to use (None: the process's count, every core unless `engine.set_threads` set
+    another); the file is the same whatever the count.
 
     sample (lossy files): store in the file that it decodes by drawing its missing levels from the
     model with `seed` at `temperature` (format version 3; the same image on every machine). None:
@@ -294,7 +295,7 @@ def decode(data: bytes, *, progress: bool = False, levels: int | None = None, fu
     alone samples with them); False: the family's reconstruction (`ham`: the feed-forward
     auxiliary decoder's mean).
 
-    threads: threads to use (None: every core); the image is the same whatever the count.
+    threads: as in `encode`; the image is the same whatever the count.
     """
     return to_public(decode_with_report(data, progress=progress, levels=levels, full_size=full_size,
                                         max_pixels=max_pixels, sample=sample, seed=seed,

@@ -28,7 +28,7 @@ class _Layer:
 def compiled(conv, x: torch.Tensor, clamp: bool) -> torch.Tensor | None:
     """conv.conv(x, clamp) on the engine: (B, Cin, H, W) float64 integers -> (B, O, H', W') float64,
     or None if the layer or its inputs are outside what the kernel covers."""
-    layer = conv.__dict__.get("_compiled")
+    layer = conv.__dict__.get("_compiled")  # the layer's kernel form, made on first use and kept with it
     if layer is None:
         layer = conv.__dict__["_compiled"] = _Layer(conv)
     if not layer.ok:
